@@ -1,0 +1,405 @@
+//! The metric catalog: the one table of every metric StreamHouse exposes.
+//!
+//! Each [`MetricDef`] names an OpenTelemetry instrument (dotted name, UCUM unit) and the
+//! Prometheus name it is pinned to. Views, recorders, docs and tests are derived from this
+//! table; no other file spells a metric name. The Prometheus names are a contract with
+//! dashboards and alerts (see the seed document): never rename one.
+//!
+//! ```
+//! use streamhouse_observability::catalog::{self, MetricKind};
+//!
+//! let latency = catalog::PRODUCER_LATENCY;
+//! assert_eq!(latency.prometheus_name, "streamhouse_producer_latency_seconds");
+//! assert_eq!(latency.kind, MetricKind::Histogram);
+//! assert_eq!(catalog::ALL.len(), 22);
+//! ```
+
+/// How a metric is recorded and exposed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MetricKind {
+    /// A monotonic counter: an OTel `Counter<u64>`, a Prometheus `counter`.
+    Counter,
+    /// A histogram with explicit buckets: an OTel `Histogram<f64>`, a Prometheus `histogram`.
+    Histogram,
+    /// A value read from state when scraped: an OTel observable gauge, a Prometheus `gauge`.
+    Gauge,
+}
+
+impl MetricKind {
+    /// The Prometheus `# TYPE` of this kind.
+    pub const fn prometheus_type(self) -> &'static str {
+        match self {
+            MetricKind::Counter => "counter",
+            MetricKind::Histogram => "histogram",
+            MetricKind::Gauge => "gauge",
+        }
+    }
+}
+
+/// One metric of the catalog.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MetricDef {
+    /// OpenTelemetry instrument name, dotted (`streamhouse.producer.latency`).
+    pub otel_name: &'static str,
+    /// The exposed name every reader carries, pinned by a view.
+    pub prometheus_name: &'static str,
+    /// Instrument kind.
+    pub kind: MetricKind,
+    /// UCUM unit (`s`, `By`, `{record}`).
+    pub unit: &'static str,
+    /// Help text.
+    pub description: &'static str,
+    /// Label keys, in exposition order. Any other attribute is dropped by the view.
+    pub labels: &'static [&'static str],
+    /// Histogram bucket upper bounds, ascending; empty for other kinds.
+    pub buckets: &'static [f64],
+}
+
+/// Label keys used by the catalog.
+pub mod label {
+    /// Topic name.
+    pub const TOPIC: &str = "topic";
+    /// Partition number, as a decimal string.
+    pub const PARTITION: &str = "partition";
+    /// Consumer group id.
+    pub const CONSUMER_GROUP: &str = "consumer_group";
+    /// A closed set of error kinds; see the error enums in [`crate::metrics`].
+    pub const ERROR_TYPE: &str = "error_type";
+    /// Object store operation; see [`crate::metrics::S3Operation`].
+    pub const OPERATION: &str = "operation";
+}
+
+use label::{CONSUMER_GROUP, ERROR_TYPE, OPERATION, PARTITION, TOPIC};
+
+/// Produce latency buckets, 1 ms to 5 s (seed contract).
+pub const PRODUCER_LATENCY_BUCKETS: &[f64] =
+    &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+/// Records per produce request (seed contract).
+pub const PRODUCER_BATCH_SIZE_BUCKETS: &[f64] =
+    &[1.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0, 10000.0];
+/// Object store latency buckets, 10 ms to 10 s (seed contract).
+pub const S3_LATENCY_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+const fn counter(
+    otel_name: &'static str,
+    prometheus_name: &'static str,
+    unit: &'static str,
+    description: &'static str,
+    labels: &'static [&'static str],
+) -> MetricDef {
+    MetricDef {
+        otel_name,
+        prometheus_name,
+        kind: MetricKind::Counter,
+        unit,
+        description,
+        labels,
+        buckets: &[],
+    }
+}
+
+const fn gauge(
+    otel_name: &'static str,
+    prometheus_name: &'static str,
+    unit: &'static str,
+    description: &'static str,
+    labels: &'static [&'static str],
+) -> MetricDef {
+    MetricDef {
+        otel_name,
+        prometheus_name,
+        kind: MetricKind::Gauge,
+        unit,
+        description,
+        labels,
+        buckets: &[],
+    }
+}
+
+const fn histogram(
+    otel_name: &'static str,
+    prometheus_name: &'static str,
+    unit: &'static str,
+    description: &'static str,
+    labels: &'static [&'static str],
+    buckets: &'static [f64],
+) -> MetricDef {
+    MetricDef {
+        otel_name,
+        prometheus_name,
+        kind: MetricKind::Histogram,
+        unit,
+        description,
+        labels,
+        buckets,
+    }
+}
+
+// Producer.
+
+/// Records accepted by produce requests, per topic.
+pub const PRODUCER_RECORDS: MetricDef = counter(
+    "streamhouse.producer.records",
+    "streamhouse_producer_records_total",
+    "{record}",
+    "Total records produced",
+    &[TOPIC],
+);
+/// Payload bytes accepted by produce requests, per topic.
+pub const PRODUCER_BYTES: MetricDef = counter(
+    "streamhouse.producer.bytes",
+    "streamhouse_producer_bytes_total",
+    "By",
+    "Total bytes produced",
+    &[TOPIC],
+);
+/// Produce request latency, per topic.
+pub const PRODUCER_LATENCY: MetricDef = histogram(
+    "streamhouse.producer.latency",
+    "streamhouse_producer_latency_seconds",
+    "s",
+    "Produce request latency in seconds",
+    &[TOPIC],
+    PRODUCER_LATENCY_BUCKETS,
+);
+/// Records per produce request, per topic.
+pub const PRODUCER_BATCH_SIZE: MetricDef = histogram(
+    "streamhouse.producer.batch.size",
+    "streamhouse_producer_batch_size",
+    "{record}",
+    "Records per produce batch",
+    &[TOPIC],
+    PRODUCER_BATCH_SIZE_BUCKETS,
+);
+/// Failed produce requests, per topic and error type.
+pub const PRODUCER_ERRORS: MetricDef = counter(
+    "streamhouse.producer.errors",
+    "streamhouse_producer_errors_total",
+    "{error}",
+    "Total produce errors by topic and type",
+    &[TOPIC, ERROR_TYPE],
+);
+
+// Consumer.
+
+/// Records delivered to consumers, per topic and group.
+pub const CONSUMER_RECORDS: MetricDef = counter(
+    "streamhouse.consumer.records",
+    "streamhouse_consumer_records_total",
+    "{record}",
+    "Total records consumed by topic and consumer group",
+    &[TOPIC, CONSUMER_GROUP],
+);
+/// High watermark minus committed offset, per topic, partition and group.
+pub const CONSUMER_LAG: MetricDef = gauge(
+    "streamhouse.consumer.lag",
+    "streamhouse_consumer_lag",
+    "{record}",
+    "Consumer lag in number of messages",
+    &[TOPIC, PARTITION, CONSUMER_GROUP],
+);
+/// Consumer group rebalances, per group.
+pub const CONSUMER_REBALANCES: MetricDef = counter(
+    "streamhouse.consumer.rebalances",
+    "streamhouse_consumer_rebalances_total",
+    "{rebalance}",
+    "Total consumer group rebalances",
+    &[CONSUMER_GROUP],
+);
+/// Failed consume requests, per topic, group and error type.
+pub const CONSUMER_ERRORS: MetricDef = counter(
+    "streamhouse.consumer.errors",
+    "streamhouse_consumer_errors_total",
+    "{error}",
+    "Total consumer errors by topic, consumer group and type",
+    &[TOPIC, CONSUMER_GROUP, ERROR_TYPE],
+);
+
+// Storage.
+
+/// Segments written by the writer pool, per topic and partition.
+pub const SEGMENT_WRITES: MetricDef = counter(
+    "streamhouse.segment.writes",
+    "streamhouse_segment_writes_total",
+    "{segment}",
+    "Total segments written",
+    &[TOPIC, PARTITION],
+);
+/// Segment flushes to object storage, per topic and partition.
+pub const SEGMENT_FLUSHES: MetricDef = counter(
+    "streamhouse.segment.flushes",
+    "streamhouse_segment_flushes_total",
+    "{flush}",
+    "Total segment flushes to object storage",
+    &[TOPIC, PARTITION],
+);
+/// Object store requests, per operation.
+pub const S3_REQUESTS: MetricDef = counter(
+    "streamhouse.s3.requests",
+    "streamhouse_s3_requests_total",
+    "{request}",
+    "Total object store requests by operation",
+    &[OPERATION],
+);
+/// Failed object store requests, per operation and error type.
+pub const S3_ERRORS: MetricDef = counter(
+    "streamhouse.s3.errors",
+    "streamhouse_s3_errors_total",
+    "{error}",
+    "Total object store errors by operation and type",
+    &[OPERATION, ERROR_TYPE],
+);
+/// Object store request latency, per operation.
+pub const S3_LATENCY: MetricDef = histogram(
+    "streamhouse.s3.latency",
+    "streamhouse_s3_latency_seconds",
+    "s",
+    "Object store request latency in seconds",
+    &[OPERATION],
+    S3_LATENCY_BUCKETS,
+);
+/// Segment cache hits.
+pub const CACHE_HITS: MetricDef = counter(
+    "streamhouse.cache.hits",
+    "streamhouse_cache_hits_total",
+    "{hit}",
+    "Total segment cache hits",
+    &[],
+);
+/// Segment cache misses.
+pub const CACHE_MISSES: MetricDef = counter(
+    "streamhouse.cache.misses",
+    "streamhouse_cache_misses_total",
+    "{miss}",
+    "Total segment cache misses",
+    &[],
+);
+/// Bytes held by the segment cache.
+pub const CACHE_SIZE: MetricDef = gauge(
+    "streamhouse.cache.size",
+    "streamhouse_cache_size_bytes",
+    "By",
+    "Current segment cache size in bytes",
+    &[],
+);
+
+// System.
+
+/// Open client connections.
+pub const CONNECTIONS_ACTIVE: MetricDef = gauge(
+    "streamhouse.connections.active",
+    "streamhouse_connections_active",
+    "{connection}",
+    "Active connections",
+    &[],
+);
+/// Partitions per topic. A gauge: the seed named it `_total` and dashboards use that name.
+pub const PARTITIONS: MetricDef = gauge(
+    "streamhouse.partitions",
+    "streamhouse_partitions_total",
+    "{partition}",
+    "Total partitions by topic",
+    &[TOPIC],
+);
+/// Topics. A gauge: the seed named it `_total` and dashboards use that name.
+pub const TOPICS: MetricDef = gauge(
+    "streamhouse.topics",
+    "streamhouse_topics_total",
+    "{topic}",
+    "Total topics",
+    &[],
+);
+/// Running agents.
+pub const AGENTS_ACTIVE: MetricDef = gauge(
+    "streamhouse.agents.active",
+    "streamhouse_agents_active",
+    "{agent}",
+    "Active agents",
+    &[],
+);
+/// Seconds since the telemetry handle was created.
+pub const UPTIME: MetricDef = gauge(
+    "streamhouse.uptime",
+    "streamhouse_uptime_seconds",
+    "s",
+    "Server uptime in seconds",
+    &[],
+);
+
+/// Every metric of the catalog, in the seed's order.
+pub const ALL: &[MetricDef] = &[
+    PRODUCER_RECORDS,
+    PRODUCER_BYTES,
+    PRODUCER_LATENCY,
+    PRODUCER_BATCH_SIZE,
+    PRODUCER_ERRORS,
+    CONSUMER_RECORDS,
+    CONSUMER_LAG,
+    CONSUMER_REBALANCES,
+    CONSUMER_ERRORS,
+    SEGMENT_WRITES,
+    SEGMENT_FLUSHES,
+    S3_REQUESTS,
+    S3_ERRORS,
+    S3_LATENCY,
+    CACHE_HITS,
+    CACHE_MISSES,
+    CACHE_SIZE,
+    CONNECTIONS_ACTIVE,
+    PARTITIONS,
+    TOPICS,
+    AGENTS_ACTIVE,
+    UPTIME,
+];
+
+/// The catalog entry for an OpenTelemetry instrument name.
+pub fn by_otel_name(name: &str) -> Option<&'static MetricDef> {
+    ALL.iter().find(|def| def.otel_name == name)
+}
+
+/// The catalog entry for an exposed (Prometheus) name.
+pub fn by_prometheus_name(name: &str) -> Option<&'static MetricDef> {
+    ALL.iter().find(|def| def.prometheus_name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn names_are_unique_and_each_entry_present_once() {
+        let otel: HashSet<_> = ALL.iter().map(|d| d.otel_name).collect();
+        let prom: HashSet<_> = ALL.iter().map(|d| d.prometheus_name).collect();
+        assert_eq!(otel.len(), ALL.len());
+        assert_eq!(prom.len(), ALL.len());
+        assert_eq!(ALL.len(), 22);
+    }
+
+    #[test]
+    fn entries_are_well_formed() {
+        for def in ALL {
+            assert!(def.prometheus_name.starts_with("streamhouse_"), "{def:?}");
+            assert!(def.otel_name.starts_with("streamhouse."), "{def:?}");
+            assert!(!def.description.is_empty(), "{def:?}");
+            let is_hist = def.kind == MetricKind::Histogram;
+            assert_eq!(is_hist, !def.buckets.is_empty(), "{def:?}");
+            assert!(def.buckets.windows(2).all(|w| w[0] < w[1]), "{def:?}");
+            if def.kind == MetricKind::Counter {
+                assert!(def.prometheus_name.ends_with("_total"), "{def:?}");
+            }
+            let keys: HashSet<_> = def.labels.iter().collect();
+            assert_eq!(keys.len(), def.labels.len(), "{def:?}");
+        }
+    }
+
+    #[test]
+    fn lookups_find_entries() {
+        assert_eq!(
+            by_otel_name("streamhouse.s3.latency"),
+            Some(&S3_LATENCY)
+        );
+        assert_eq!(by_prometheus_name("streamhouse_topics_total"), Some(&TOPICS));
+        assert_eq!(by_otel_name("nope"), None);
+    }
+}

@@ -1,0 +1,361 @@
+//! Telemetry configuration, built in code or read from the environment.
+//!
+//! Standard OpenTelemetry variables are honoured; our own knobs use a `STREAMHOUSE_` prefix.
+//! A bad value is a [`ConfigError`] that names the variable and the value, never a panic.
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `OTEL_SERVICE_NAME` | `service.name` | `streamhouse` |
+//! | `OTEL_RESOURCE_ATTRIBUTES` | extra resource attributes, `k=v,k2=v2` (percent-encoded) | none |
+//! | `OTEL_SDK_DISABLED` | `true` records nothing and serves an empty `/metrics` | `false` |
+//! | `STREAMHOUSE_SERVICE_VERSION` | `service.version` | this crate's version |
+//! | `STREAMHOUSE_INSTANCE_ID` | `service.instance.id` | a random UUID |
+//! | `STREAMHOUSE_METRIC_CARDINALITY_LIMIT` | series per metric before overflow | 2000 |
+//! | `STREAMHOUSE_PROMETHEUS_TARGET_INFO` | expose `target_info` | `true` |
+//! | `STREAMHOUSE_PROMETHEUS_SCOPE_LABELS` | add `otel_scope_*` labels | `false` |
+//! | `STREAMHOUSE_SHUTDOWN_TIMEOUT_MS` | bound on [`Telemetry::shutdown`](crate::Telemetry::shutdown) | 5000 |
+//! | `STREAMHOUSE_METRICS_ADDR` | address the examples serve `/metrics` on | `127.0.0.1:9464` |
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Default `service.name`.
+pub const DEFAULT_SERVICE_NAME: &str = "streamhouse";
+/// Default series limit per metric; past it, measurements land in the overflow series.
+pub const DEFAULT_CARDINALITY_LIMIT: usize = 2000;
+/// Default address for `/metrics` in the examples.
+pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
+
+/// A configuration value that could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The variable (or builder setting) that held the value.
+    pub variable: String,
+    /// The value as given.
+    pub value: String,
+    /// What was expected instead.
+    pub expected: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid value {:?} for {}: expected {}",
+            self.value, self.variable, self.expected
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    fn new(variable: &str, value: &str, expected: impl Into<String>) -> Self {
+        ConfigError {
+            variable: variable.to_owned(),
+            value: value.to_owned(),
+            expected: expected.into(),
+        }
+    }
+}
+
+/// How the Prometheus bridge renders `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrometheusConfig {
+    /// Expose the resource as a `target_info` gauge.
+    pub target_info: bool,
+    /// Add `otel_scope_name` and `otel_scope_version` labels to every series.
+    pub scope_labels: bool,
+}
+
+impl Default for PrometheusConfig {
+    fn default() -> Self {
+        PrometheusConfig {
+            target_info: true,
+            scope_labels: false,
+        }
+    }
+}
+
+/// Everything [`Telemetry`](crate::Telemetry) needs to start.
+///
+/// ```
+/// use streamhouse_observability::TelemetryConfig;
+///
+/// let config = TelemetryConfig::default()
+///     .with_service_name("streamhouse-agent")
+///     .with_resource_attribute("deployment.environment.name", "staging")
+///     .with_cardinality_limit(500);
+/// assert_eq!(config.service_name, "streamhouse-agent");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct TelemetryConfig {
+    /// `service.name`.
+    pub service_name: String,
+    /// `service.version`.
+    pub service_version: String,
+    /// `service.instance.id`; generated when `None`.
+    pub service_instance_id: Option<String>,
+    /// Further resource attributes, in the order given.
+    pub resource_attributes: Vec<(String, String)>,
+    /// When true, nothing is recorded or exported.
+    pub disabled: bool,
+    /// Series per metric before measurements land in the `otel_metric_overflow` series.
+    pub cardinality_limit: usize,
+    /// Prometheus rendering options.
+    pub prometheus: PrometheusConfig,
+    /// Upper bound on [`Telemetry::shutdown`](crate::Telemetry::shutdown).
+    pub shutdown_timeout: Duration,
+    /// Where the examples serve `/metrics`.
+    pub metrics_addr: SocketAddr,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            service_name: DEFAULT_SERVICE_NAME.to_owned(),
+            service_version: env!("CARGO_PKG_VERSION").to_owned(),
+            service_instance_id: None,
+            resource_attributes: Vec::new(),
+            disabled: false,
+            cardinality_limit: DEFAULT_CARDINALITY_LIMIT,
+            prometheus: PrometheusConfig::default(),
+            shutdown_timeout: Duration::from_secs(5),
+            metrics_addr: DEFAULT_METRICS_ADDR.parse().expect("default address parses"),
+        }
+    }
+}
+
+impl TelemetryConfig {
+    /// Reads the configuration from the process environment.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first variable whose value cannot be used.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup` (a variable name to its value), so tests and
+    /// embedders need not touch the process environment.
+    ///
+    /// ```
+    /// use streamhouse_observability::TelemetryConfig;
+    ///
+    /// let err = TelemetryConfig::from_lookup(|name| {
+    ///     (name == "OTEL_SDK_DISABLED").then(|| "maybe".to_owned())
+    /// })
+    /// .unwrap_err();
+    /// assert_eq!(err.variable, "OTEL_SDK_DISABLED");
+    /// assert_eq!(err.value, "maybe");
+    /// ```
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut config = TelemetryConfig::default();
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+
+        if let Some(raw) = get("OTEL_RESOURCE_ATTRIBUTES") {
+            for (key, value) in parse_resource_attributes("OTEL_RESOURCE_ATTRIBUTES", &raw)? {
+                match key.as_str() {
+                    "service.name" => config.service_name = value,
+                    "service.version" => config.service_version = value,
+                    "service.instance.id" => config.service_instance_id = Some(value),
+                    _ => config.resource_attributes.push((key, value)),
+                }
+            }
+        }
+        // The spec gives OTEL_SERVICE_NAME precedence over OTEL_RESOURCE_ATTRIBUTES.
+        if let Some(name) = get("OTEL_SERVICE_NAME") {
+            config.service_name = name;
+        }
+        if let Some(version) = get("STREAMHOUSE_SERVICE_VERSION") {
+            config.service_version = version;
+        }
+        if let Some(id) = get("STREAMHOUSE_INSTANCE_ID") {
+            config.service_instance_id = Some(id);
+        }
+        if let Some(raw) = get("OTEL_SDK_DISABLED") {
+            config.disabled = parse_bool("OTEL_SDK_DISABLED", &raw)?;
+        }
+        if let Some(raw) = get("STREAMHOUSE_METRIC_CARDINALITY_LIMIT") {
+            config.cardinality_limit = parse_limit("STREAMHOUSE_METRIC_CARDINALITY_LIMIT", &raw)?;
+        }
+        if let Some(raw) = get("STREAMHOUSE_PROMETHEUS_TARGET_INFO") {
+            config.prometheus.target_info = parse_bool("STREAMHOUSE_PROMETHEUS_TARGET_INFO", &raw)?;
+        }
+        if let Some(raw) = get("STREAMHOUSE_PROMETHEUS_SCOPE_LABELS") {
+            config.prometheus.scope_labels =
+                parse_bool("STREAMHOUSE_PROMETHEUS_SCOPE_LABELS", &raw)?;
+        }
+        if let Some(raw) = get("STREAMHOUSE_SHUTDOWN_TIMEOUT_MS") {
+            config.shutdown_timeout = parse_millis("STREAMHOUSE_SHUTDOWN_TIMEOUT_MS", &raw)?;
+        }
+        if let Some(raw) = get("STREAMHOUSE_METRICS_ADDR") {
+            config.metrics_addr = raw.trim().parse().map_err(|_| {
+                ConfigError::new("STREAMHOUSE_METRICS_ADDR", &raw, "an address like 127.0.0.1:9464")
+            })?;
+        }
+        Ok(config)
+    }
+
+    /// Sets `service.name`.
+    pub fn with_service_name(mut self, name: impl Into<String>) -> Self {
+        self.service_name = name.into();
+        self
+    }
+
+    /// Sets `service.version`.
+    pub fn with_service_version(mut self, version: impl Into<String>) -> Self {
+        self.service_version = version.into();
+        self
+    }
+
+    /// Sets `service.instance.id` instead of generating one.
+    pub fn with_service_instance_id(mut self, id: impl Into<String>) -> Self {
+        self.service_instance_id = Some(id.into());
+        self
+    }
+
+    /// Adds a resource attribute.
+    pub fn with_resource_attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.resource_attributes.push((key.into(), value.into()));
+        self
+    }
+
+    /// Turns all recording off (`OTEL_SDK_DISABLED=true`).
+    pub fn with_disabled(mut self, disabled: bool) -> Self {
+        self.disabled = disabled;
+        self
+    }
+
+    /// Sets the series limit per metric. Zero is treated as one.
+    pub fn with_cardinality_limit(mut self, limit: usize) -> Self {
+        self.cardinality_limit = limit.max(1);
+        self
+    }
+
+    /// Sets the Prometheus rendering options.
+    pub fn with_prometheus(mut self, prometheus: PrometheusConfig) -> Self {
+        self.prometheus = prometheus;
+        self
+    }
+
+    /// Sets the bound on shutdown.
+    pub fn with_shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+}
+
+fn parse_bool(variable: &str, raw: &str) -> Result<bool, ConfigError> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ConfigError::new(variable, raw, "true or false")),
+    }
+}
+
+fn parse_limit(variable: &str, raw: &str) -> Result<usize, ConfigError> {
+    match raw.trim().parse::<usize>() {
+        Ok(n) if n > 0 && n < usize::MAX => Ok(n),
+        _ => Err(ConfigError::new(variable, raw, "a positive integer")),
+    }
+}
+
+fn parse_millis(variable: &str, raw: &str) -> Result<Duration, ConfigError> {
+    raw.trim()
+        .parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|_| ConfigError::new(variable, raw, "a whole number of milliseconds"))
+}
+
+/// Parses the W3C-baggage-like list of `OTEL_RESOURCE_ATTRIBUTES`.
+fn parse_resource_attributes(
+    variable: &str,
+    raw: &str,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut attributes = Vec::new();
+    for pair in raw.split(',').filter(|p| !p.trim().is_empty()) {
+        let bad = || ConfigError::new(variable, raw, "a list of key=value pairs separated by commas");
+        let (key, value) = pair.split_once('=').ok_or_else(bad)?;
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(bad());
+        }
+        let value = percent_encoding::percent_decode_str(value.trim())
+            .decode_utf8()
+            .map_err(|_| ConfigError::new(variable, raw, "percent-encoded UTF-8 values"))?;
+        attributes.push((key.to_owned(), value.into_owned()));
+    }
+    Ok(attributes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(vars: &[(&str, &str)]) -> Result<TelemetryConfig, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        TelemetryConfig::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn empty_environment_gives_defaults() {
+        assert_eq!(from(&[]).unwrap(), TelemetryConfig::default());
+    }
+
+    #[test]
+    fn reads_standard_and_own_variables() {
+        let config = from(&[
+            ("OTEL_SERVICE_NAME", "agent"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "service.name=ignored,region=eu%2Dwest,team=data"),
+            ("OTEL_SDK_DISABLED", "TRUE"),
+            ("STREAMHOUSE_INSTANCE_ID", "i-1"),
+            ("STREAMHOUSE_METRIC_CARDINALITY_LIMIT", "10"),
+            ("STREAMHOUSE_PROMETHEUS_TARGET_INFO", "false"),
+            ("STREAMHOUSE_PROMETHEUS_SCOPE_LABELS", "true"),
+            ("STREAMHOUSE_SHUTDOWN_TIMEOUT_MS", "250"),
+            ("STREAMHOUSE_METRICS_ADDR", "0.0.0.0:9000"),
+        ])
+        .unwrap();
+        assert_eq!(config.service_name, "agent");
+        assert_eq!(
+            config.resource_attributes,
+            vec![
+                ("region".to_owned(), "eu-west".to_owned()),
+                ("team".to_owned(), "data".to_owned())
+            ]
+        );
+        assert!(config.disabled);
+        assert_eq!(config.service_instance_id.as_deref(), Some("i-1"));
+        assert_eq!(config.cardinality_limit, 10);
+        assert!(!config.prometheus.target_info);
+        assert!(config.prometheus.scope_labels);
+        assert_eq!(config.shutdown_timeout, Duration::from_millis(250));
+        assert_eq!(config.metrics_addr, "0.0.0.0:9000".parse().unwrap());
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_value() {
+        let cases = [
+            ("OTEL_SDK_DISABLED", "yes"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "novalue"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "=v"),
+            ("STREAMHOUSE_METRIC_CARDINALITY_LIMIT", "0"),
+            ("STREAMHOUSE_METRIC_CARDINALITY_LIMIT", "-3"),
+            ("STREAMHOUSE_PROMETHEUS_TARGET_INFO", "1"),
+            ("STREAMHOUSE_SHUTDOWN_TIMEOUT_MS", "5s"),
+            ("STREAMHOUSE_METRICS_ADDR", "localhost"),
+        ];
+        for (variable, value) in cases {
+            let err = from(&[(variable, value)]).unwrap_err();
+            assert_eq!(err.variable, variable);
+            assert_eq!(err.value, value);
+            let message = err.to_string();
+            assert!(message.contains(variable) && message.contains(value), "{message}");
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! The StreamHouse telemetry SDK.
+//!
+//! StreamHouse components record through OpenTelemetry meters; [views](views) derived from
+//! the [metric catalog](catalog) pin every exposed name and histogram bucket; a
+//! [Prometheus bridge](prometheus) serves the text format at [`/metrics`](http).
+//!
+//! ```
+//! use std::time::Duration;
+//! use streamhouse_observability::{Telemetry, TelemetryConfig};
+//!
+//! let telemetry = Telemetry::new(TelemetryConfig::default()).unwrap();
+//! let orders = telemetry.producer().topic("orders");
+//! orders.record_batch(3, 300, Duration::from_millis(4));
+//! let text = telemetry.render_prometheus();
+//! assert!(text.contains(r#"streamhouse_producer_latency_seconds_bucket{topic="orders",le="0.005"} 1"#));
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod catalog;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod prometheus;
+mod telemetry;
+pub mod views;
+
+pub use config::TelemetryConfig;
+pub use telemetry::{SCOPE_NAME, Telemetry, TelemetryError};

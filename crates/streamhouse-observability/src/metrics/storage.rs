@@ -1,0 +1,166 @@
+//! Storage metrics: segment writes and flushes, object store requests, the segment cache.
+
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{BoundCounter, BoundHistogram, Counter, Meter};
+
+use super::instruments::{counter, histogram};
+use super::observed::{GaugeRegistration, GaugeSources};
+use super::{S3Error, S3Operation};
+use crate::catalog::{self, label};
+
+/// Records the write path and the read cache. Get it from
+/// [`Telemetry::storage`](crate::Telemetry::storage).
+///
+/// Object store operations and the cache are a closed set, so their handles are bound once
+/// at start-up and every call records at bound-instrument cost.
+///
+/// ```
+/// use std::time::Duration;
+/// use streamhouse_observability::{Telemetry, TelemetryConfig, metrics::{S3Error, S3Operation}};
+///
+/// let telemetry = Telemetry::new(TelemetryConfig::default()).unwrap();
+/// let storage = telemetry.storage();
+/// storage.record_s3_request(S3Operation::Put, Duration::from_millis(40), Ok(()));
+/// storage.record_s3_request(S3Operation::Get, Duration::from_millis(9), Err(S3Error::NotFound));
+/// storage.record_cache_miss();
+/// let text = telemetry.render_prometheus();
+/// assert!(text.contains(r#"streamhouse_s3_errors_total{error_type="not_found",operation="get"} 1"#));
+/// ```
+#[derive(Clone)]
+pub struct StorageMetrics {
+    segment_writes: Counter<u64>,
+    segment_flushes: Counter<u64>,
+    s3_errors: Counter<u64>,
+    s3_by_operation: Vec<BoundS3Operation>,
+    cache_hits: BoundCounter<u64>,
+    cache_misses: BoundCounter<u64>,
+    cache_size: GaugeSources,
+}
+
+#[derive(Clone)]
+struct BoundS3Operation {
+    requests: BoundCounter<u64>,
+    latency: BoundHistogram<f64>,
+}
+
+impl std::fmt::Debug for StorageMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageMetrics").finish_non_exhaustive()
+    }
+}
+
+impl StorageMetrics {
+    pub(crate) fn new(meter: &Meter) -> Self {
+        let s3_requests = counter(meter, &catalog::S3_REQUESTS);
+        let s3_latency = histogram(meter, &catalog::S3_LATENCY);
+        let s3_by_operation = S3Operation::ALL
+            .iter()
+            .map(|op| {
+                let attributes = [KeyValue::new(label::OPERATION, op.as_str())];
+                BoundS3Operation {
+                    requests: s3_requests.bind(&attributes),
+                    latency: s3_latency.bind(&attributes),
+                }
+            })
+            .collect();
+        let cache_size = GaugeSources::default();
+        cache_size.register_gauge(meter, &catalog::CACHE_SIZE);
+        StorageMetrics {
+            segment_writes: counter(meter, &catalog::SEGMENT_WRITES),
+            segment_flushes: counter(meter, &catalog::SEGMENT_FLUSHES),
+            s3_errors: counter(meter, &catalog::S3_ERRORS),
+            s3_by_operation,
+            cache_hits: counter(meter, &catalog::CACHE_HITS).bind(&[]),
+            cache_misses: counter(meter, &catalog::CACHE_MISSES).bind(&[]),
+            cache_size,
+        }
+    }
+
+    /// Resolves the label set of one partition once for the write path.
+    pub fn partition(&self, topic: &str, partition: u32) -> PartitionStorageMetrics {
+        let attributes = partition_attributes(topic, partition);
+        PartitionStorageMetrics {
+            segment_writes: self.segment_writes.bind(&attributes),
+            segment_flushes: self.segment_flushes.bind(&attributes),
+        }
+    }
+
+    /// Counts one segment written for a partition.
+    pub fn record_segment_write(&self, topic: &str, partition: u32) {
+        self.segment_writes
+            .add(1, &partition_attributes(topic, partition));
+    }
+
+    /// Counts one segment flushed to object storage for a partition.
+    pub fn record_segment_flush(&self, topic: &str, partition: u32) {
+        self.segment_flushes
+            .add(1, &partition_attributes(topic, partition));
+    }
+
+    /// Records one object store request: its count, its latency, and its error if it failed.
+    pub fn record_s3_request(
+        &self,
+        operation: S3Operation,
+        latency: Duration,
+        outcome: Result<(), S3Error>,
+    ) {
+        let bound = &self.s3_by_operation[operation.index()];
+        bound.requests.add(1);
+        bound.latency.record(latency.as_secs_f64());
+        if let Err(error) = outcome {
+            self.s3_errors.add(
+                1,
+                &[
+                    KeyValue::new(label::OPERATION, operation.as_str()),
+                    KeyValue::new(label::ERROR_TYPE, error.as_str()),
+                ],
+            );
+        }
+    }
+
+    /// Counts one segment cache hit.
+    pub fn record_cache_hit(&self) {
+        self.cache_hits.add(1);
+    }
+
+    /// Counts one segment cache miss.
+    pub fn record_cache_miss(&self) {
+        self.cache_misses.add(1);
+    }
+
+    /// Registers the source of the cache's current size in bytes.
+    pub fn observe_cache_size(
+        &self,
+        source: impl Fn() -> u64 + Send + Sync + 'static,
+    ) -> GaugeRegistration {
+        self.cache_size.add(move |emit| emit(source(), &[]))
+    }
+}
+
+fn partition_attributes(topic: &str, partition: u32) -> [KeyValue; 2] {
+    [
+        KeyValue::new(label::TOPIC, topic.to_owned()),
+        KeyValue::new(label::PARTITION, partition.to_string()),
+    ]
+}
+
+/// Storage metrics bound to one partition.
+#[derive(Debug, Clone)]
+pub struct PartitionStorageMetrics {
+    segment_writes: BoundCounter<u64>,
+    segment_flushes: BoundCounter<u64>,
+}
+
+impl PartitionStorageMetrics {
+    /// Counts one segment written.
+    pub fn record_segment_write(&self) {
+        self.segment_writes.add(1);
+    }
+
+    /// Counts one segment flushed to object storage.
+    pub fn record_segment_flush(&self) {
+        self.segment_flushes.add(1);
+    }
+}

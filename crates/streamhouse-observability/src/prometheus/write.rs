@@ -1,0 +1,107 @@
+//! Escaping and number formatting shared by the exposition encoders.
+
+use opentelemetry::Value;
+
+/// Writes a label value with `\`, `"` and newline escaped.
+pub(crate) fn label_value(out: &mut String, value: &str) {
+    escape(out, value, true);
+}
+
+/// Writes help text with `\` and newline escaped.
+pub(crate) fn help(out: &mut String, text: &str) {
+    escape(out, text, false);
+}
+
+fn escape(out: &mut String, text: &str, quotes: bool) {
+    let needs = |b: u8| b == b'\\' || b == b'\n' || (quotes && b == b'"');
+    if !text.bytes().any(needs) {
+        out.push_str(text);
+        return;
+    }
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '"' if quotes => out.push_str("\\\""),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Writes an attribute value as a label value.
+pub(crate) fn attribute_value(out: &mut String, value: &Value) {
+    match value {
+        Value::String(s) => label_value(out, s.as_str()),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::I64(i) => out.push_str(itoa::Buffer::new().format(*i)),
+        Value::F64(f) => float(out, *f),
+        other => label_value(out, &other.as_str()),
+    }
+}
+
+/// A sample value of any of the SDK's number types.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Number {
+    U64(u64),
+    I64(i64),
+    F64(f64),
+}
+
+impl Number {
+    pub(crate) fn write(self, out: &mut String) {
+        match self {
+            Number::U64(v) => out.push_str(itoa::Buffer::new().format(v)),
+            Number::I64(v) => out.push_str(itoa::Buffer::new().format(v)),
+            Number::F64(v) => float(out, v),
+        }
+    }
+}
+
+/// Writes a float the way Prometheus parses it: `NaN`, `+Inf`, `-Inf`, integers without a
+/// fraction, otherwise the shortest representation that round-trips.
+pub(crate) fn float(out: &mut String, v: f64) {
+    if v.is_nan() {
+        out.push_str("NaN");
+    } else if v.is_infinite() {
+        out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+    } else if v == v.trunc() && v.abs() < 1e15 {
+        out.push_str(itoa::Buffer::new().format(v as i64));
+    } else {
+        out.push_str(ryu::Buffer::new().format_finite(v));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(v: f64) -> String {
+        let mut s = String::new();
+        float(&mut s, v);
+        s
+    }
+
+    #[test]
+    fn floats_round_trip_in_prometheus_spelling() {
+        assert_eq!(f(f64::NAN), "NaN");
+        assert_eq!(f(f64::INFINITY), "+Inf");
+        assert_eq!(f(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(f(1.0), "1");
+        assert_eq!(f(0.001), "0.001");
+        assert_eq!(f(2.5), "2.5");
+        assert_eq!(f(-3.0), "-3");
+        for v in [1e-9, 0.1 + 0.2, 1e300, 123456789.125, 5e15] {
+            assert_eq!(f(v).parse::<f64>().unwrap(), v);
+        }
+    }
+
+    #[test]
+    fn escapes_label_values_and_help() {
+        let mut s = String::new();
+        label_value(&mut s, "a\"b\\c\nd é");
+        assert_eq!(s, r#"a\"b\\c\nd é"#);
+        let mut s = String::new();
+        help(&mut s, "say \"hi\"\\\n");
+        assert_eq!(s, r#"say "hi"\\\n"#);
+    }
+}

@@ -1,0 +1,279 @@
+//! The handle that owns the providers, the resource and the recorders.
+
+use std::fmt;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use opentelemetry::metrics::MeterProvider as _;
+use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::resource::TelemetryResourceDetector;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+
+use crate::config::{ConfigError, TelemetryConfig};
+use crate::metrics::{ConsumerMetrics, ProducerMetrics, Recorders, StorageMetrics, SystemMetrics};
+use crate::prometheus::PrometheusReader;
+use crate::views::catalog_view;
+
+/// The instrumentation scope of every StreamHouse instrument.
+pub const SCOPE_NAME: &str = "streamhouse";
+
+/// Why telemetry could not start or stop.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TelemetryError {
+    /// A configuration value could not be used.
+    Config(ConfigError),
+    /// A provider reported an error while shutting down.
+    Shutdown(String),
+    /// Shutdown did not finish within the configured timeout; it goes on in the background.
+    ShutdownTimeout(Duration),
+}
+
+impl fmt::Display for TelemetryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TelemetryError::Config(err) => err.fmt(f),
+            TelemetryError::Shutdown(msg) => write!(f, "telemetry shutdown failed: {msg}"),
+            TelemetryError::ShutdownTimeout(t) => {
+                write!(f, "telemetry shutdown did not finish within {t:?}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for TelemetryError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TelemetryError::Config(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+impl From<ConfigError> for TelemetryError {
+    fn from(err: ConfigError) -> Self {
+        TelemetryError::Config(err)
+    }
+}
+
+/// Owns the meter and tracer providers, the resource and the typed recorders.
+///
+/// Cheap to clone (all clones share one set of providers). Build independent instances with
+/// [`Telemetry::new`]; install one process-wide with [`Telemetry::init_global`]. Providers
+/// are shut down by [`Telemetry::shutdown`], or when the last clone is dropped.
+///
+/// ```
+/// use std::time::Duration;
+/// use streamhouse_observability::{Telemetry, TelemetryConfig};
+///
+/// let telemetry = Telemetry::new(TelemetryConfig::default().with_service_name("docs")).unwrap();
+/// telemetry.producer().record_batch("orders", 10, 1_000, Duration::from_millis(2));
+/// let text = telemetry.render_prometheus();
+/// assert!(text.contains(r#"service_name="docs""#));
+/// assert!(text.contains(r#"streamhouse_producer_bytes_total{topic="orders"} 1000"#));
+/// telemetry.shutdown().unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Telemetry {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: TelemetryConfig,
+    resource: Resource,
+    meter_provider: SdkMeterProvider,
+    tracer_provider: SdkTracerProvider,
+    prometheus: Option<PrometheusReader>,
+    recorders: Recorders,
+}
+
+impl fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("service_name", &self.inner.config.service_name)
+            .field("disabled", &self.inner.config.disabled)
+            .finish_non_exhaustive()
+    }
+}
+
+static GLOBAL: OnceLock<Telemetry> = OnceLock::new();
+static GLOBAL_INIT: Mutex<()> = Mutex::new(());
+
+impl Telemetry {
+    /// Builds an independent instance: its own providers, recorders and `/metrics` state.
+    ///
+    /// # Errors
+    /// None today; the `Result` leaves room for exporters that can fail to start.
+    pub fn new(config: TelemetryConfig) -> Result<Self, TelemetryError> {
+        let resource = build_resource(&config);
+        let mut meters = SdkMeterProvider::builder().with_resource(resource.clone());
+        let mut tracers = SdkTracerProvider::builder().with_resource(resource.clone());
+        let prometheus = if config.disabled {
+            tracers = tracers.with_sampler(Sampler::AlwaysOff);
+            None
+        } else {
+            let reader = PrometheusReader::new(config.prometheus.clone());
+            meters = meters
+                .with_reader(reader.clone())
+                .with_view(catalog_view(config.cardinality_limit));
+            Some(reader)
+        };
+        let meter_provider = meters.build();
+        let scope = InstrumentationScope::builder(SCOPE_NAME)
+            .with_version(env!("CARGO_PKG_VERSION"))
+            .build();
+        let recorders = Recorders::new(&meter_provider.meter_with_scope(scope), Instant::now());
+        Ok(Telemetry {
+            inner: Arc::new(Inner {
+                config,
+                resource,
+                meter_provider,
+                tracer_provider: tracers.build(),
+                prometheus,
+                recorders,
+            }),
+        })
+    }
+
+    /// Builds an instance from the environment (see [`crate::config`]).
+    ///
+    /// # Errors
+    /// [`TelemetryError::Config`] naming the variable whose value cannot be used.
+    pub fn from_env() -> Result<Self, TelemetryError> {
+        Self::new(TelemetryConfig::from_env()?)
+    }
+
+    /// Builds the process-wide instance once and installs its providers as the
+    /// `opentelemetry::global` ones. Later calls return the same handle and ignore `config`.
+    ///
+    /// # Errors
+    /// As [`Telemetry::new`]; a failed first call leaves nothing installed.
+    pub fn init_global(config: TelemetryConfig) -> Result<Self, TelemetryError> {
+        let _guard = GLOBAL_INIT.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(existing) = GLOBAL.get() {
+            return Ok(existing.clone());
+        }
+        let telemetry = Telemetry::new(config)?;
+        opentelemetry::global::set_meter_provider(telemetry.inner.meter_provider.clone());
+        opentelemetry::global::set_tracer_provider(telemetry.inner.tracer_provider.clone());
+        Ok(GLOBAL.get_or_init(|| telemetry).clone())
+    }
+
+    /// The process-wide instance, if [`Telemetry::init_global`] has run.
+    pub fn global() -> Option<Self> {
+        GLOBAL.get().cloned()
+    }
+
+    /// Producer metrics.
+    pub fn producer(&self) -> &ProducerMetrics {
+        &self.inner.recorders.producer
+    }
+
+    /// Consumer metrics.
+    pub fn consumer(&self) -> &ConsumerMetrics {
+        &self.inner.recorders.consumer
+    }
+
+    /// Storage metrics: segments, object store, cache.
+    pub fn storage(&self) -> &StorageMetrics {
+        &self.inner.recorders.storage
+    }
+
+    /// System gauges.
+    pub fn system(&self) -> &SystemMetrics {
+        &self.inner.recorders.system
+    }
+
+    /// The meter provider, for instruments outside the catalog. They are exposed on
+    /// `/metrics` too, named by the OTel-to-Prometheus translation.
+    pub fn meter_provider(&self) -> &SdkMeterProvider {
+        &self.inner.meter_provider
+    }
+
+    /// The tracer provider.
+    pub fn tracer_provider(&self) -> &SdkTracerProvider {
+        &self.inner.tracer_provider
+    }
+
+    /// The resource shared by every signal.
+    pub fn resource(&self) -> &Resource {
+        &self.inner.resource
+    }
+
+    /// The configuration this instance was built with.
+    pub fn config(&self) -> &TelemetryConfig {
+        &self.inner.config
+    }
+
+    /// The Prometheus reader; `None` when telemetry is disabled.
+    pub fn prometheus(&self) -> Option<&PrometheusReader> {
+        self.inner.prometheus.as_ref()
+    }
+
+    /// The current state in the Prometheus text format 0.0.4. Empty when telemetry is
+    /// disabled or shut down.
+    pub fn render_prometheus(&self) -> String {
+        self.prometheus()
+            .and_then(|reader| reader.render_text().ok())
+            .unwrap_or_default()
+    }
+
+    /// Flushes and shuts down both providers, waiting at most the configured
+    /// `shutdown_timeout`. Calling it again is harmless.
+    ///
+    /// # Errors
+    /// [`TelemetryError::ShutdownTimeout`] when the providers did not finish in time,
+    /// [`TelemetryError::Shutdown`] when one reported a failure.
+    pub fn shutdown(&self) -> Result<(), TelemetryError> {
+        let timeout = self.inner.config.shutdown_timeout;
+        let (done, wait) = mpsc::channel();
+        let meters = self.inner.meter_provider.clone();
+        let tracers = self.inner.tracer_provider.clone();
+        // A thread of its own, so an exporter stuck past its timeout cannot hold the caller.
+        std::thread::Builder::new()
+            .name("telemetry-shutdown".into())
+            .spawn(move || {
+                let errors: Vec<String> = [
+                    meters.shutdown_with_timeout(timeout),
+                    tracers.shutdown_with_timeout(timeout),
+                ]
+                .into_iter()
+                .filter_map(|r| r.err())
+                // Shutting down twice is not a failure.
+                .filter(|e| !matches!(e, opentelemetry_sdk::error::OTelSdkError::AlreadyShutdown))
+                .map(|e| e.to_string())
+                .collect();
+                let _ = done.send(errors);
+            })
+            .map_err(|e| TelemetryError::Shutdown(e.to_string()))?;
+        match wait.recv_timeout(timeout) {
+            Ok(errors) if errors.is_empty() => Ok(()),
+            Ok(errors) => Err(TelemetryError::Shutdown(errors.join("; "))),
+            Err(_) => Err(TelemetryError::ShutdownTimeout(timeout)),
+        }
+    }
+}
+
+fn build_resource(config: &TelemetryConfig) -> Resource {
+    let instance_id = config
+        .service_instance_id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    Resource::builder_empty()
+        .with_detector(Box::new(TelemetryResourceDetector))
+        .with_attributes(
+            config
+                .resource_attributes
+                .iter()
+                .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
+        )
+        .with_attributes([
+            KeyValue::new("service.name", config.service_name.clone()),
+            KeyValue::new("service.version", config.service_version.clone()),
+            KeyValue::new("service.instance.id", instance_id),
+        ])
+        .build()
+}
