@@ -72,8 +72,9 @@ pub mod label {
 use label::{CONSUMER_GROUP, ERROR_TYPE, OPERATION, PARTITION, TOPIC};
 
 /// Produce latency buckets, 1 ms to 5 s (seed contract).
-pub const PRODUCER_LATENCY_BUCKETS: &[f64] =
-    &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+pub const PRODUCER_LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
 /// Records per produce request (seed contract).
 pub const PRODUCER_BATCH_SIZE_BUCKETS: &[f64] =
     &[1.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0, 10000.0];
@@ -362,6 +363,28 @@ pub fn by_prometheus_name(name: &str) -> Option<&'static MetricDef> {
     ALL.iter().find(|def| def.prometheus_name == name)
 }
 
+/// The catalog as a Markdown table, for the docs (`docs/metrics.md` is generated from it).
+pub fn to_markdown() -> String {
+    let mut out = String::from(
+        "| exposed name | type | labels | unit | buckets | OTel instrument | description |\n\
+         |---|---|---|---|---|---|---|\n",
+    );
+    for def in ALL {
+        let buckets: Vec<String> = def.buckets.iter().map(|b| b.to_string()).collect();
+        out.push_str(&format!(
+            "| `{}` | {} | {} | `{}` | {} | `{}` | {} |\n",
+            def.prometheus_name,
+            def.kind.prometheus_type(),
+            def.labels.join(", "),
+            def.unit,
+            buckets.join(" "),
+            def.otel_name,
+            def.description,
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,11 +418,11 @@ mod tests {
 
     #[test]
     fn lookups_find_entries() {
+        assert_eq!(by_otel_name("streamhouse.s3.latency"), Some(&S3_LATENCY));
         assert_eq!(
-            by_otel_name("streamhouse.s3.latency"),
-            Some(&S3_LATENCY)
+            by_prometheus_name("streamhouse_topics_total"),
+            Some(&TOPICS)
         );
-        assert_eq!(by_prometheus_name("streamhouse_topics_total"), Some(&TOPICS));
         assert_eq!(by_otel_name("nope"), None);
     }
 }

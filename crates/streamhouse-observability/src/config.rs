@@ -122,7 +122,9 @@ impl Default for TelemetryConfig {
             cardinality_limit: DEFAULT_CARDINALITY_LIMIT,
             prometheus: PrometheusConfig::default(),
             shutdown_timeout: Duration::from_secs(5),
-            metrics_addr: DEFAULT_METRICS_ADDR.parse().expect("default address parses"),
+            metrics_addr: DEFAULT_METRICS_ADDR
+                .parse()
+                .expect("default address parses"),
         }
     }
 }
@@ -191,7 +193,11 @@ impl TelemetryConfig {
         }
         if let Some(raw) = get("STREAMHOUSE_METRICS_ADDR") {
             config.metrics_addr = raw.trim().parse().map_err(|_| {
-                ConfigError::new("STREAMHOUSE_METRICS_ADDR", &raw, "an address like 127.0.0.1:9464")
+                ConfigError::new(
+                    "STREAMHOUSE_METRICS_ADDR",
+                    &raw,
+                    "an address like 127.0.0.1:9464",
+                )
             })?;
         }
         Ok(config)
@@ -216,7 +222,11 @@ impl TelemetryConfig {
     }
 
     /// Adds a resource attribute.
-    pub fn with_resource_attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn with_resource_attribute(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Self {
         self.resource_attributes.push((key.into(), value.into()));
         self
     }
@@ -275,7 +285,13 @@ fn parse_resource_attributes(
 ) -> Result<Vec<(String, String)>, ConfigError> {
     let mut attributes = Vec::new();
     for pair in raw.split(',').filter(|p| !p.trim().is_empty()) {
-        let bad = || ConfigError::new(variable, raw, "a list of key=value pairs separated by commas");
+        let bad = || {
+            ConfigError::new(
+                variable,
+                raw,
+                "a list of key=value pairs separated by commas",
+            )
+        };
         let (key, value) = pair.split_once('=').ok_or_else(bad)?;
         let key = key.trim();
         if key.is_empty() {
@@ -311,7 +327,10 @@ mod tests {
     fn reads_standard_and_own_variables() {
         let config = from(&[
             ("OTEL_SERVICE_NAME", "agent"),
-            ("OTEL_RESOURCE_ATTRIBUTES", "service.name=ignored,region=eu%2Dwest,team=data"),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "service.name=ignored,region=eu%2Dwest,team=data",
+            ),
             ("OTEL_SDK_DISABLED", "TRUE"),
             ("STREAMHOUSE_INSTANCE_ID", "i-1"),
             ("STREAMHOUSE_METRIC_CARDINALITY_LIMIT", "10"),
@@ -355,7 +374,10 @@ mod tests {
             assert_eq!(err.variable, variable);
             assert_eq!(err.value, value);
             let message = err.to_string();
-            assert!(message.contains(variable) && message.contains(value), "{message}");
+            assert!(
+                message.contains(variable) && message.contains(value),
+                "{message}"
+            );
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The StreamHouse telemetry SDK.
 //!
-//! StreamHouse components record through OpenTelemetry meters; [views](views) derived from
+//! StreamHouse components record through OpenTelemetry meters; [views] derived from
 //! the [metric catalog](catalog) pin every exposed name and histogram bucket; a
 //! [Prometheus bridge](prometheus) serves the text format at [`/metrics`](http).
 //!

@@ -74,8 +74,14 @@ impl ConsumerMetrics {
     /// Counts one failed consumer request.
     pub fn record_error(&self, topic: &str, group: &str, error: ConsumerError) {
         let [topic, group] = group_attributes(topic, group);
-        self.errors
-            .add(1, &[topic, group, KeyValue::new(label::ERROR_TYPE, error.as_str())]);
+        self.errors.add(
+            1,
+            &[
+                topic,
+                group,
+                KeyValue::new(label::ERROR_TYPE, error.as_str()),
+            ],
+        );
     }
 
     /// Registers a lag source, called at every collection.

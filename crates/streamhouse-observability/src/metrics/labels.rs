@@ -135,7 +135,10 @@ mod tests {
         fn check(values: impl Iterator<Item = (usize, &'static str)>) {
             for (i, (index, value)) in values.enumerate() {
                 assert_eq!(i, index);
-                assert!(value.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{value}");
+                assert!(
+                    value.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                    "{value}"
+                );
             }
         }
         check(ProducerError::ALL.iter().map(|v| (v.index(), v.as_str())));

@@ -51,7 +51,10 @@ impl GaugeSources {
             .build()
     }
 
-    pub(crate) fn add(&self, source: impl Fn(Emit<'_>) + Send + Sync + 'static) -> GaugeRegistration {
+    pub(crate) fn add(
+        &self,
+        source: impl Fn(Emit<'_>) + Send + Sync + 'static,
+    ) -> GaugeRegistration {
         let id = self.list.next_id.fetch_add(1, Ordering::Relaxed);
         self.list
             .sources
@@ -84,7 +87,9 @@ pub struct GaugeRegistration {
 
 impl std::fmt::Debug for GaugeRegistration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GaugeRegistration").field("id", &self.id).finish()
+        f.debug_struct("GaugeRegistration")
+            .field("id", &self.id)
+            .finish()
     }
 }
 

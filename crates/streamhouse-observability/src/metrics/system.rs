@@ -71,12 +71,18 @@ impl SystemMetrics {
     }
 
     /// Registers the source of the number of topics.
-    pub fn observe_topics(&self, source: impl Fn() -> u64 + Send + Sync + 'static) -> GaugeRegistration {
+    pub fn observe_topics(
+        &self,
+        source: impl Fn() -> u64 + Send + Sync + 'static,
+    ) -> GaugeRegistration {
         self.topics.add(move |emit| emit(source(), &[]))
     }
 
     /// Registers the source of the number of running agents.
-    pub fn observe_agents(&self, source: impl Fn() -> u64 + Send + Sync + 'static) -> GaugeRegistration {
+    pub fn observe_agents(
+        &self,
+        source: impl Fn() -> u64 + Send + Sync + 'static,
+    ) -> GaugeRegistration {
         self.agents.add(move |emit| emit(source(), &[]))
     }
 

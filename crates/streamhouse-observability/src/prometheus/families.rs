@@ -160,12 +160,14 @@ impl<'a> Snapshot<'a> {
             }
         }
 
-        let mut families: Vec<Family<'a>> =
-            by_name.into_values().filter(|f| !f.series.is_empty()).collect();
+        let mut families: Vec<Family<'a>> = by_name
+            .into_values()
+            .filter(|f| !f.series.is_empty())
+            .collect();
         for family in &mut families {
-            family
-                .series
-                .sort_by(|a, b| compare_labels(&labels[a.labels.clone()], &labels[b.labels.clone()]));
+            family.series.sort_by(|a, b| {
+                compare_labels(&labels[a.labels.clone()], &labels[b.labels.clone()])
+            });
         }
         Snapshot {
             target_info,
@@ -227,9 +229,9 @@ fn push_series<'a>(
                 MetricData::Sum(s) => s
                     .data_points()
                     .for_each(|p| push(&mut p.attributes(), Sample::Number($number(p.value())))),
-                MetricData::Histogram(h) => h.data_points().for_each(|p| {
-                    push(&mut p.attributes(), Sample::Histogram($histogram(p)))
-                }),
+                MetricData::Histogram(h) => h
+                    .data_points()
+                    .for_each(|p| push(&mut p.attributes(), Sample::Histogram($histogram(p)))),
                 MetricData::ExponentialHistogram(_) => {}
             }
         };

@@ -17,15 +17,15 @@ pub(crate) fn family_name<'a>(name: &'a str, unit: &str, is_counter: bool) -> Co
         true => exposed.len().saturating_sub("_total".len()),
         false => exposed.len(),
     };
-    if let Some(suffix) = unit_suffix(unit, is_counter) {
-        if !ends_with_word(&exposed[..stem_len], suffix) {
-            let owned = exposed.to_mut();
-            owned.truncate(stem_len);
-            owned.push('_');
-            owned.push_str(suffix);
-            if had_total {
-                owned.push_str("_total");
-            }
+    if let Some(suffix) = unit_suffix(unit, is_counter)
+        && !ends_with_word(&exposed[..stem_len], suffix)
+    {
+        let owned = exposed.to_mut();
+        owned.truncate(stem_len);
+        owned.push('_');
+        owned.push_str(suffix);
+        if had_total {
+            owned.push_str("_total");
         }
     }
     if is_counter && !ends_with_word(&exposed, "total") {
@@ -46,7 +46,10 @@ fn ends_with_word(name: &str, word: &str) -> bool {
 
 fn sanitize(name: &str, allow_colon: bool) -> Cow<'_, str> {
     let valid = |i: usize, c: char| {
-        c.is_ascii_alphabetic() || c == '_' || (allow_colon && c == ':') || (i > 0 && c.is_ascii_digit())
+        c.is_ascii_alphabetic()
+            || c == '_'
+            || (allow_colon && c == ':')
+            || (i > 0 && c.is_ascii_digit())
     };
     if !name.is_empty() && name.char_indices().all(|(i, c)| valid(i, c)) {
         return Cow::Borrowed(name);
@@ -110,19 +113,31 @@ mod tests {
     fn pinned_catalog_names_are_unchanged() {
         for def in crate::catalog::ALL {
             let is_counter = def.kind == crate::catalog::MetricKind::Counter;
-            assert_eq!(family_name(def.prometheus_name, def.unit, is_counter), def.prometheus_name);
+            assert_eq!(
+                family_name(def.prometheus_name, def.unit, is_counter),
+                def.prometheus_name
+            );
         }
     }
 
     #[test]
     fn translates_otel_names() {
-        assert_eq!(family_name("http.server.request.duration", "s", false), "http_server_request_duration_seconds");
+        assert_eq!(
+            family_name("http.server.request.duration", "s", false),
+            "http_server_request_duration_seconds"
+        );
         assert_eq!(family_name("rpc.calls", "{call}", true), "rpc_calls_total");
         assert_eq!(family_name("disk.io", "By", true), "disk_io_bytes_total");
-        assert_eq!(family_name("cpu.utilization", "1", false), "cpu_utilization_ratio");
+        assert_eq!(
+            family_name("cpu.utilization", "1", false),
+            "cpu_utilization_ratio"
+        );
         assert_eq!(family_name("2xx..count", "", false), "_2xx_count");
         assert_eq!(family_name("a_seconds", "s", false), "a_seconds");
-        assert_eq!(family_name("jobs_totalled", "", true), "jobs_totalled_total");
+        assert_eq!(
+            family_name("jobs_totalled", "", true),
+            "jobs_totalled_total"
+        );
         assert_eq!(family_name("io_total", "By", true), "io_bytes_total");
         assert_eq!(family_name("total", "", true), "total");
     }

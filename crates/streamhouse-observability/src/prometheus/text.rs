@@ -3,8 +3,8 @@
 //! Contract: every family gets `# HELP` and `# TYPE`; counters are named with `_total`;
 //! histograms emit cumulative `_bucket{le}` lines in ascending bound order ending with
 //! `+Inf`, then `_sum` and `_count`; label values escape `\`, `"` and newline, help text `\`
-//! and newline. Families come sorted by name and series by label set (see
-//! [`Snapshot`]), so the same state always renders the same bytes.
+//! and newline. Families come sorted by name and series by label set,
+//! so the same state always renders the same bytes.
 
 use super::families::{FamilyType, Label, LabelValue, Sample, Snapshot};
 use super::write::{self, Number};
@@ -35,7 +35,13 @@ pub(crate) fn encode(snapshot: &Snapshot<'_>, out: &mut String) {
                     });
                     bucket(out, &family.name, &labels, Bound::Inf, point.count());
                     sample(out, &family.name, "_sum", &labels, point.sum());
-                    sample(out, &family.name, "_count", &labels, Number::U64(point.count()));
+                    sample(
+                        out,
+                        &family.name,
+                        "_count",
+                        &labels,
+                        Number::U64(point.count()),
+                    );
                 }
             }
         }

@@ -1,0 +1,386 @@
+//! Shared by the end-to-end tests: the real peers (Python `prometheus_client`, `promtool`),
+//! a server on a free loopback port, and one recorded state touching every catalog metric.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use streamhouse_observability::catalog::{self, MetricDef};
+use streamhouse_observability::metrics::{
+    ConsumerError, GaugeRegistration, ProducerError, S3Error, S3Operation,
+};
+use streamhouse_observability::{Telemetry, TelemetryConfig};
+
+/// Label values that break naive encoders.
+pub const HOSTILE: &[&str] = &[
+    "quote\"d",
+    "back\\slash",
+    "new\nline",
+    "unicode ☃ ü 日本",
+    "{braces}=,commas",
+    "literal \\n not a newline",
+    "trailing backslash\\",
+    "",
+];
+
+/// A sample as a peer parsed it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// What a peer parser returned.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub families: BTreeMap<String, String>,
+    pub samples: Vec<Sample>,
+}
+
+impl Parsed {
+    /// The value of the sample with exactly these labels.
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let labels: BTreeMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.samples
+            .iter()
+            .find(|s| s.name == name && s.labels == labels)
+            .map(|s| s.value)
+    }
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The test virtualenv's Python; `scripts/test` creates it.
+pub fn python() -> PathBuf {
+    let python = root().join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run ./scripts/test, which installs the test peers",
+        python.display()
+    );
+    python
+}
+
+fn run_with_stdin(command: &mut Command, stdin: &str) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait for peer")
+}
+
+/// Parses `body` with Python `prometheus_client` (`format`: `text` or `openmetrics`).
+pub fn parse_with_prometheus_client(format: &str, body: &str) -> Result<Parsed, String> {
+    let script = root().join("tests/peers/parse_exposition.py");
+    let output = run_with_stdin(Command::new(python()).arg(script).arg(format), body);
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("parser prints JSON");
+    let mut parsed = Parsed::default();
+    for (name, kind) in json["families"].as_object().expect("families") {
+        parsed
+            .families
+            .insert(name.clone(), kind.as_str().expect("type").to_owned());
+    }
+    for sample in json["samples"].as_array().expect("samples") {
+        let value = match &sample[2] {
+            serde_json::Value::String(s) => s.parse::<f64>().unwrap_or(match s.as_str() {
+                "+Inf" => f64::INFINITY,
+                "-Inf" => f64::NEG_INFINITY,
+                _ => f64::NAN,
+            }),
+            number => number.as_f64().expect("number"),
+        };
+        parsed.samples.push(Sample {
+            name: sample[0].as_str().expect("name").to_owned(),
+            labels: sample[1]
+                .as_object()
+                .expect("labels")
+                .iter()
+                .map(|(k, v)| {
+                    let v = v.as_str().expect("label");
+                    (
+                        k.clone(),
+                        if k == "le" {
+                            normalize_bound(v)
+                        } else {
+                            v.to_owned()
+                        },
+                    )
+                })
+                .collect(),
+            value,
+        });
+    }
+    Ok(parsed)
+}
+
+/// Runs `promtool check metrics` on `body`; returns its exit success and its complaints.
+pub fn promtool_check_metrics(body: &str) -> (bool, Vec<String>) {
+    let output = run_with_stdin(Command::new("promtool").args(["check", "metrics"]), body);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let complaints = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect();
+    (output.status.success(), complaints)
+}
+
+/// Serves `router` on a free loopback port for the rest of the test.
+pub async fn serve(router: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    addr
+}
+
+/// A fresh, independent telemetry instance with a fixed instance id.
+pub fn telemetry() -> Telemetry {
+    Telemetry::new(TelemetryConfig::default().with_service_instance_id("test-instance"))
+        .expect("telemetry starts")
+}
+
+/// One expected sample of [`record_every_metric`].
+#[derive(Debug, Clone)]
+pub struct Expected {
+    pub name: String,
+    pub labels: Vec<(String, String)>,
+    pub value: f64,
+}
+
+/// The recorded state: registrations to keep alive and the samples it must expose.
+pub struct Recorded {
+    pub registrations: Vec<GaugeRegistration>,
+    pub expected: Vec<Expected>,
+}
+
+const GROUP: &str = "group \"g\"";
+
+/// Records every catalog metric, for topics named "orders" and each [`HOSTILE`] value.
+pub fn record_every_metric(telemetry: &Telemetry) -> Recorded {
+    let mut expected = Vec::new();
+    let mut expect = |def: &MetricDef, suffix: &str, labels: &[(&str, &str)], value: f64| {
+        expected.push(Expected {
+            name: format!("{}{suffix}", def.prometheus_name),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            value,
+        });
+    };
+    let topics: Vec<String> = std::iter::once("orders")
+        .chain(HOSTILE.iter().copied())
+        .map(str::to_owned)
+        .collect();
+    let producer = telemetry.producer();
+    let consumer = telemetry.consumer();
+    let storage = telemetry.storage();
+    for (i, topic) in topics.iter().enumerate() {
+        let n = (i + 1) as u64;
+        let latency = Duration::from_millis(7 * n);
+        producer.topic(topic).record_batch(n, 100 * n, latency);
+        producer.record_error(topic, ProducerError::TopicNotFound);
+        consumer.record_records(topic, GROUP, n);
+        consumer.record_error(topic, GROUP, ConsumerError::OffsetOutOfRange);
+        storage.record_segment_write(topic, i as u32);
+        storage.record_segment_flush(topic, i as u32);
+
+        let t = [("topic", topic.as_str())];
+        expect(&catalog::PRODUCER_RECORDS, "", &t, n as f64);
+        expect(&catalog::PRODUCER_BYTES, "", &t, (100 * n) as f64);
+        expect_histogram(
+            &mut expect,
+            &catalog::PRODUCER_LATENCY,
+            &t,
+            latency.as_secs_f64(),
+        );
+        expect_histogram(&mut expect, &catalog::PRODUCER_BATCH_SIZE, &t, n as f64);
+        let error = ProducerError::TopicNotFound.as_str();
+        expect(
+            &catalog::PRODUCER_ERRORS,
+            "",
+            &[t[0], ("error_type", error)],
+            1.0,
+        );
+        let tg = [t[0], ("consumer_group", GROUP)];
+        expect(&catalog::CONSUMER_RECORDS, "", &tg, n as f64);
+        let error = ConsumerError::OffsetOutOfRange.as_str();
+        expect(
+            &catalog::CONSUMER_ERRORS,
+            "",
+            &[tg[0], tg[1], ("error_type", error)],
+            1.0,
+        );
+        let p = i.to_string();
+        let tp = [t[0], ("partition", p.as_str())];
+        expect(&catalog::SEGMENT_WRITES, "", &tp, 1.0);
+        expect(&catalog::SEGMENT_FLUSHES, "", &tp, 1.0);
+        expect(
+            &catalog::CONSUMER_LAG,
+            "",
+            &[tg[0], tp[1], tg[1]],
+            (10 * i) as f64,
+        );
+        expect(&catalog::PARTITIONS, "", &t, n as f64);
+    }
+    consumer.record_rebalance(GROUP);
+    expect(
+        &catalog::CONSUMER_REBALANCES,
+        "",
+        &[("consumer_group", GROUP)],
+        1.0,
+    );
+
+    storage.record_s3_request(S3Operation::Put, Duration::from_millis(20), Ok(()));
+    storage.record_s3_request(
+        S3Operation::Get,
+        Duration::from_millis(5),
+        Err(S3Error::NotFound),
+    );
+    expect(&catalog::S3_REQUESTS, "", &[("operation", "put")], 1.0);
+    expect(&catalog::S3_REQUESTS, "", &[("operation", "get")], 1.0);
+    expect(&catalog::S3_REQUESTS, "", &[("operation", "delete")], 0.0);
+    expect(
+        &catalog::S3_ERRORS,
+        "",
+        &[("operation", "get"), ("error_type", "not_found")],
+        1.0,
+    );
+    expect_histogram(
+        &mut expect,
+        &catalog::S3_LATENCY,
+        &[("operation", "put")],
+        0.020,
+    );
+    expect_histogram(
+        &mut expect,
+        &catalog::S3_LATENCY,
+        &[("operation", "get")],
+        0.005,
+    );
+
+    storage.record_cache_hit();
+    storage.record_cache_hit();
+    storage.record_cache_miss();
+    expect(&catalog::CACHE_HITS, "", &[], 2.0);
+    expect(&catalog::CACHE_MISSES, "", &[], 1.0);
+    expect(&catalog::CACHE_SIZE, "", &[], 4096.0);
+    expect(&catalog::CONNECTIONS_ACTIVE, "", &[], 3.0);
+    expect(&catalog::TOPICS, "", &[], topics.len() as f64);
+    expect(&catalog::AGENTS_ACTIVE, "", &[], 2.0);
+
+    let lag_topics = topics.clone();
+    let partition_topics = topics.clone();
+    let topic_count = topics.len() as u64;
+    let system = telemetry.system();
+    let registrations = vec![
+        consumer.observe_lag(move |report| {
+            for (i, topic) in lag_topics.iter().enumerate() {
+                report.lag(topic, i as u32, GROUP, 10 * i as u64);
+            }
+        }),
+        system.observe_partitions(move |report| {
+            for (i, topic) in partition_topics.iter().enumerate() {
+                report.partitions(topic, (i + 1) as u64);
+            }
+        }),
+        storage.observe_cache_size(|| 4096),
+        system.observe_connections(|| 3),
+        system.observe_topics(move || topic_count),
+        system.observe_agents(|| 2),
+    ];
+    Recorded {
+        registrations,
+        expected,
+    }
+}
+
+/// Expected `_bucket`, `_sum` and `_count` samples of one observation `value`.
+fn expect_histogram(
+    expect: &mut impl FnMut(&MetricDef, &str, &[(&str, &str)], f64),
+    def: &MetricDef,
+    labels: &[(&str, &str)],
+    value: f64,
+) {
+    for bound in def.buckets {
+        let le = format_bound(*bound);
+        let mut with_le = labels.to_vec();
+        with_le.push(("le", &le));
+        expect(
+            def,
+            "_bucket",
+            &with_le,
+            if value <= *bound { 1.0 } else { 0.0 },
+        );
+    }
+    let mut with_inf = labels.to_vec();
+    with_inf.push(("le", "+Inf"));
+    expect(def, "_bucket", &with_inf, 1.0);
+    expect(def, "_sum", labels, value);
+    expect(def, "_count", labels, 1.0);
+}
+
+/// One spelling per bound, so `le="1"` and `le="1.0"` compare equal.
+fn format_bound(bound: f64) -> String {
+    if bound.is_infinite() {
+        return "+Inf".to_owned();
+    }
+    format!("{bound:?}")
+}
+
+fn normalize_bound(le: &str) -> String {
+    match le.parse::<f64>() {
+        Ok(bound) => format_bound(bound),
+        Err(_) => le.to_owned(),
+    }
+}
+
+/// Asserts that every expected sample was parsed with its value.
+pub fn assert_expected(parsed: &Parsed, expected: &[Expected]) {
+    for e in expected {
+        let labels: Vec<(&str, &str)> = e
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let got = parsed
+            .value(&e.name, &labels)
+            .unwrap_or_else(|| panic!("no sample {} {:?}", e.name, e.labels));
+        assert!(
+            (got - e.value).abs() <= 1e-9 * e.value.abs().max(1.0),
+            "{} {:?}: got {got}, want {}",
+            e.name,
+            e.labels,
+            e.value
+        );
+    }
+}
