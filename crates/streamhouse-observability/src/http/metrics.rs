@@ -1,4 +1,4 @@
-//! HTTP routes: `GET /metrics` in the Prometheus text format.
+//! `GET /metrics` in the Prometheus text format.
 
 use axum::Router;
 use axum::extract::State;
