@@ -26,6 +26,7 @@ fn our_bridge_and_opentelemetry_prometheus_expose_the_same_samples() {
     let ours = PrometheusReader::new(PrometheusConfig {
         target_info: true,
         scope_labels: true,
+        ..PrometheusConfig::default()
     });
     let provider = SdkMeterProvider::builder()
         .with_resource(

@@ -34,8 +34,9 @@ def main():
             for s in family.samples:
                 entry = [s.name, dict(s.labels), number(s.value)]
                 if getattr(s, "exemplar", None):
+                    ts = s.exemplar.timestamp
                     entry.append({"labels": dict(s.exemplar.labels), "value": s.exemplar.value,
-                                  "timestamp": s.exemplar.timestamp})
+                                  "timestamp": None if ts is None else float(ts)})
                 samples.append(entry)
     except Exception as err:  # the parser raises ValueError and others; report any
         print(f"parse error: {err}", file=sys.stderr)

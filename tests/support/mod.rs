@@ -28,12 +28,33 @@ pub const HOSTILE: &[&str] = &[
     "",
 ];
 
+/// Runs `f` inside a sampled `tracing` span bridged to OTel by `tracing-opentelemetry`
+/// (spans of `telemetry`'s tracer provider); returns the span's trace id.
+pub fn in_sampled_span<T>(telemetry: &Telemetry, f: impl FnOnce() -> T) -> (String, T) {
+    use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let tracer = telemetry.tracer_provider().tracer("e2e");
+    let subscriber =
+        tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer));
+    tracing::subscriber::with_default(subscriber, || {
+        let span = tracing::info_span!("request");
+        let _entered = span.enter();
+        let out = f();
+        let trace_id = span.context().span().span_context().trace_id().to_string();
+        (trace_id, out)
+    })
+}
+
 /// A sample as a peer parsed it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
     pub name: String,
     pub labels: BTreeMap<String, String>,
     pub value: f64,
+    /// The exemplar's labels, value and timestamp (OpenMetrics only).
+    pub exemplar: Option<(BTreeMap<String, String>, f64, Option<f64>)>,
 }
 
 /// What a peer parser returned.
@@ -131,6 +152,16 @@ pub fn parse_with_prometheus_client(format: &str, body: &str) -> Result<Parsed, 
                 })
                 .collect(),
             value,
+            exemplar: sample.get(3).map(|e| {
+                let labels = e["labels"]
+                    .as_object()
+                    .expect("exemplar labels")
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().expect("label").to_owned()))
+                    .collect();
+                let value = e["value"].as_f64().expect("exemplar value");
+                (labels, value, e["timestamp"].as_f64())
+            }),
         });
     }
     Ok(parsed)

@@ -11,6 +11,8 @@
 //! | `STREAMHOUSE_SERVICE_VERSION` | `service.version` | this crate's version |
 //! | `STREAMHOUSE_INSTANCE_ID` | `service.instance.id` | a random UUID |
 //! | `STREAMHOUSE_METRIC_CARDINALITY_LIMIT` | series per metric before overflow | 2000 |
+//! | `STREAMHOUSE_EXEMPLARS` | capture exemplars for OpenMetrics | `true` |
+//! | `STREAMHOUSE_METRICS_MAX_CONCURRENT_SCRAPES` | scrapes served at once; more get 503 | 4 |
 //! | `STREAMHOUSE_PROMETHEUS_TARGET_INFO` | expose `target_info` | `true` |
 //! | `STREAMHOUSE_PROMETHEUS_SCOPE_LABELS` | add `otel_scope_*` labels | `false` |
 //! | `STREAMHOUSE_SHUTDOWN_TIMEOUT_MS` | bound on [`Telemetry::shutdown`](crate::Telemetry::shutdown) | 5000 |
@@ -24,6 +26,8 @@ use std::time::Duration;
 pub const DEFAULT_SERVICE_NAME: &str = "streamhouse";
 /// Default series limit per metric; past it, measurements land in the overflow series.
 pub const DEFAULT_CARDINALITY_LIMIT: usize = 2000;
+/// Default number of scrapes `/metrics` serves at once.
+pub const DEFAULT_MAX_CONCURRENT_SCRAPES: usize = 4;
 /// Default address for `/metrics` in the examples.
 pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
 
@@ -67,6 +71,8 @@ pub struct PrometheusConfig {
     pub target_info: bool,
     /// Add `otel_scope_name` and `otel_scope_version` labels to every series.
     pub scope_labels: bool,
+    /// Scrapes served at once; past it `/metrics` answers 503.
+    pub max_concurrent_scrapes: usize,
 }
 
 impl Default for PrometheusConfig {
@@ -74,6 +80,7 @@ impl Default for PrometheusConfig {
         PrometheusConfig {
             target_info: true,
             scope_labels: false,
+            max_concurrent_scrapes: DEFAULT_MAX_CONCURRENT_SCRAPES,
         }
     }
 }
@@ -103,6 +110,8 @@ pub struct TelemetryConfig {
     pub disabled: bool,
     /// Series per metric before measurements land in the `otel_metric_overflow` series.
     pub cardinality_limit: usize,
+    /// Capture exemplars (trace and span ids of sampled spans) for OpenMetrics.
+    pub exemplars: bool,
     /// Prometheus rendering options.
     pub prometheus: PrometheusConfig,
     /// Upper bound on [`Telemetry::shutdown`](crate::Telemetry::shutdown).
@@ -120,6 +129,7 @@ impl Default for TelemetryConfig {
             resource_attributes: Vec::new(),
             disabled: false,
             cardinality_limit: DEFAULT_CARDINALITY_LIMIT,
+            exemplars: true,
             prometheus: PrometheusConfig::default(),
             shutdown_timeout: Duration::from_secs(5),
             metrics_addr: DEFAULT_METRICS_ADDR
@@ -181,6 +191,13 @@ impl TelemetryConfig {
         if let Some(raw) = get("STREAMHOUSE_METRIC_CARDINALITY_LIMIT") {
             config.cardinality_limit = parse_limit("STREAMHOUSE_METRIC_CARDINALITY_LIMIT", &raw)?;
         }
+        if let Some(raw) = get("STREAMHOUSE_EXEMPLARS") {
+            config.exemplars = parse_bool("STREAMHOUSE_EXEMPLARS", &raw)?;
+        }
+        if let Some(raw) = get("STREAMHOUSE_METRICS_MAX_CONCURRENT_SCRAPES") {
+            config.prometheus.max_concurrent_scrapes =
+                parse_limit("STREAMHOUSE_METRICS_MAX_CONCURRENT_SCRAPES", &raw)?;
+        }
         if let Some(raw) = get("STREAMHOUSE_PROMETHEUS_TARGET_INFO") {
             config.prometheus.target_info = parse_bool("STREAMHOUSE_PROMETHEUS_TARGET_INFO", &raw)?;
         }
@@ -240,6 +257,12 @@ impl TelemetryConfig {
     /// Sets the series limit per metric. Zero is treated as one.
     pub fn with_cardinality_limit(mut self, limit: usize) -> Self {
         self.cardinality_limit = limit.max(1);
+        self
+    }
+
+    /// Turns exemplar capture on or off.
+    pub fn with_exemplars(mut self, exemplars: bool) -> Self {
+        self.exemplars = exemplars;
         self
     }
 
@@ -336,6 +359,8 @@ mod tests {
             ("STREAMHOUSE_METRIC_CARDINALITY_LIMIT", "10"),
             ("STREAMHOUSE_PROMETHEUS_TARGET_INFO", "false"),
             ("STREAMHOUSE_PROMETHEUS_SCOPE_LABELS", "true"),
+            ("STREAMHOUSE_EXEMPLARS", "false"),
+            ("STREAMHOUSE_METRICS_MAX_CONCURRENT_SCRAPES", "2"),
             ("STREAMHOUSE_SHUTDOWN_TIMEOUT_MS", "250"),
             ("STREAMHOUSE_METRICS_ADDR", "0.0.0.0:9000"),
         ])
@@ -353,6 +378,8 @@ mod tests {
         assert_eq!(config.cardinality_limit, 10);
         assert!(!config.prometheus.target_info);
         assert!(config.prometheus.scope_labels);
+        assert!(!config.exemplars);
+        assert_eq!(config.prometheus.max_concurrent_scrapes, 2);
         assert_eq!(config.shutdown_timeout, Duration::from_millis(250));
         assert_eq!(config.metrics_addr, "0.0.0.0:9000".parse().unwrap());
     }
@@ -366,6 +393,8 @@ mod tests {
             ("STREAMHOUSE_METRIC_CARDINALITY_LIMIT", "0"),
             ("STREAMHOUSE_METRIC_CARDINALITY_LIMIT", "-3"),
             ("STREAMHOUSE_PROMETHEUS_TARGET_INFO", "1"),
+            ("STREAMHOUSE_EXEMPLARS", "on"),
+            ("STREAMHOUSE_METRICS_MAX_CONCURRENT_SCRAPES", "0"),
             ("STREAMHOUSE_SHUTDOWN_TIMEOUT_MS", "5s"),
             ("STREAMHOUSE_METRICS_ADDR", "localhost"),
         ];

@@ -19,6 +19,7 @@
 
 pub mod catalog;
 pub mod config;
+pub mod exemplars;
 pub mod http;
 pub mod metrics;
 pub mod prometheus;

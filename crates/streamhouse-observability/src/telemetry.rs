@@ -13,8 +13,9 @@ use opentelemetry_sdk::resource::TelemetryResourceDetector;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 
 use crate::config::{ConfigError, TelemetryConfig};
+use crate::exemplars::ExemplarStore;
 use crate::metrics::{ConsumerMetrics, ProducerMetrics, Recorders, StorageMetrics, SystemMetrics};
-use crate::prometheus::PrometheusReader;
+use crate::prometheus::{Format, PrometheusReader};
 use crate::views::catalog_view;
 
 /// The instrumentation scope of every StreamHouse instrument.
@@ -111,11 +112,16 @@ impl Telemetry {
         let resource = build_resource(&config);
         let mut meters = SdkMeterProvider::builder().with_resource(resource.clone());
         let mut tracers = SdkTracerProvider::builder().with_resource(resource.clone());
+        let exemplars = match config.exemplars && !config.disabled {
+            true => ExemplarStore::new(config.cardinality_limit),
+            false => ExemplarStore::default(),
+        };
         let prometheus = if config.disabled {
             tracers = tracers.with_sampler(Sampler::AlwaysOff);
             None
         } else {
-            let reader = PrometheusReader::new(config.prometheus.clone());
+            let reader =
+                PrometheusReader::with_exemplars(config.prometheus.clone(), exemplars.clone());
             meters = meters
                 .with_reader(reader.clone())
                 .with_view(catalog_view(config.cardinality_limit));
@@ -125,7 +131,11 @@ impl Telemetry {
         let scope = InstrumentationScope::builder(SCOPE_NAME)
             .with_version(env!("CARGO_PKG_VERSION"))
             .build();
-        let recorders = Recorders::new(&meter_provider.meter_with_scope(scope), Instant::now());
+        let recorders = Recorders::new(
+            &meter_provider.meter_with_scope(scope),
+            Instant::now(),
+            &exemplars,
+        );
         Ok(Telemetry {
             inner: Arc::new(Inner {
                 config,
@@ -216,8 +226,13 @@ impl Telemetry {
     /// The current state in the Prometheus text format 0.0.4. Empty when telemetry is
     /// disabled or shut down.
     pub fn render_prometheus(&self) -> String {
+        self.render(Format::Text)
+    }
+
+    /// The current state in `format`. Empty when telemetry is disabled or shut down.
+    pub fn render(&self, format: Format) -> String {
         self.prometheus()
-            .and_then(|reader| reader.render_text().ok())
+            .and_then(|reader| reader.render(format).ok())
             .unwrap_or_default()
     }
 

@@ -89,6 +89,7 @@ fn target_info_and_scope_labels_follow_the_config() {
         TelemetryConfig::default().with_prometheus(PrometheusConfig {
             target_info: false,
             scope_labels: true,
+            ..PrometheusConfig::default()
         }),
     )
     .unwrap();

@@ -1,12 +1,14 @@
 //! Consumer metrics: records per group, lag per partition, rebalances, errors by type.
 
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{BoundCounter, Counter, Meter};
+use opentelemetry::metrics::Meter;
+
+use super::instruments::{BoundCounter, Counter};
 
 use super::ConsumerError;
-use super::instruments::counter;
 use super::observed::{Emit, GaugeRegistration, GaugeSources};
 use crate::catalog::{self, label};
+use crate::exemplars::ExemplarStore;
 
 /// Records consumer activity. Get it from [`Telemetry::consumer`](crate::Telemetry::consumer).
 ///
@@ -28,9 +30,9 @@ use crate::catalog::{self, label};
 /// ```
 #[derive(Clone)]
 pub struct ConsumerMetrics {
-    records: Counter<u64>,
-    rebalances: Counter<u64>,
-    errors: Counter<u64>,
+    records: Counter,
+    rebalances: Counter,
+    errors: Counter,
     lag: GaugeSources,
 }
 
@@ -41,13 +43,13 @@ impl std::fmt::Debug for ConsumerMetrics {
 }
 
 impl ConsumerMetrics {
-    pub(crate) fn new(meter: &Meter) -> Self {
+    pub(crate) fn new(meter: &Meter, exemplars: &ExemplarStore) -> Self {
         let lag = GaugeSources::default();
         lag.register_gauge(meter, &catalog::CONSUMER_LAG);
         ConsumerMetrics {
-            records: counter(meter, &catalog::CONSUMER_RECORDS),
-            rebalances: counter(meter, &catalog::CONSUMER_REBALANCES),
-            errors: counter(meter, &catalog::CONSUMER_ERRORS),
+            records: Counter::new(meter, &catalog::CONSUMER_RECORDS, exemplars),
+            rebalances: Counter::new(meter, &catalog::CONSUMER_REBALANCES, exemplars),
+            errors: Counter::new(meter, &catalog::CONSUMER_ERRORS, exemplars),
             lag,
         }
     }
@@ -103,7 +105,7 @@ fn group_attributes(topic: &str, group: &str) -> [KeyValue; 2] {
 /// Consumer metrics bound to one (topic, group).
 #[derive(Debug, Clone)]
 pub struct GroupConsumerMetrics {
-    records: BoundCounter<u64>,
+    records: BoundCounter,
 }
 
 impl GroupConsumerMetrics {

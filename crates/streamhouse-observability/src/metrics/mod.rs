@@ -18,6 +18,8 @@ use std::time::Instant;
 
 use opentelemetry::metrics::Meter;
 
+use crate::exemplars::ExemplarStore;
+
 pub use consumer::{ConsumerMetrics, GroupConsumerMetrics, LagReport};
 pub use labels::{ConsumerError, ProducerError, S3Error, S3Operation};
 pub use observed::GaugeRegistration;
@@ -35,11 +37,11 @@ pub(crate) struct Recorders {
 }
 
 impl Recorders {
-    pub(crate) fn new(meter: &Meter, started: Instant) -> Self {
+    pub(crate) fn new(meter: &Meter, started: Instant, exemplars: &ExemplarStore) -> Self {
         Recorders {
-            producer: ProducerMetrics::new(meter),
-            consumer: ConsumerMetrics::new(meter),
-            storage: StorageMetrics::new(meter),
+            producer: ProducerMetrics::new(meter, exemplars),
+            consumer: ConsumerMetrics::new(meter, exemplars),
+            storage: StorageMetrics::new(meter, exemplars),
             system: SystemMetrics::new(meter, started),
         }
     }

@@ -3,11 +3,13 @@
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{BoundCounter, BoundHistogram, Counter, Histogram, Meter};
+use opentelemetry::metrics::Meter;
+
+use super::instruments::{BoundCounter, BoundHistogram, Counter, Histogram};
 
 use super::ProducerError;
-use super::instruments::{counter, histogram};
 use crate::catalog::{self, label};
+use crate::exemplars::ExemplarStore;
 
 /// Records produce requests. Get it from [`Telemetry::producer`](crate::Telemetry::producer).
 ///
@@ -23,21 +25,21 @@ use crate::catalog::{self, label};
 /// ```
 #[derive(Debug, Clone)]
 pub struct ProducerMetrics {
-    records: Counter<u64>,
-    bytes: Counter<u64>,
-    latency: Histogram<f64>,
-    batch_size: Histogram<f64>,
-    errors: Counter<u64>,
+    records: Counter,
+    bytes: Counter,
+    latency: Histogram,
+    batch_size: Histogram,
+    errors: Counter,
 }
 
 impl ProducerMetrics {
-    pub(crate) fn new(meter: &Meter) -> Self {
+    pub(crate) fn new(meter: &Meter, exemplars: &ExemplarStore) -> Self {
         ProducerMetrics {
-            records: counter(meter, &catalog::PRODUCER_RECORDS),
-            bytes: counter(meter, &catalog::PRODUCER_BYTES),
-            latency: histogram(meter, &catalog::PRODUCER_LATENCY),
-            batch_size: histogram(meter, &catalog::PRODUCER_BATCH_SIZE),
-            errors: counter(meter, &catalog::PRODUCER_ERRORS),
+            records: Counter::new(meter, &catalog::PRODUCER_RECORDS, exemplars),
+            bytes: Counter::new(meter, &catalog::PRODUCER_BYTES, exemplars),
+            latency: Histogram::new(meter, &catalog::PRODUCER_LATENCY, exemplars),
+            batch_size: Histogram::new(meter, &catalog::PRODUCER_BATCH_SIZE, exemplars),
+            errors: Counter::new(meter, &catalog::PRODUCER_ERRORS, exemplars),
         }
     }
 
@@ -78,11 +80,11 @@ impl ProducerMetrics {
 /// Producer metrics bound to one topic. Cheap to clone; share it across tasks.
 #[derive(Debug, Clone)]
 pub struct TopicProducerMetrics {
-    records: BoundCounter<u64>,
-    bytes: BoundCounter<u64>,
-    latency: BoundHistogram<f64>,
-    batch_size: BoundHistogram<f64>,
-    errors: Counter<u64>,
+    records: BoundCounter,
+    bytes: BoundCounter,
+    latency: BoundHistogram,
+    batch_size: BoundHistogram,
+    errors: Counter,
     topic: KeyValue,
 }
 

@@ -3,12 +3,14 @@
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{BoundCounter, BoundHistogram, Counter, Meter};
+use opentelemetry::metrics::Meter;
 
-use super::instruments::{counter, histogram};
+use super::instruments::{BoundCounter, BoundHistogram, Counter, Histogram};
+
 use super::observed::{GaugeRegistration, GaugeSources};
 use super::{S3Error, S3Operation};
 use crate::catalog::{self, label};
+use crate::exemplars::ExemplarStore;
 
 /// Records the write path and the read cache. Get it from
 /// [`Telemetry::storage`](crate::Telemetry::storage).
@@ -30,19 +32,19 @@ use crate::catalog::{self, label};
 /// ```
 #[derive(Clone)]
 pub struct StorageMetrics {
-    segment_writes: Counter<u64>,
-    segment_flushes: Counter<u64>,
-    s3_errors: Counter<u64>,
+    segment_writes: Counter,
+    segment_flushes: Counter,
+    s3_errors: Counter,
     s3_by_operation: Vec<BoundS3Operation>,
-    cache_hits: BoundCounter<u64>,
-    cache_misses: BoundCounter<u64>,
+    cache_hits: BoundCounter,
+    cache_misses: BoundCounter,
     cache_size: GaugeSources,
 }
 
 #[derive(Clone)]
 struct BoundS3Operation {
-    requests: BoundCounter<u64>,
-    latency: BoundHistogram<f64>,
+    requests: BoundCounter,
+    latency: BoundHistogram,
 }
 
 impl std::fmt::Debug for StorageMetrics {
@@ -52,9 +54,9 @@ impl std::fmt::Debug for StorageMetrics {
 }
 
 impl StorageMetrics {
-    pub(crate) fn new(meter: &Meter) -> Self {
-        let s3_requests = counter(meter, &catalog::S3_REQUESTS);
-        let s3_latency = histogram(meter, &catalog::S3_LATENCY);
+    pub(crate) fn new(meter: &Meter, exemplars: &ExemplarStore) -> Self {
+        let s3_requests = Counter::new(meter, &catalog::S3_REQUESTS, exemplars);
+        let s3_latency = Histogram::new(meter, &catalog::S3_LATENCY, exemplars);
         let s3_by_operation = S3Operation::ALL
             .iter()
             .map(|op| {
@@ -68,12 +70,12 @@ impl StorageMetrics {
         let cache_size = GaugeSources::default();
         cache_size.register_gauge(meter, &catalog::CACHE_SIZE);
         StorageMetrics {
-            segment_writes: counter(meter, &catalog::SEGMENT_WRITES),
-            segment_flushes: counter(meter, &catalog::SEGMENT_FLUSHES),
-            s3_errors: counter(meter, &catalog::S3_ERRORS),
+            segment_writes: Counter::new(meter, &catalog::SEGMENT_WRITES, exemplars),
+            segment_flushes: Counter::new(meter, &catalog::SEGMENT_FLUSHES, exemplars),
+            s3_errors: Counter::new(meter, &catalog::S3_ERRORS, exemplars),
             s3_by_operation,
-            cache_hits: counter(meter, &catalog::CACHE_HITS).bind(&[]),
-            cache_misses: counter(meter, &catalog::CACHE_MISSES).bind(&[]),
+            cache_hits: Counter::new(meter, &catalog::CACHE_HITS, exemplars).bind(&[]),
+            cache_misses: Counter::new(meter, &catalog::CACHE_MISSES, exemplars).bind(&[]),
             cache_size,
         }
     }
@@ -149,8 +151,8 @@ fn partition_attributes(topic: &str, partition: u32) -> [KeyValue; 2] {
 /// Storage metrics bound to one partition.
 #[derive(Debug, Clone)]
 pub struct PartitionStorageMetrics {
-    segment_writes: BoundCounter<u64>,
-    segment_flushes: BoundCounter<u64>,
+    segment_writes: BoundCounter,
+    segment_flushes: BoundCounter,
 }
 
 impl PartitionStorageMetrics {

@@ -49,7 +49,7 @@ pub(crate) enum LabelValue<'a> {
 }
 
 impl LabelValue<'_> {
-    fn text(&self) -> Cow<'_, str> {
+    pub(crate) fn text(&self) -> Cow<'_, str> {
         match self {
             LabelValue::Attribute(value) => value.as_str(),
             LabelValue::Text(text) => Cow::Borrowed(text),
@@ -119,6 +119,7 @@ pub(crate) struct Series<'a> {
 pub(crate) struct Family<'a> {
     pub(crate) name: Cow<'a, str>,
     pub(crate) help: &'a str,
+    pub(crate) unit: &'a str,
     pub(crate) kind: FamilyType,
     pub(crate) series: Vec<Series<'a>>,
 }
@@ -151,6 +152,7 @@ impl<'a> Snapshot<'a> {
                 let family = by_name.entry(name.clone()).or_insert_with(|| Family {
                     name,
                     help: metric.description(),
+                    unit: metric.unit(),
                     kind,
                     series: Vec::new(),
                 });

@@ -8,8 +8,11 @@
 
 mod families;
 mod naming;
+mod negotiate;
+pub mod openmetrics;
 mod reader;
 pub mod text;
 mod write;
 
+pub use negotiate::Format;
 pub use reader::PrometheusReader;

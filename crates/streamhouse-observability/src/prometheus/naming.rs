@@ -73,7 +73,7 @@ fn sanitize(name: &str, allow_colon: bool) -> Cow<'_, str> {
 }
 
 /// The Prometheus suffix of a UCUM unit; annotations like `{record}` have none.
-fn unit_suffix(unit: &str, is_counter: bool) -> Option<&'static str> {
+pub(crate) fn unit_suffix(unit: &str, is_counter: bool) -> Option<&'static str> {
     Some(match unit {
         "d" => "days",
         "h" => "hours",

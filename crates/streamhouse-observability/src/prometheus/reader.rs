@@ -10,8 +10,9 @@ use opentelemetry_sdk::metrics::reader::MetricReader;
 use opentelemetry_sdk::metrics::{InstrumentKind, ManualReader, Pipeline, Temporality};
 
 use super::families::Snapshot;
-use super::text;
+use super::{Format, openmetrics, text};
 use crate::config::PrometheusConfig;
+use crate::exemplars::ExemplarStore;
 
 /// A pull reader for Prometheus. Register a clone with the meter provider, keep one to
 /// render; each render is one SDK collection, always cumulative.
@@ -35,6 +36,7 @@ pub struct PrometheusReader {
 struct Inner {
     sdk: ManualReader,
     options: PrometheusConfig,
+    exemplars: ExemplarStore,
     // Reused between scrapes: the SDK refills its vectors in place.
     scratch: Mutex<Scratch>,
 }
@@ -56,12 +58,18 @@ impl fmt::Debug for PrometheusReader {
 impl PrometheusReader {
     /// A reader rendering with `options`.
     pub fn new(options: PrometheusConfig) -> Self {
+        Self::with_exemplars(options, ExemplarStore::default())
+    }
+
+    /// A reader that also renders the exemplars `store` captures (OpenMetrics only).
+    pub(crate) fn with_exemplars(options: PrometheusConfig, exemplars: ExemplarStore) -> Self {
         PrometheusReader {
             inner: Arc::new(Inner {
                 sdk: ManualReader::builder()
                     .with_temporality(Temporality::Cumulative)
                     .build(),
                 options,
+                exemplars,
                 scratch: Mutex::new(Scratch::default()),
             }),
         }
@@ -72,10 +80,14 @@ impl PrometheusReader {
     /// # Errors
     /// The SDK's error when the provider is shut down or not yet built.
     pub fn render_text(&self) -> Result<String, OTelSdkError> {
-        self.render(text::encode)
+        self.render(Format::Text)
     }
 
-    fn render(&self, encode: fn(&Snapshot<'_>, &mut String)) -> Result<String, OTelSdkError> {
+    /// Collects and renders `format`.
+    ///
+    /// # Errors
+    /// The SDK's error when the provider is shut down or not yet built.
+    pub fn render(&self, format: Format) -> Result<String, OTelSdkError> {
         let mut scratch = self
             .inner
             .scratch
@@ -84,7 +96,11 @@ impl PrometheusReader {
         let Scratch { metrics, last_len } = &mut *scratch;
         self.inner.sdk.collect(metrics)?;
         let mut out = String::with_capacity(*last_len + *last_len / 8);
-        encode(&Snapshot::new(metrics, &self.inner.options), &mut out);
+        let snapshot = Snapshot::new(metrics, &self.inner.options);
+        match format {
+            Format::Text => text::encode(&snapshot, &mut out),
+            Format::OpenMetrics => openmetrics::encode(&snapshot, &self.inner.exemplars, &mut out),
+        }
         *last_len = out.len();
         Ok(out)
     }

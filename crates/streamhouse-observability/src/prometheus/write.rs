@@ -7,9 +7,14 @@ pub(crate) fn label_value(out: &mut String, value: &str) {
     escape(out, value, true);
 }
 
-/// Writes help text with `\` and newline escaped.
+/// Writes help text with `\` and newline escaped (text format 0.0.4).
 pub(crate) fn help(out: &mut String, text: &str) {
     escape(out, text, false);
+}
+
+/// Writes help text with `\`, `"` and newline escaped (OpenMetrics).
+pub(crate) fn openmetrics_help(out: &mut String, text: &str) {
+    escape(out, text, true);
 }
 
 fn escape(out: &mut String, text: &str, quotes: bool) {

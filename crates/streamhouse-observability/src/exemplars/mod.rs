@@ -1,0 +1,295 @@
+//! Exemplars: the latest sampled (trace id, span id, value, time) per histogram bucket and
+//! per counter series, so a dashboard can jump from a slow bucket to the trace behind it.
+//!
+//! The OpenTelemetry Rust SDK collects no exemplars, so the recorders offer each measurement
+//! here too. Capture happens only while a *sampled* span is current (an OTel context, or a
+//! `tracing` span entered under `tracing-opentelemetry`, which activates its OTel context);
+//! otherwise the cost is one thread-local check. Memory is bounded: one slot per bucket (or
+//! per counter series), for at most the cardinality limit of series per metric.
+
+mod slot;
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use opentelemetry::trace::{SpanId, TraceContextExt, TraceId};
+use opentelemetry::{Context, KeyValue};
+
+use crate::catalog::{self, MetricDef, MetricKind};
+pub use slot::Exemplar;
+use slot::Slot;
+
+/// The sampled span current on this thread, if any.
+#[inline]
+fn sampled_span() -> Option<(TraceId, SpanId)> {
+    Context::map_current(|cx| {
+        if !cx.has_active_span() {
+            return None;
+        }
+        let span = cx.span();
+        let context = span.span_context();
+        context
+            .is_sampled()
+            .then(|| (context.trace_id(), context.span_id()))
+    })
+}
+
+/// A wall clock cheap enough for the hot path: the coarse monotonic clock (a few ns, ms
+/// resolution) offset from a wall-clock reading taken once.
+#[derive(Debug, Clone, Copy)]
+struct TimeBase {
+    wall_seconds: f64,
+    monotonic: coarsetime::Instant,
+}
+
+impl TimeBase {
+    fn now() -> Self {
+        TimeBase {
+            wall_seconds: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or_default(),
+            monotonic: coarsetime::Instant::now_without_cache_update(),
+        }
+    }
+
+    #[inline]
+    fn offset_nanos(&self) -> u64 {
+        coarsetime::Instant::now_without_cache_update()
+            .duration_since(self.monotonic)
+            .as_nanos()
+    }
+
+    fn seconds(&self, offset_nanos: u64) -> f64 {
+        self.wall_seconds + offset_nanos as f64 / 1e9
+    }
+}
+
+/// The exemplar slots of one series: one per bucket (the last for `+Inf`), or one.
+#[derive(Debug)]
+pub(crate) struct SeriesExemplars {
+    slots: Box<[Slot]>,
+    buckets: &'static [f64],
+    time: TimeBase,
+}
+
+impl SeriesExemplars {
+    fn new(def: &'static MetricDef, time: TimeBase) -> Self {
+        SeriesExemplars {
+            slots: (0..=def.buckets.len()).map(|_| Slot::default()).collect(),
+            buckets: def.buckets,
+            time,
+        }
+    }
+
+    /// Keeps `value` as this series' exemplar if a sampled span is current.
+    #[inline]
+    pub(crate) fn offer(&self, value: f64) {
+        if let Some((trace_id, span_id)) = sampled_span() {
+            self.write(value, trace_id, span_id);
+        }
+    }
+
+    fn write(&self, value: f64, trace_id: TraceId, span_id: SpanId) {
+        // Bucket i holds values in (bounds[i-1], bounds[i]]; NaN lands in +Inf.
+        let bucket = self.buckets.partition_point(|bound| *bound < value);
+        self.slots[bucket].write(value, trace_id, span_id, self.time.offset_nanos());
+    }
+
+    /// The exemplar of bucket `index` (0 for a counter).
+    pub(crate) fn get(&self, index: usize) -> Option<Exemplar> {
+        let (value, trace_id, span_id, offset) = self.slots.get(index)?.read()?;
+        Some(Exemplar {
+            value,
+            trace_id,
+            span_id,
+            timestamp: self.time.seconds(offset),
+        })
+    }
+}
+
+/// The exemplars of one catalog metric, by label values in catalog order.
+#[derive(Debug)]
+pub(crate) struct MetricExemplars {
+    def: &'static MetricDef,
+    series: RwLock<HashMap<Vec<u8>, Arc<SeriesExemplars>>>,
+    limit: usize,
+    time: TimeBase,
+}
+
+impl MetricExemplars {
+    /// The slots of the series with these attributes, created if there is room. For bound
+    /// handles, resolved once at bind time.
+    pub(crate) fn series(&self, attributes: &[KeyValue]) -> Option<Arc<SeriesExemplars>> {
+        let key = series_key(self.def, |name| {
+            attributes
+                .iter()
+                .find(|kv| kv.key.as_str() == name)
+                .map(|kv| kv.value.as_str())
+        })?;
+        if let Some(found) = self.read().get(&key) {
+            return Some(Arc::clone(found));
+        }
+        let mut series = self.series.write().unwrap_or_else(PoisonError::into_inner);
+        if series.len() >= self.limit && !series.contains_key(&key) {
+            return None;
+        }
+        let created = series
+            .entry(key)
+            .or_insert_with(|| Arc::new(SeriesExemplars::new(self.def, self.time)));
+        Some(Arc::clone(created))
+    }
+
+    /// Offers a measurement recorded with per-call attributes.
+    #[inline]
+    pub(crate) fn offer(&self, value: f64, attributes: &[KeyValue]) {
+        if let Some((trace_id, span_id)) = sampled_span()
+            && let Some(series) = self.series(attributes)
+        {
+            series.write(value, trace_id, span_id);
+        }
+    }
+
+    /// The slots of an exposed series, looked up by its label (name, value) pairs.
+    pub(crate) fn lookup<'a>(
+        &self,
+        label: impl Fn(&str) -> Option<std::borrow::Cow<'a, str>>,
+    ) -> Option<Arc<SeriesExemplars>> {
+        let key = series_key(self.def, label)?;
+        self.read().get(&key).cloned()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Vec<u8>, Arc<SeriesExemplars>>> {
+        self.series.read().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Label values in catalog order, each length-prefixed so no two label sets share a key.
+fn series_key<'a>(
+    def: &MetricDef,
+    label: impl Fn(&str) -> Option<std::borrow::Cow<'a, str>>,
+) -> Option<Vec<u8>> {
+    let mut key = Vec::new();
+    for name in def.labels {
+        let value = label(name)?;
+        key.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        key.extend_from_slice(value.as_bytes());
+    }
+    Some(key)
+}
+
+/// The exemplars of every catalog counter and histogram of one telemetry instance.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ExemplarStore {
+    by_name: Arc<HashMap<&'static str, Arc<MetricExemplars>>>,
+}
+
+impl ExemplarStore {
+    /// A store for the catalog, keeping at most `limit` series per metric.
+    pub(crate) fn new(limit: usize) -> Self {
+        let time = TimeBase::now();
+        let by_name = catalog::ALL
+            .iter()
+            .filter(|def| def.kind != MetricKind::Gauge)
+            .map(|def| {
+                let metric = MetricExemplars {
+                    def,
+                    series: RwLock::default(),
+                    limit,
+                    time,
+                };
+                (def.prometheus_name, Arc::new(metric))
+            })
+            .collect();
+        ExemplarStore {
+            by_name: Arc::new(by_name),
+        }
+    }
+
+    /// The exemplars of the metric exposed as `prometheus_name`.
+    pub(crate) fn metric(&self, prometheus_name: &str) -> Option<&Arc<MetricExemplars>> {
+        self.by_name.get(prometheus_name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::{SpanContext, TraceFlags, TraceState};
+
+    fn span_context(sampled: bool) -> Context {
+        let flags = if sampled {
+            TraceFlags::SAMPLED
+        } else {
+            TraceFlags::default()
+        };
+        Context::new().with_remote_span_context(SpanContext::new(
+            TraceId::from_bytes([0xab; 16]),
+            SpanId::from_bytes([0xcd; 8]),
+            flags,
+            false,
+            TraceState::default(),
+        ))
+    }
+
+    #[test]
+    fn captures_only_inside_a_sampled_span_into_the_right_bucket() {
+        let store = ExemplarStore::new(10);
+        let metric = store
+            .metric(catalog::PRODUCER_LATENCY.prometheus_name)
+            .unwrap();
+        let attributes = [KeyValue::new(catalog::label::TOPIC, "orders")];
+        let series = metric.series(&attributes).unwrap();
+
+        series.offer(0.003);
+        {
+            let _unsampled = span_context(false).attach();
+            series.offer(0.003);
+        }
+        assert!((0..=11).all(|i| series.get(i).is_none()));
+
+        let _sampled = span_context(true).attach();
+        series.offer(0.003); // (0.001, 0.005]: bucket 1
+        series.offer(99.0); // +Inf: bucket 11
+        let exemplar = series.get(1).unwrap();
+        assert_eq!(exemplar.value, 0.003);
+        assert_eq!(exemplar.trace_id, TraceId::from_bytes([0xab; 16]));
+        assert_eq!(exemplar.span_id, SpanId::from_bytes([0xcd; 8]));
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        assert!(
+            (exemplar.timestamp - now).abs() < 5.0,
+            "{} vs {now}",
+            exemplar.timestamp
+        );
+        assert_eq!(series.get(11).unwrap().value, 99.0);
+        assert!(series.get(0).is_none() && series.get(2).is_none());
+
+        // Unbound recording finds the same series.
+        metric.offer(0.2, &attributes);
+        assert_eq!(series.get(6).unwrap().value, 0.2); // (0.1, 0.25]
+    }
+
+    #[test]
+    fn series_beyond_the_limit_get_no_slots() {
+        let store = ExemplarStore::new(2);
+        let metric = store.metric(catalog::CACHE_HITS.prometheus_name).unwrap();
+        assert!(metric.series(&[]).is_some());
+        let errors = store.metric(catalog::S3_ERRORS.prometheus_name).unwrap();
+        let attrs = |op: &'static str| {
+            [
+                KeyValue::new(catalog::label::OPERATION, op),
+                KeyValue::new(catalog::label::ERROR_TYPE, "timeout"),
+            ]
+        };
+        assert!(errors.series(&attrs("get")).is_some());
+        assert!(errors.series(&attrs("put")).is_some());
+        assert!(errors.series(&attrs("list")).is_none());
+        assert!(errors.series(&attrs("get")).is_some());
+        // A missing catalog label means the series is not ours: no slots.
+        assert!(errors.series(&attrs("get")[..1]).is_none());
+    }
+}

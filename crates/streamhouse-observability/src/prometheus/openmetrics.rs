@@ -1,0 +1,163 @@
+//! OpenMetrics 1.0 text format, with exemplars.
+//!
+//! Contract: families with `# TYPE`, `# HELP` and, where the name ends in its unit,
+//! `# UNIT`; a counter family is named without `_total` and sampled as `_total`; histograms
+//! as in the text format, each bucket line carrying the exemplar of that bucket when one
+//! was captured, `# {trace_id="…",span_id="…"} value timestamp`; counters carry theirs on
+//! the `_total` line; the resource is the info family `target`; `# EOF` ends the body.
+//! Families and series are ordered as in the text format.
+
+use std::sync::Arc;
+
+use super::families::{Family, FamilyType, Label, Sample, Snapshot};
+use super::naming::unit_suffix;
+use super::text::render_labels;
+use super::write::{self, Number};
+use crate::exemplars::{Exemplar, ExemplarStore, SeriesExemplars};
+
+/// The content type of this format.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Appends `snapshot` to `out`, with the exemplars `store` holds for its series.
+pub(crate) fn encode(snapshot: &Snapshot<'_>, store: &ExemplarStore, out: &mut String) {
+    let mut labels = String::new();
+    if let Some(range) = &snapshot.target_info {
+        out.push_str("# TYPE target info\n# HELP target Target metadata\n");
+        render_labels(&mut labels, snapshot.labels(range));
+        sample(out, "target", "_info", &labels, Number::U64(1), None);
+    }
+    for family in &snapshot.families {
+        let stem = match family.kind {
+            FamilyType::Counter => family.name.strip_suffix("_total").unwrap_or(&family.name),
+            _ => &family.name,
+        };
+        header(out, stem, family);
+        let exemplars = store.metric(&family.name);
+        for series in &family.series {
+            let series_labels = snapshot.labels(&series.labels);
+            labels.clear();
+            render_labels(&mut labels, series_labels);
+            let slots = exemplars.and_then(|m| m.lookup(|name| label_text(series_labels, name)));
+            let exemplar = |i: usize| slots.as_ref().and_then(|s: &Arc<SeriesExemplars>| s.get(i));
+            match (family.kind, series.sample) {
+                (FamilyType::Counter, Sample::Number(value)) => {
+                    sample(out, stem, "_total", &labels, value, exemplar(0))
+                }
+                (_, Sample::Number(value)) => sample(out, stem, "", &labels, value, None),
+                (_, Sample::Histogram(point)) => {
+                    let mut index = 0;
+                    point.cumulative_buckets(|bound, cumulative| {
+                        bucket(out, stem, &labels, Some(bound), cumulative, exemplar(index));
+                        index += 1;
+                    });
+                    bucket(out, stem, &labels, None, point.count(), exemplar(index));
+                    sample(out, stem, "_sum", &labels, point.sum(), None);
+                    sample(
+                        out,
+                        stem,
+                        "_count",
+                        &labels,
+                        Number::U64(point.count()),
+                        None,
+                    );
+                }
+            }
+        }
+    }
+    out.push_str("# EOF\n");
+}
+
+fn label_text<'a>(labels: &'a [Label<'_>], name: &str) -> Option<std::borrow::Cow<'a, str>> {
+    labels
+        .iter()
+        .find(|l| l.name == name)
+        .map(|l| l.value.text())
+}
+
+fn header(out: &mut String, stem: &str, family: &Family<'_>) {
+    out.push_str("# TYPE ");
+    out.push_str(stem);
+    out.push(' ');
+    out.push_str(family.kind.as_str());
+    out.push_str("\n# HELP ");
+    out.push_str(stem);
+    out.push(' ');
+    write::openmetrics_help(out, family.help);
+    out.push('\n');
+    // OpenMetrics requires a family with a UNIT to end in it.
+    let is_counter = family.kind == FamilyType::Counter;
+    if let Some(unit) = unit_suffix(family.unit, is_counter)
+        && stem
+            .strip_suffix(unit)
+            .is_some_and(|rest| rest.ends_with('_'))
+    {
+        out.push_str("# UNIT ");
+        out.push_str(stem);
+        out.push(' ');
+        out.push_str(unit);
+        out.push('\n');
+    }
+}
+
+fn sample(
+    out: &mut String,
+    stem: &str,
+    suffix: &str,
+    labels: &str,
+    value: Number,
+    exemplar: Option<Exemplar>,
+) {
+    out.push_str(stem);
+    out.push_str(suffix);
+    if !labels.is_empty() {
+        out.push('{');
+        out.push_str(labels);
+        out.push('}');
+    }
+    out.push(' ');
+    value.write(out);
+    write_exemplar(out, exemplar);
+    out.push('\n');
+}
+
+fn bucket(
+    out: &mut String,
+    stem: &str,
+    labels: &str,
+    bound: Option<f64>,
+    cumulative: u64,
+    exemplar: Option<Exemplar>,
+) {
+    out.push_str(stem);
+    out.push_str("_bucket{");
+    out.push_str(labels);
+    if !labels.is_empty() {
+        out.push(',');
+    }
+    out.push_str("le=\"");
+    match bound {
+        Some(b) => write::float(out, b),
+        None => out.push_str("+Inf"),
+    }
+    out.push_str("\"} ");
+    out.push_str(itoa::Buffer::new().format(cumulative));
+    write_exemplar(out, exemplar);
+    out.push('\n');
+}
+
+/// ` # {trace_id="…",span_id="…"} value timestamp`: 63 characters of labels, well inside
+/// the 128 OpenMetrics allows.
+fn write_exemplar(out: &mut String, exemplar: Option<Exemplar>) {
+    let Some(exemplar) = exemplar else {
+        return;
+    };
+    out.push_str(" # {trace_id=\"");
+    out.push_str(&exemplar.trace_id.to_string());
+    out.push_str("\",span_id=\"");
+    out.push_str(&exemplar.span_id.to_string());
+    out.push_str("\"} ");
+    write::float(out, exemplar.value);
+    out.push(' ');
+    // Millisecond precision is what Prometheus keeps.
+    write::float(out, (exemplar.timestamp * 1000.0).round() / 1000.0);
+}
