@@ -4,33 +4,11 @@
 
 mod support;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use axum::extract::Request;
 use axum::http::header::ACCEPT;
 use serde_json::Value;
 use streamhouse_observability::catalog;
 use streamhouse_observability::http::metrics_router;
-
-/// Kills the server when the test ends, however it ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 async fn query(client: &reqwest::Client, base: &str, path: &str, promql: &str) -> Value {
     let now = std::time::SystemTime::now()
@@ -52,21 +30,6 @@ async fn query(client: &reqwest::Client, base: &str, path: &str, promql: &str) -
     }
 }
 
-/// Polls `probe` until it returns `Some`, for at most a minute.
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    mut probe: impl FnMut() -> F,
-) -> T {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(found) = probe().await {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_openmetrics_with_exemplars_and_text_with_the_same_values() {
     let telemetry = support::telemetry();
@@ -83,41 +46,19 @@ async fn prometheus_scrapes_openmetrics_with_exemplars_and_text_with_the_same_va
     ));
     let text_target = support::serve(text_only).await;
 
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
-             scrape_configs:\n\
-             - job_name: openmetrics\n  static_configs:\n  - targets: ['{openmetrics_target}']\n\
-             - job_name: text\n  static_configs:\n  - targets: ['{text_target}']\n"
-        ),
-    )
-    .unwrap();
-    let port = free_port();
-    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let _server = Server(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--enable-feature=exemplar-storage")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start prometheus (installed by scripts/test)"),
-    );
-    let base = format!("http://127.0.0.1:{port}");
+    let prometheus = support::Prometheus::start(&format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+         scrape_configs:\n\
+         - job_name: openmetrics\n  static_configs:\n  - targets: ['{openmetrics_target}']\n\
+         - job_name: text\n  static_configs:\n  - targets: ['{text_target}']\n"
+    ));
+    let base = prometheus.url();
     let client = reqwest::Client::new();
 
     // Exemplars come back with our trace id: OpenMetrics was negotiated.
     let latency = format!("{}_bucket", catalog::PRODUCER_LATENCY.prometheus_name);
     let exemplar_query = format!("{latency}{{job=\"openmetrics\"}}");
-    let exemplars = eventually("exemplars from Prometheus", || async {
+    let exemplars = support::eventually("exemplars from Prometheus", || async {
         let body = query(&client, &base, "/api/v1/query_exemplars", &exemplar_query).await;
         let data = body["data"].as_array()?.clone();
         (!data.is_empty()).then_some(data)
@@ -136,7 +77,7 @@ async fn prometheus_scrapes_openmetrics_with_exemplars_and_text_with_the_same_va
 
     // Both targets report the same values, series by series.
     let records = catalog::PRODUCER_RECORDS.prometheus_name;
-    let by_job = eventually("samples from both jobs", || async {
+    let by_job = support::eventually("samples from both jobs", || async {
         let body = query(&client, &base, "/api/v1/query", records).await;
         let results = body["data"]["result"].as_array()?.clone();
         let of = |job: &str| -> Vec<(String, String)> {

@@ -1,0 +1,182 @@
+//! `monitoring/`: alert rules pass `promtool` and their unit tests, dashboards and rules name
+//! only catalog metrics, every catalog metric is on a dashboard, and every dashboard query is
+//! valid PromQL for a real Prometheus.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use streamhouse_observability::catalog::{self, MetricKind};
+
+fn monitoring() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("monitoring")
+}
+
+fn promtool(args: &[&str]) -> String {
+    let output = Command::new("promtool")
+        .args(args)
+        .current_dir(monitoring())
+        .output()
+        .expect("promtool (scripts/test installs it)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "promtool {args:?}:\n{text}");
+    text
+}
+
+/// Every `streamhouse_*` metric name in `text`, histogram suffixes folded into their family.
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("streamhouse_") {
+        let tail = &rest[start..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        let name = &tail[..end];
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .filter_map(|suffix| name.strip_suffix(suffix))
+            .find(|base| {
+                catalog::by_prometheus_name(base).is_some_and(|d| d.kind == MetricKind::Histogram)
+            })
+            .unwrap_or(name);
+        // A bare prefix is a regex (`streamhouse_.+`), not a name.
+        if name != "streamhouse_" {
+            names.insert(family.to_owned());
+        }
+        rest = &tail[end..];
+    }
+    names
+}
+
+fn dashboards() -> Vec<(String, Value)> {
+    let mut boards: Vec<_> = std::fs::read_dir(monitoring().join("dashboards"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .map(|path| {
+            let json = serde_json::from_slice(&std::fs::read(&path).unwrap())
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            (
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                json,
+            )
+        })
+        .collect();
+    boards.sort_by(|a, b| a.0.cmp(&b.0));
+    boards
+}
+
+fn dashboard_queries() -> Vec<(String, String)> {
+    let mut queries = Vec::new();
+    for (file, board) in dashboards() {
+        for panel in board["panels"].as_array().unwrap() {
+            for target in panel["targets"].as_array().unwrap() {
+                let expr = target["expr"].as_str().unwrap().to_owned();
+                queries.push((format!("{file}: {}", panel["title"]), expr));
+            }
+        }
+    }
+    queries
+}
+
+#[test]
+fn alert_rules_pass_promtool_and_their_unit_tests() {
+    assert!(promtool(&["check", "rules", "alerts.yml"]).contains("SUCCESS"));
+    assert!(promtool(&["check", "config", "prometheus.yml"]).contains("SUCCESS"));
+    assert!(promtool(&["test", "rules", "alerts_test.yml"]).contains("SUCCESS"));
+}
+
+#[test]
+fn rules_and_dashboards_name_only_catalog_metrics_and_cover_the_catalog() {
+    let rules = std::fs::read_to_string(monitoring().join("alerts.yml")).unwrap();
+    let mut used = metric_names(&rules);
+    for (where_, expr) in dashboard_queries() {
+        let names = metric_names(&expr);
+        assert!(
+            !names.is_empty(),
+            "{where_}: no StreamHouse metric in {expr}"
+        );
+        used.extend(names);
+    }
+    for name in &used {
+        assert!(
+            catalog::by_prometheus_name(name).is_some(),
+            "{name} is not in the catalog"
+        );
+    }
+    let on_dashboards: BTreeSet<String> = dashboard_queries()
+        .iter()
+        .flat_map(|(_, expr)| metric_names(expr))
+        .collect();
+    for def in catalog::ALL {
+        assert!(
+            on_dashboards.contains(def.prometheus_name),
+            "{} is on no dashboard",
+            def.prometheus_name
+        );
+    }
+    assert_eq!(dashboards().len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_dashboard_query_is_valid_promql() {
+    let rules = std::fs::read_to_string(monitoring().join("alerts.yml")).unwrap();
+    let prometheus = support::Prometheus::start_with_files(
+        "global:\n  evaluation_interval: 1s\nrule_files:\n  - alerts.yml\n",
+        &[("alerts.yml", &rules)],
+    );
+    let client = reqwest::Client::new();
+    let url = format!("{}/api/v1/query", prometheus.url());
+    support::eventually("prometheus to answer", || async {
+        let up = client
+            .get(&url)
+            .query(&[("query", "1")])
+            .send()
+            .await
+            .ok()?;
+        up.status().is_success().then_some(())
+    })
+    .await;
+    for (where_, expr) in dashboard_queries() {
+        // Grafana's variables, as Grafana would expand them.
+        let promql = expr
+            .replace("$__rate_interval", "1m")
+            .replace("$instance", ".*");
+        let response = client
+            .get(&url)
+            .query(&[("query", &promql)])
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = response.text().await.unwrap();
+        assert!(status.is_success(), "{where_}: {promql}\n{body}");
+    }
+    // Prometheus loaded every rule.
+    let rules_url = format!("{}/api/v1/rules", prometheus.url());
+    let loaded: Value = serde_json::from_slice(
+        &client
+            .get(&rules_url)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let count: usize = loaded["data"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["rules"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(count, rules.matches("- alert:").count());
+}
