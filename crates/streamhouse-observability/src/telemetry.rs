@@ -5,15 +5,20 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use opentelemetry::metrics::MeterProvider as _;
+use opentelemetry::metrics::{Meter, MeterProvider as _, ObservableCounter};
+use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::resource::TelemetryResourceDetector;
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
 
+use crate::catalog::{self, label};
 use crate::config::{ConfigError, TelemetryConfig};
-use crate::metrics::{ConsumerMetrics, ProducerMetrics, Recorders, StorageMetrics, SystemMetrics};
+use crate::metrics::{
+    ConsumerMetrics, HttpServerMetrics, ProducerMetrics, Recorders, StorageMetrics, SystemMetrics,
+};
+use crate::otlp::{ExportFailures, Pipelines, Signal, build_pipelines};
 use crate::prometheus::PrometheusReader;
 use crate::views::catalog_view;
 
@@ -30,6 +35,8 @@ pub enum TelemetryError {
     Shutdown(String),
     /// Shutdown did not finish within the configured timeout; it goes on in the background.
     ShutdownTimeout(Duration),
+    /// An OTLP exporter could not be built.
+    Exporter(String),
 }
 
 impl fmt::Display for TelemetryError {
@@ -40,6 +47,7 @@ impl fmt::Display for TelemetryError {
             TelemetryError::ShutdownTimeout(t) => {
                 write!(f, "telemetry shutdown did not finish within {t:?}")
             }
+            TelemetryError::Exporter(msg) => write!(f, "telemetry exporter: {msg}"),
         }
     }
 }
@@ -88,6 +96,10 @@ struct Inner {
     tracer_provider: SdkTracerProvider,
     prometheus: Option<PrometheusReader>,
     recorders: Recorders,
+    export_failures: Arc<ExportFailures>,
+    _failure_counter: Option<ObservableCounter<u64>>,
+    // Last: the gRPC exporters run on it until the providers above are dropped.
+    _otlp_runtime: Option<crate::otlp::ExportRuntime>,
 }
 
 impl fmt::Debug for Telemetry {
@@ -109,23 +121,40 @@ impl Telemetry {
     /// None today; the `Result` leaves room for exporters that can fail to start.
     pub fn new(config: TelemetryConfig) -> Result<Self, TelemetryError> {
         let resource = build_resource(&config);
+        let export_failures = Arc::new(ExportFailures::default());
         let mut meters = SdkMeterProvider::builder().with_resource(resource.clone());
         let mut tracers = SdkTracerProvider::builder().with_resource(resource.clone());
+        let mut otlp_runtime = None;
         let prometheus = if config.disabled {
             tracers = tracers.with_sampler(Sampler::AlwaysOff);
             None
         } else {
             let reader = PrometheusReader::new(config.prometheus.clone());
+            // One view for every reader: push carries the same names and buckets as /metrics.
             meters = meters
                 .with_reader(reader.clone())
                 .with_view(catalog_view(config.cardinality_limit));
+            let Pipelines {
+                metric_reader,
+                span_processor,
+                runtime,
+            } = build_pipelines(&config.otlp, &export_failures)
+                .map_err(TelemetryError::Exporter)?;
+            if let Some(periodic) = metric_reader {
+                meters = meters.with_reader(periodic);
+            }
+            if let Some(processor) = span_processor {
+                tracers = tracers.with_span_processor(processor);
+            }
+            tracers = tracers.with_sampler(config.sampler.to_sdk());
+            otlp_runtime = runtime;
             Some(reader)
         };
         let meter_provider = meters.build();
-        let scope = InstrumentationScope::builder(SCOPE_NAME)
-            .with_version(env!("CARGO_PKG_VERSION"))
-            .build();
-        let recorders = Recorders::new(&meter_provider.meter_with_scope(scope), Instant::now());
+        let meter = meter_provider.meter_with_scope(scope());
+        let recorders = Recorders::new(&meter, Instant::now());
+        let failure_counter =
+            (!config.disabled).then(|| register_failure_counter(&meter, &export_failures));
         Ok(Telemetry {
             inner: Arc::new(Inner {
                 config,
@@ -134,6 +163,9 @@ impl Telemetry {
                 tracer_provider: tracers.build(),
                 prometheus,
                 recorders,
+                export_failures,
+                _failure_counter: failure_counter,
+                _otlp_runtime: otlp_runtime,
             }),
         })
     }
@@ -185,6 +217,23 @@ impl Telemetry {
     /// System gauges.
     pub fn system(&self) -> &SystemMetrics {
         &self.inner.recorders.system
+    }
+
+    /// HTTP server metrics.
+    pub fn http_server(&self) -> &HttpServerMetrics {
+        &self.inner.recorders.http_server
+    }
+
+    /// A tracer of this instance's provider, for the `tracing-opentelemetry` layer and for
+    /// spans started by hand.
+    pub fn tracer(&self) -> SdkTracer {
+        self.inner.tracer_provider.tracer_with_scope(scope())
+    }
+
+    /// Failed OTLP exports of `signal` so far (also exposed as
+    /// [`TELEMETRY_EXPORT_FAILURES`](catalog::TELEMETRY_EXPORT_FAILURES)).
+    pub fn export_failures(&self, signal: Signal) -> u64 {
+        self.inner.export_failures.count(signal)
     }
 
     /// The meter provider, for instruments outside the catalog. They are exposed on
@@ -255,6 +304,35 @@ impl Telemetry {
             Err(_) => Err(TelemetryError::ShutdownTimeout(timeout)),
         }
     }
+}
+
+fn scope() -> InstrumentationScope {
+    InstrumentationScope::builder(SCOPE_NAME)
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .build()
+}
+
+/// Exposes the export failure counts; always both signals, zero when push is off, so
+/// dashboards and alerts need not special-case a missing series.
+fn register_failure_counter(
+    meter: &Meter,
+    failures: &Arc<ExportFailures>,
+) -> ObservableCounter<u64> {
+    let def = &catalog::TELEMETRY_EXPORT_FAILURES;
+    let failures = Arc::clone(failures);
+    meter
+        .u64_observable_counter(def.otel_name)
+        .with_unit(def.unit)
+        .with_description(def.description)
+        .with_callback(move |observer| {
+            for signal in [Signal::Metrics, Signal::Traces] {
+                observer.observe(
+                    failures.count(signal),
+                    &[KeyValue::new(label::SIGNAL, signal.as_str())],
+                );
+            }
+        })
+        .build()
 }
 
 fn build_resource(config: &TelemetryConfig) -> Resource {

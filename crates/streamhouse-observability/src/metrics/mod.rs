@@ -7,6 +7,7 @@
 //! register; see [`GaugeRegistration`].
 
 mod consumer;
+mod http;
 mod instruments;
 mod labels;
 mod observed;
@@ -19,6 +20,7 @@ use std::time::Instant;
 use opentelemetry::metrics::Meter;
 
 pub use consumer::{ConsumerMetrics, GroupConsumerMetrics, LagReport};
+pub use http::HttpServerMetrics;
 pub use labels::{ConsumerError, ProducerError, S3Error, S3Operation};
 pub use observed::GaugeRegistration;
 pub use producer::{ProducerMetrics, TopicProducerMetrics};
@@ -32,6 +34,7 @@ pub(crate) struct Recorders {
     pub(crate) consumer: ConsumerMetrics,
     pub(crate) storage: StorageMetrics,
     pub(crate) system: SystemMetrics,
+    pub(crate) http_server: HttpServerMetrics,
 }
 
 impl Recorders {
@@ -41,6 +44,7 @@ impl Recorders {
             consumer: ConsumerMetrics::new(meter),
             storage: StorageMetrics::new(meter),
             system: SystemMetrics::new(meter, started),
+            http_server: HttpServerMetrics::new(meter),
         }
     }
 }

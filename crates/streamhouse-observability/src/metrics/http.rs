@@ -1,0 +1,49 @@
+//! HTTP server metrics: `http.server.request.duration` with semantic-convention labels.
+
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Histogram, Meter};
+
+use super::instruments;
+use crate::catalog::{self, label};
+
+/// Records HTTP server request durations. Usually fed by
+/// [`HttpServerLayer`](crate::http::HttpServerLayer).
+///
+/// ```
+/// use std::time::Duration;
+/// use streamhouse_observability::{Telemetry, TelemetryConfig};
+///
+/// let telemetry = Telemetry::new(TelemetryConfig::default()).unwrap();
+/// telemetry
+///     .http_server()
+///     .record_request("GET", "/topics/{topic}", 200, Duration::from_millis(3));
+/// let text = telemetry.render_prometheus();
+/// assert!(text.contains(r#"http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="200",http_route="/topics/{topic}"} 1"#));
+/// ```
+#[derive(Debug, Clone)]
+pub struct HttpServerMetrics {
+    duration: Histogram<f64>,
+}
+
+impl HttpServerMetrics {
+    pub(crate) fn new(meter: &Meter) -> Self {
+        HttpServerMetrics {
+            duration: instruments::histogram(meter, &catalog::HTTP_SERVER_REQUEST_DURATION),
+        }
+    }
+
+    /// Records one finished request. `route` is the matched route template (`/topics/{topic}`),
+    /// never the raw path, so the series count stays bounded.
+    pub fn record_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        self.duration.record(
+            elapsed.as_secs_f64(),
+            &[
+                KeyValue::new(label::HTTP_REQUEST_METHOD, method.to_owned()),
+                KeyValue::new(label::HTTP_ROUTE, route.to_owned()),
+                KeyValue::new(label::HTTP_RESPONSE_STATUS_CODE, i64::from(status)),
+            ],
+        );
+    }
+}
