@@ -57,7 +57,10 @@ where
         let metadata = event.metadata();
         let mut line = Map::new();
         let mut timestamp = String::new();
-        if SystemTime.format_time(&mut Writer::new(&mut timestamp)).is_ok() {
+        if SystemTime
+            .format_time(&mut Writer::new(&mut timestamp))
+            .is_ok()
+        {
             line.insert("timestamp".into(), timestamp.into());
         }
         line.insert("level".into(), metadata.level().as_str().into());
@@ -68,11 +71,15 @@ where
         if let Some(span) = ctx.event_span(event) {
             line.insert("span".into(), span.name().into());
             let dispatch = self.dispatch.get().and_then(WeakDispatch::upgrade);
-            let otel = dispatch.and_then(|d| tracing_opentelemetry::get_otel_context(&span.id(), &d));
+            let otel =
+                dispatch.and_then(|d| tracing_opentelemetry::get_otel_context(&span.id(), &d));
             if let Some(cx) = otel {
                 let span_context = cx.span().span_context().clone();
                 if span_context.is_valid() {
-                    line.insert("trace_id".into(), span_context.trace_id().to_string().into());
+                    line.insert(
+                        "trace_id".into(),
+                        span_context.trace_id().to_string().into(),
+                    );
                     line.insert("span_id".into(), span_context.span_id().to_string().into());
                 }
             }

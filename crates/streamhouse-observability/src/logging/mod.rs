@@ -95,7 +95,11 @@ impl LoggingConfig {
         let mut config = LoggingConfig::default();
         if let Some(filter) = get("RUST_LOG") {
             EnvFilter::try_new(&filter).map_err(|_| {
-                ConfigError::new("RUST_LOG", &filter, "tracing-subscriber EnvFilter directives")
+                ConfigError::new(
+                    "RUST_LOG",
+                    &filter,
+                    "tracing-subscriber EnvFilter directives",
+                )
             })?;
             config.filter = filter;
         }
@@ -103,7 +107,13 @@ impl LoggingConfig {
             config.format = match raw.trim().to_ascii_lowercase().as_str() {
                 "human" | "text" => LogFormat::Human,
                 "json" => LogFormat::Json,
-                _ => return Err(ConfigError::new("STREAMHOUSE_LOG_FORMAT", &raw, "human or json")),
+                _ => {
+                    return Err(ConfigError::new(
+                        "STREAMHOUSE_LOG_FORMAT",
+                        &raw,
+                        "human or json",
+                    ));
+                }
             };
         }
         Ok(config)
@@ -124,7 +134,15 @@ impl LoggingConfig {
 
 /// Targets whose spans must not become OTel spans: the exporters' own HTTP and gRPC stacks
 /// would otherwise trace their exports, which would be exported, and so on.
-const EXPORT_STACK_TARGETS: &[&str] = &["h2", "hyper", "hyper_util", "reqwest", "tonic", "tower", "opentelemetry"];
+const EXPORT_STACK_TARGETS: &[&str] = &[
+    "h2",
+    "hyper",
+    "hyper_util",
+    "reqwest",
+    "tonic",
+    "tower",
+    "opentelemetry",
+];
 
 /// A subscriber: `config.filter`, the OpenTelemetry layer on `telemetry`'s tracer, and
 /// log lines in `config.format` written to `make_writer` (e.g. `std::io::stdout`).
@@ -140,7 +158,11 @@ where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
     let filter = EnvFilter::try_new(&config.filter).map_err(|_| {
-        ConfigError::new("RUST_LOG", &config.filter, "tracing-subscriber EnvFilter directives")
+        ConfigError::new(
+            "RUST_LOG",
+            &config.filter,
+            "tracing-subscriber EnvFilter directives",
+        )
     })?;
     let otel = tracing_opentelemetry::layer()
         .with_tracer(telemetry.tracer())
@@ -164,7 +186,13 @@ where
 pub fn init(telemetry: &Telemetry, config: &LoggingConfig) -> Result<(), ConfigError> {
     subscriber(telemetry, config, std::io::stdout)?
         .try_init()
-        .map_err(|e| ConfigError::new("tracing", "global subscriber", format!("none set yet ({e})")))
+        .map_err(|e| {
+            ConfigError::new(
+                "tracing",
+                "global subscriber",
+                format!("none set yet ({e})"),
+            )
+        })
 }
 
 fn output_layer<S, W>(format: LogFormat, make_writer: W) -> Box<dyn Layer<S> + Send + Sync>

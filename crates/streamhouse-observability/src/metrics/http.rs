@@ -37,15 +37,27 @@ impl HttpServerMetrics {
     /// Records one finished request. `route` is the matched route template (`/topics/{topic}`),
     /// never the raw path, so the series count stays bounded; `None` when no route matched
     /// (the attribute is then left out, as the conventions say).
-    pub fn record_request(&self, method: &str, route: Option<&str>, status: u16, elapsed: Duration) {
+    pub fn record_request(
+        &self,
+        method: &str,
+        route: Option<&str>,
+        status: u16,
+        elapsed: Duration,
+    ) {
         let method = KeyValue::new(label::HTTP_REQUEST_METHOD, method.to_owned());
         let status = KeyValue::new(label::HTTP_RESPONSE_STATUS_CODE, i64::from(status));
         match route {
             Some(route) => self.duration.record(
                 elapsed.as_secs_f64(),
-                &[method, KeyValue::new(label::HTTP_ROUTE, route.to_owned()), status],
+                &[
+                    method,
+                    KeyValue::new(label::HTTP_ROUTE, route.to_owned()),
+                    status,
+                ],
             ),
-            None => self.duration.record(elapsed.as_secs_f64(), &[method, status]),
+            None => self
+                .duration
+                .record(elapsed.as_secs_f64(), &[method, status]),
         }
     }
 }

@@ -20,7 +20,7 @@ mod headers;
 mod messaging;
 
 pub use headers::{RecordHeaderExtractor, RecordHeaderInjector};
-pub use messaging::{MessagingOperation, MESSAGING_SYSTEM, process_span, receive_span, send_span};
+pub use messaging::{MESSAGING_SYSTEM, MessagingOperation, process_span, receive_span, send_span};
 
 use opentelemetry::Context;
 use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
