@@ -96,7 +96,7 @@ fn append_to_segment(telemetry: &Telemetry, round: u64) {
     let partition = storage.partition("orders", (round % 3) as u32);
     partition.record_segment_write();
     partition.record_segment_flush();
-    let outcome = if round % 4 == 0 {
+    let outcome = if round.is_multiple_of(4) {
         Err(S3Error::Timeout)
     } else {
         Ok(())

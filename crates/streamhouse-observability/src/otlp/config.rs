@@ -217,9 +217,11 @@ impl OtlpConfig {
     /// `OTEL_BSP_*` and `OTEL_{METRICS,TRACES}_EXPORTER` variables through `get`, which
     /// returns `None` for unset or blank variables.
     pub(crate) fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut config = OtlpConfig::default();
-        config.metrics = exporter_from_lookup(get, Signal::Metrics)?;
-        config.traces = exporter_from_lookup(get, Signal::Traces)?;
+        let mut config = OtlpConfig {
+            metrics: exporter_from_lookup(get, Signal::Metrics)?,
+            traces: exporter_from_lookup(get, Signal::Traces)?,
+            ..OtlpConfig::default()
+        };
         if let Some(raw) = get("OTEL_METRIC_EXPORT_INTERVAL") {
             config.metric_export_interval = positive_millis("OTEL_METRIC_EXPORT_INTERVAL", &raw)?;
         }
