@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! docker run -p 4317:4317 -p 4318:4318 -v $PWD/otel-collector.yaml:/etc/otelcol-contrib/config.yaml \
-//!     otel/opentelemetry-collector-contrib:0.139.0
+//!     otel/opentelemetry-collector-contrib:0.130.0
 //! OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 OTEL_METRIC_EXPORT_INTERVAL=1000 \
 //!     STREAMHOUSE_LOG_FORMAT=json cargo run --example otlp_push
 //! ```
