@@ -61,7 +61,7 @@ async fn pushes_everything(protocol: OtlpProtocol, gzip: bool) {
     };
     let arrived = receiver
         .wait_until(Duration::from_secs(10), |r| {
-            all_metrics(r) && r.spans().len() >= 2
+            all_metrics(r) && r.spans().len() >= 2 && !r.log_records().is_empty()
         })
         .await;
     assert!(
@@ -185,9 +185,35 @@ async fn pushes_everything(protocol: OtlpProtocol, gzip: bool) {
         assert_eq!(line["span_id"], hex(&inner.span_id));
         assert_eq!(line["span"], "append_segment");
         assert_eq!(line["fields"]["records"], 5);
+        let trace_id = line["trace_id"].as_str().unwrap();
+        let span_id = line["span_id"].as_str().unwrap();
+        assert!(trace_id.len() == 32 && span_id.len() == 16);
+        assert!(
+            (trace_id.to_owned() + span_id)
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)),
+            "lowercase hex"
+        );
+
+        // The same event as an OTLP log record, stamped with the same span.
+        let records = r.log_records();
+        let record = records
+            .iter()
+            .find(|l| {
+                l.body
+                    .as_ref()
+                    .map(support::otlp_receiver::any_value_string)
+                    .as_deref()
+                    == Some("appended")
+            })
+            .unwrap_or_else(|| panic!("no OTLP log record: {records:?}"));
+        assert_eq!(record.trace_id, inner.trace_id);
+        assert_eq!(record.span_id, inner.span_id);
+        assert_eq!(record.severity_text, "INFO");
     });
     assert_eq!(telemetry.export_failures(Signal::Metrics), 0);
     assert_eq!(telemetry.export_failures(Signal::Traces), 0);
+    assert_eq!(telemetry.export_failures(Signal::Logs), 0);
     telemetry.shutdown().expect("clean shutdown");
     receiver.stop().await;
 }

@@ -1,6 +1,6 @@
 //! Interop with a real OTLP collector, `rotel`: it receives our metrics and spans over gRPC
 //! and over HTTP/protobuf, and its debug log shows the pinned metric names, a label value,
-//! and the trace id that our JSON log line carries.
+//! and the trace id that our JSON log line carries, on the span and on the OTLP log record.
 
 mod support;
 
@@ -60,17 +60,24 @@ async fn rotel_receives(protocol: OtlpProtocol, name: &str) {
     let topic_label = format!("-> topic: Str({topic})");
     let service = format!("-> service.name: Str(rotel-{name})");
     let trace = format!("Trace ID       : {trace_id}");
+    let span_id = line["span_id"].as_str().expect("span_id");
+    // The OTLP log record of the same event, stamped with the same span.
+    let log_record = format!(
+        "Body: Str(sent to rotel)\n    Trace ID       : {trace_id}\n    Span ID        : {span_id}\n"
+    );
     needles.extend([
         topic_label.as_str(),
         "ExplicitBounds #10: 5\n",
         "Name           : rotel_produce",
         trace.as_str(),
+        log_record.as_str(),
         service.as_str(),
     ]);
     rotel.wait_for(&needles, Duration::from_secs(15)).await;
     telemetry.shutdown().expect("clean shutdown");
     assert_eq!(telemetry.export_failures(Signal::Metrics), 0);
     assert_eq!(telemetry.export_failures(Signal::Traces), 0);
+    assert_eq!(telemetry.export_failures(Signal::Logs), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -319,7 +319,7 @@ pub fn record_every_metric(telemetry: &Telemetry) -> Recorded {
         ],
         0.030,
     );
-    for signal in ["metrics", "traces"] {
+    for signal in ["metrics", "traces", "logs"] {
         expect(
             &catalog::TELEMETRY_EXPORT_FAILURES,
             "",

@@ -10,6 +10,12 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
@@ -23,6 +29,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::metrics::v1::Metric;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::Span;
@@ -34,6 +41,7 @@ use tokio::sync::oneshot;
 pub struct Received {
     pub metrics: Vec<ExportMetricsServiceRequest>,
     pub traces: Vec<ExportTraceServiceRequest>,
+    pub logs: Vec<ExportLogsServiceRequest>,
     pub last_headers: Vec<(String, String)>,
 }
 
@@ -80,7 +88,11 @@ impl Receiver {
                         .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
                 )
                 .add_service(
-                    TraceServiceServer::new(service)
+                    TraceServiceServer::new(service.clone())
+                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+                )
+                .add_service(
+                    LogsServiceServer::new(service)
                         .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
                 )
                 .serve_with_incoming_shutdown(incoming, async {
@@ -92,6 +104,7 @@ impl Receiver {
         let (http_stop, http_stopped) = oneshot::channel::<()>();
         let metrics_state = received.clone();
         let traces_state = received.clone();
+        let logs_state = received.clone();
         let router = axum::Router::new()
             .route(
                 "/v1/metrics",
@@ -105,6 +118,13 @@ impl Receiver {
                 post(move |headers: HeaderMap, body: Bytes| async move {
                     decode_into(&traces_state, &headers, &body, |r, t| r.traces.push(t))
                         .map(|_| encoded(ExportTraceServiceResponse::default()))
+                }),
+            )
+            .route(
+                "/v1/logs",
+                post(move |headers: HeaderMap, body: Bytes| async move {
+                    decode_into(&logs_state, &headers, &body, |r, l| r.logs.push(l))
+                        .map(|_| encoded(ExportLogsServiceResponse::default()))
                 }),
             );
         let http_task = tokio::spawn(async move {
@@ -242,6 +262,19 @@ impl TraceService for Service {
     }
 }
 
+#[tonic::async_trait]
+impl LogsService for Service {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportLogsServiceRequest>,
+    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+        let mut received = self.0.lock().unwrap();
+        received.last_headers = metadata_pairs(request.metadata());
+        received.logs.push(request.into_inner());
+        Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
+    }
+}
+
 fn metadata_pairs(metadata: &tonic::metadata::MetadataMap) -> Vec<(String, String)> {
     metadata
         .clone()
@@ -286,6 +319,15 @@ impl Received {
             .iter()
             .flat_map(|r| &r.resource_spans)
             .flat_map(|rs| rs.scope_spans.iter().flat_map(|ss| ss.spans.clone()))
+            .collect()
+    }
+
+    /// Every log record received.
+    pub fn log_records(&self) -> Vec<LogRecord> {
+        self.logs
+            .iter()
+            .flat_map(|r| &r.resource_logs)
+            .flat_map(|rl| rl.scope_logs.iter().flat_map(|sl| sl.log_records.clone()))
             .collect()
     }
 

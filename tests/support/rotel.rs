@@ -32,7 +32,7 @@ fn free_port() -> SocketAddr {
 
 impl Rotel {
     /// Starts rotel with OTLP receivers on free ports, the blackhole exporter and the
-    /// detailed debug log of metrics and traces on its standard output (kept in a file).
+    /// detailed debug log of metrics, traces and logs on its standard output (kept in a file).
     pub fn start(name: &str) -> Rotel {
         let grpc_addr = free_port();
         let http_addr = free_port();
@@ -46,7 +46,14 @@ impl Rotel {
             .args(["--otlp-grpc-endpoint", &grpc_addr.to_string()])
             .args(["--otlp-http-endpoint", &http_addr.to_string()])
             .args(["--exporter", "blackhole"])
-            .args(["--debug-log", "metrics", "--debug-log", "traces"])
+            .args([
+                "--debug-log",
+                "metrics",
+                "--debug-log",
+                "traces",
+                "--debug-log",
+                "logs",
+            ])
             .args(["--debug-log-verbosity", "detailed"])
             .arg("--pid-file")
             .arg(dir.join("rotel.pid"))

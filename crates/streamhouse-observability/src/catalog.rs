@@ -69,7 +69,7 @@ pub mod label {
     pub const ERROR_TYPE: &str = "error_type";
     /// Object store operation; see [`crate::metrics::S3Operation`].
     pub const OPERATION: &str = "operation";
-    /// The telemetry signal an exporter carries: `metrics` or `traces`.
+    /// The telemetry signal an exporter carries: `metrics`, `traces` or `logs`.
     pub const SIGNAL: &str = "signal";
     /// HTTP request method (semantic conventions).
     pub const HTTP_REQUEST_METHOD: &str = "http.request.method";
@@ -356,7 +356,7 @@ pub const HTTP_SERVER_REQUEST_DURATION: MetricDef = histogram(
     &[HTTP_REQUEST_METHOD, HTTP_ROUTE, HTTP_RESPONSE_STATUS_CODE],
     HTTP_SERVER_DURATION_BUCKETS,
 );
-/// OTLP export attempts that failed, per signal (`metrics`, `traces`).
+/// OTLP export attempts that failed, per signal (`metrics`, `traces`, `logs`).
 pub const TELEMETRY_EXPORT_FAILURES: MetricDef = counter(
     "streamhouse.telemetry.export.failures",
     "streamhouse_telemetry_export_failures_total",

@@ -15,13 +15,13 @@
 //! | `STREAMHOUSE_PROMETHEUS_SCOPE_LABELS` | add `otel_scope_*` labels | `false` |
 //! | `STREAMHOUSE_SHUTDOWN_TIMEOUT_MS` | bound on [`Telemetry::shutdown`](crate::Telemetry::shutdown) | 5000 |
 //! | `STREAMHOUSE_METRICS_ADDR` | address the examples serve `/metrics` on | `127.0.0.1:9464` |
-//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | collector base URL; turns on push of metrics and traces | off |
-//! | `OTEL_EXPORTER_OTLP_{METRICS,TRACES}_ENDPOINT` | per-signal URL, used as is | off |
-//! | `OTEL_EXPORTER_OTLP[_{METRICS,TRACES}]_PROTOCOL` | `grpc` or `http/protobuf` | `http/protobuf` |
-//! | `OTEL_EXPORTER_OTLP[_{METRICS,TRACES}]_HEADERS` | `k=v,k2=v2` request headers (secret) | none |
-//! | `OTEL_EXPORTER_OTLP[_{METRICS,TRACES}]_TIMEOUT` | per-export timeout, ms | 10000 |
-//! | `OTEL_EXPORTER_OTLP[_{METRICS,TRACES}]_COMPRESSION` | `gzip` or `none` | `none` |
-//! | `OTEL_{METRICS,TRACES}_EXPORTER` | `otlp` or `none` | `otlp` |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | collector base URL; turns on push of metrics, traces and logs | off |
+//! | `OTEL_EXPORTER_OTLP_{METRICS,TRACES,LOGS}_ENDPOINT` | per-signal URL, used as is | off |
+//! | `OTEL_EXPORTER_OTLP[_{METRICS,TRACES,LOGS}]_PROTOCOL` | `grpc` or `http/protobuf` | `http/protobuf` |
+//! | `OTEL_EXPORTER_OTLP[_{METRICS,TRACES,LOGS}]_HEADERS` | `k=v,k2=v2` request headers (secret) | none |
+//! | `OTEL_EXPORTER_OTLP[_{METRICS,TRACES,LOGS}]_TIMEOUT` | per-export timeout, ms | 10000 |
+//! | `OTEL_EXPORTER_OTLP[_{METRICS,TRACES,LOGS}]_COMPRESSION` | `gzip` or `none` | `none` |
+//! | `OTEL_{METRICS,TRACES,LOGS}_EXPORTER` | `otlp` or `none` | `otlp` |
 //! | `OTEL_METRIC_EXPORT_INTERVAL` | metric push interval, ms | 60000 |
 //! | `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` | `cumulative`, `delta`, `lowmemory` | `cumulative` |
 //! | `OTEL_BSP_SCHEDULE_DELAY` / `OTEL_BSP_MAX_QUEUE_SIZE` | span batch delay (ms) / queue bound | 5000 / 2048 |

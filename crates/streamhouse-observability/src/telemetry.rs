@@ -9,6 +9,7 @@ use opentelemetry::metrics::{Meter, MeterProvider as _, ObservableCounter};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::resource::TelemetryResourceDetector;
 use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
@@ -94,6 +95,7 @@ struct Inner {
     resource: Resource,
     meter_provider: SdkMeterProvider,
     tracer_provider: SdkTracerProvider,
+    logger_provider: Option<SdkLoggerProvider>,
     prometheus: Option<PrometheusReader>,
     recorders: Recorders,
     export_failures: Arc<ExportFailures>,
@@ -125,6 +127,7 @@ impl Telemetry {
         let mut meters = SdkMeterProvider::builder().with_resource(resource.clone());
         let mut tracers = SdkTracerProvider::builder().with_resource(resource.clone());
         let mut otlp_runtime = None;
+        let mut logger_provider = None;
         let prometheus = if config.disabled {
             tracers = tracers.with_sampler(Sampler::AlwaysOff);
             None
@@ -137,6 +140,7 @@ impl Telemetry {
             let Pipelines {
                 metric_reader,
                 span_processor,
+                log_processor,
                 runtime,
             } = build_pipelines(&config.otlp, &export_failures)
                 .map_err(TelemetryError::Exporter)?;
@@ -146,6 +150,12 @@ impl Telemetry {
             if let Some(processor) = span_processor {
                 tracers = tracers.with_span_processor(processor);
             }
+            logger_provider = log_processor.map(|processor| {
+                SdkLoggerProvider::builder()
+                    .with_resource(resource.clone())
+                    .with_log_processor(processor)
+                    .build()
+            });
             tracers = tracers.with_sampler(config.sampler.to_sdk());
             otlp_runtime = runtime;
             Some(reader)
@@ -161,6 +171,7 @@ impl Telemetry {
                 resource,
                 meter_provider,
                 tracer_provider: tracers.build(),
+                logger_provider,
                 prometheus,
                 recorders,
                 export_failures,
@@ -247,6 +258,12 @@ impl Telemetry {
         &self.inner.tracer_provider
     }
 
+    /// The logger provider pushing `tracing` events over OTLP; `None` unless a logs endpoint
+    /// is configured. [`logging::subscriber`](crate::logging::subscriber) bridges to it.
+    pub fn logger_provider(&self) -> Option<&SdkLoggerProvider> {
+        self.inner.logger_provider.as_ref()
+    }
+
     /// The resource shared by every signal.
     pub fn resource(&self) -> &Resource {
         &self.inner.resource
@@ -281,6 +298,7 @@ impl Telemetry {
         let (done, wait) = mpsc::channel();
         let meters = self.inner.meter_provider.clone();
         let tracers = self.inner.tracer_provider.clone();
+        let loggers = self.inner.logger_provider.clone();
         // A thread of its own, so an exporter stuck past its timeout cannot hold the caller.
         std::thread::Builder::new()
             .name("telemetry-shutdown".into())
@@ -288,6 +306,7 @@ impl Telemetry {
                 let errors: Vec<String> = [
                     meters.shutdown_with_timeout(timeout),
                     tracers.shutdown_with_timeout(timeout),
+                    loggers.map_or(Ok(()), |l| l.shutdown_with_timeout(timeout)),
                 ]
                 .into_iter()
                 .filter_map(|r| r.err())
@@ -325,7 +344,7 @@ fn register_failure_counter(
         .with_unit(def.unit)
         .with_description(def.description)
         .with_callback(move |observer| {
-            for signal in [Signal::Metrics, Signal::Traces] {
+            for signal in Signal::ALL {
                 observer.observe(
                     failures.count(signal),
                     &[KeyValue::new(label::SIGNAL, signal.as_str())],

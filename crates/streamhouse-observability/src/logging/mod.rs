@@ -144,8 +144,9 @@ const EXPORT_STACK_TARGETS: &[&str] = &[
     "opentelemetry",
 ];
 
-/// A subscriber: `config.filter`, the OpenTelemetry layer on `telemetry`'s tracer, and
-/// log lines in `config.format` written to `make_writer` (e.g. `std::io::stdout`).
+/// A subscriber: `config.filter`, the OpenTelemetry layer on `telemetry`'s tracer, the
+/// OTLP log bridge when `telemetry` pushes logs, and log lines in `config.format` written to
+/// `make_writer` (e.g. `std::io::stdout`).
 ///
 /// # Errors
 /// A [`ConfigError`] naming `RUST_LOG` when the filter does not parse.
@@ -166,16 +167,27 @@ where
     })?;
     let otel = tracing_opentelemetry::layer()
         .with_tracer(telemetry.tracer())
-        .with_filter(filter_fn(|metadata| {
-            let target = metadata.target();
-            !EXPORT_STACK_TARGETS
-                .iter()
-                .any(|t| target == *t || target.starts_with(&format!("{t}::")))
-        }));
+        .with_filter(filter_fn(not_export_stack));
+    // Pushes events as OTLP log records (with the current span's ids) when a logs endpoint
+    // is configured; a `None` layer does nothing.
+    let otlp_logs = telemetry.logger_provider().map(|provider| {
+        opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(provider)
+            .with_filter(filter_fn(not_export_stack))
+    });
     Ok(tracing_subscriber::registry()
         .with(filter)
         .with(otel)
+        .with(otlp_logs)
         .with(output_layer(config.format, make_writer)))
+}
+
+fn not_export_stack(metadata: &tracing::Metadata<'_>) -> bool {
+    let target = metadata.target();
+    !EXPORT_STACK_TARGETS.iter().any(|t| {
+        target
+            .strip_prefix(t)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    })
 }
 
 /// Installs [`subscriber`] (writing to stdout) as the process-wide default.

@@ -41,14 +41,20 @@ pub enum Signal {
     Metrics,
     /// Traces.
     Traces,
+    /// Logs (`tracing` events, through `opentelemetry-appender-tracing`).
+    Logs,
 }
 
 impl Signal {
-    /// The label value and the OTLP/HTTP path segment (`metrics`, `traces`).
+    /// Every signal.
+    pub const ALL: [Signal; 3] = [Signal::Metrics, Signal::Traces, Signal::Logs];
+
+    /// The label value and the OTLP/HTTP path segment (`metrics`, `traces`, `logs`).
     pub const fn as_str(self) -> &'static str {
         match self {
             Signal::Metrics => "metrics",
             Signal::Traces => "traces",
+            Signal::Logs => "logs",
         }
     }
 
@@ -56,6 +62,7 @@ impl Signal {
         match self {
             Signal::Metrics => "METRICS_",
             Signal::Traces => "TRACES_",
+            Signal::Logs => "LOGS_",
         }
     }
 }
@@ -149,6 +156,9 @@ pub struct OtlpConfig {
     pub metrics: Option<OtlpExporterConfig>,
     /// The span exporter; `None` pushes no spans.
     pub traces: Option<OtlpExporterConfig>,
+    /// The log exporter; `None` pushes no logs. Log records are `tracing` events that pass
+    /// the filter of [`logging::subscriber`](crate::logging::subscriber).
+    pub logs: Option<OtlpExporterConfig>,
     /// Time between metric pushes.
     pub metric_export_interval: Duration,
     /// Temporality of pushed sums and histograms (`/metrics` is always cumulative).
@@ -164,6 +174,7 @@ impl Default for OtlpConfig {
         OtlpConfig {
             metrics: None,
             traces: None,
+            logs: None,
             metric_export_interval: DEFAULT_METRIC_EXPORT_INTERVAL,
             temporality: Temporality::Cumulative,
             span_queue_size: DEFAULT_SPAN_QUEUE_SIZE,
@@ -173,19 +184,29 @@ impl Default for OtlpConfig {
 }
 
 impl OtlpConfig {
-    /// Pushes metrics and traces to the collector at `base`. For HTTP the signal paths
-    /// (`/v1/metrics`, `/v1/traces`) are appended, as the spec does for
+    /// Pushes metrics, traces and logs to the collector at `base`. For HTTP the signal
+    /// paths (`/v1/metrics`, ...) are appended, as the spec does for
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
     pub fn with_endpoint(mut self, base: &str, protocol: OtlpProtocol) -> Self {
-        self.metrics = Some(OtlpExporterConfig::new(
-            signal_url(base, protocol, Signal::Metrics),
-            protocol,
-        ));
-        self.traces = Some(OtlpExporterConfig::new(
-            signal_url(base, protocol, Signal::Traces),
-            protocol,
-        ));
+        let exporter = |signal| {
+            Some(OtlpExporterConfig::new(
+                signal_url(base, protocol, signal),
+                protocol,
+            ))
+        };
+        self.metrics = exporter(Signal::Metrics);
+        self.traces = exporter(Signal::Traces);
+        self.logs = exporter(Signal::Logs);
         self
+    }
+
+    /// The exporter of `signal`, if set.
+    pub fn exporter(&self, signal: Signal) -> Option<&OtlpExporterConfig> {
+        match signal {
+            Signal::Metrics => self.metrics.as_ref(),
+            Signal::Traces => self.traces.as_ref(),
+            Signal::Logs => self.logs.as_ref(),
+        }
     }
 
     /// Sets the time between metric pushes.
@@ -210,16 +231,18 @@ impl OtlpConfig {
     pub fn map_exporters(mut self, f: impl Fn(OtlpExporterConfig) -> OtlpExporterConfig) -> Self {
         self.metrics = self.metrics.map(&f);
         self.traces = self.traces.map(&f);
+        self.logs = self.logs.map(&f);
         self
     }
 
     /// Reads the `OTEL_EXPORTER_OTLP_*`, `OTEL_METRIC_EXPORT_INTERVAL`,
-    /// `OTEL_BSP_*` and `OTEL_{METRICS,TRACES}_EXPORTER` variables through `get`, which
+    /// `OTEL_BSP_*` and `OTEL_{METRICS,TRACES,LOGS}_EXPORTER` variables through `get`, which
     /// returns `None` for unset or blank variables.
     pub(crate) fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut config = OtlpConfig {
             metrics: exporter_from_lookup(get, Signal::Metrics)?,
             traces: exporter_from_lookup(get, Signal::Traces)?,
+            logs: exporter_from_lookup(get, Signal::Logs)?,
             ..OtlpConfig::default()
         };
         if let Some(raw) = get("OTEL_METRIC_EXPORT_INTERVAL") {
@@ -417,6 +440,7 @@ mod tests {
     #[test]
     fn generic_endpoint_gets_signal_paths_over_http_only() {
         let http = from(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318/")]).unwrap();
+        assert_eq!(http.logs.unwrap().endpoint, "http://c:4318/v1/logs");
         assert_eq!(http.metrics.unwrap().endpoint, "http://c:4318/v1/metrics");
         assert_eq!(http.traces.unwrap().endpoint, "http://c:4318/v1/traces");
         let grpc = from(&[
@@ -472,10 +496,12 @@ mod tests {
         let config = from(&[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
             ("OTEL_TRACES_EXPORTER", "none"),
+            ("OTEL_LOGS_EXPORTER", "none"),
         ])
         .unwrap();
         assert!(config.metrics.is_some());
         assert!(config.traces.is_none());
+        assert!(config.logs.is_none());
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::logs::{LogBatch, LogExporter};
 use opentelemetry_sdk::metrics::Temporality;
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
@@ -20,6 +21,7 @@ use super::runtime::InRuntime;
 pub(crate) struct ExportFailures {
     metrics: SignalFailures,
     traces: SignalFailures,
+    logs: SignalFailures,
 }
 
 #[derive(Debug, Default)]
@@ -37,6 +39,7 @@ impl ExportFailures {
         match signal {
             Signal::Metrics => &self.metrics,
             Signal::Traces => &self.traces,
+            Signal::Logs => &self.logs,
         }
     }
 
@@ -123,6 +126,20 @@ impl<E: SpanExporter> SpanExporter for Counted<E> {
 
     fn force_flush(&self) -> OTelSdkResult {
         self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+impl<E: LogExporter> LogExporter for Counted<E> {
+    async fn export(&self, batch: LogBatch<'_>) -> OTelSdkResult {
+        self.run(self.inner.export(batch)).await
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
     }
 
     fn set_resource(&mut self, resource: &Resource) {

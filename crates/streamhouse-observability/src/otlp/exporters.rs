@@ -1,12 +1,15 @@
-//! Builds the periodic metric reader and the batch span processor from [`OtlpConfig`].
+//! Builds the periodic metric reader and the batch span and log processors from
+//! [`OtlpConfig`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use opentelemetry_otlp::tonic_types::metadata::MetadataMap;
 use opentelemetry_otlp::{
-    Compression, MetricExporter, SpanExporter, WithExportConfig, WithHttpConfig, WithTonicConfig,
+    Compression, LogExporter, MetricExporter, SpanExporter, WithExportConfig, WithHttpConfig,
+    WithTonicConfig,
 };
+use opentelemetry_sdk::logs::{BatchConfigBuilder as LogBatchConfigBuilder, BatchLogProcessor};
 use opentelemetry_sdk::metrics::PeriodicReader;
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor};
 
@@ -20,6 +23,7 @@ use super::{OtlpConfig, OtlpExporterConfig, OtlpProtocol, Signal};
 pub(crate) struct Pipelines {
     pub(crate) metric_reader: Option<PeriodicReader<Counted<MetricExporter>>>,
     pub(crate) span_processor: Option<BatchSpanProcessor>,
+    pub(crate) log_processor: Option<BatchLogProcessor>,
     pub(crate) runtime: Option<ExportRuntime>,
 }
 
@@ -30,7 +34,7 @@ pub(crate) fn build_pipelines(
     failures: &Arc<ExportFailures>,
 ) -> Result<Pipelines, String> {
     let mut pipelines = Pipelines::default();
-    let uses_grpc = [&config.metrics, &config.traces]
+    let uses_grpc = [&config.metrics, &config.traces, &config.logs]
         .into_iter()
         .flatten()
         .any(|e| e.protocol == OtlpProtocol::Grpc);
@@ -72,6 +76,26 @@ pub(crate) fn build_pipelines(
             .build();
         pipelines.span_processor = Some(
             BatchSpanProcessor::builder(counted)
+                .with_batch_config(batch)
+                .build(),
+        );
+    }
+    if let Some(exporter) = &config.logs {
+        let inner = log_exporter(exporter)
+            .map_err(|e| format!("OTLP log exporter for {}: {e}", exporter.endpoint))?;
+        let counted = Counted {
+            inner,
+            signal: Signal::Logs,
+            failures: Arc::clone(failures),
+            runtime: grpc_handle(exporter, &handle),
+        };
+        // Same bound and pace as spans: logs are as bursty and as disposable.
+        let batch = LogBatchConfigBuilder::default()
+            .with_max_queue_size(config.span_queue_size)
+            .with_scheduled_delay(config.span_export_delay)
+            .build();
+        pipelines.log_processor = Some(
+            BatchLogProcessor::builder(counted)
                 .with_batch_config(batch)
                 .build(),
         );
@@ -136,6 +160,35 @@ fn span_exporter(
         }
         OtlpProtocol::HttpProtobuf => {
             let mut builder = SpanExporter::builder()
+                .with_http()
+                .with_endpoint(&exporter.endpoint)
+                .with_timeout(exporter.timeout)
+                .with_headers(headers(exporter));
+            if exporter.gzip {
+                builder = builder.with_compression(Compression::Gzip);
+            }
+            builder.build()
+        }
+    }
+}
+
+fn log_exporter(
+    exporter: &OtlpExporterConfig,
+) -> Result<LogExporter, opentelemetry_otlp::ExporterBuildError> {
+    match exporter.protocol {
+        OtlpProtocol::Grpc => {
+            let mut builder = LogExporter::builder()
+                .with_tonic()
+                .with_endpoint(&exporter.endpoint)
+                .with_timeout(exporter.timeout)
+                .with_metadata(metadata(exporter)?);
+            if exporter.gzip {
+                builder = builder.with_compression(Compression::Gzip);
+            }
+            builder.build()
+        }
+        OtlpProtocol::HttpProtobuf => {
+            let mut builder = LogExporter::builder()
                 .with_http()
                 .with_endpoint(&exporter.endpoint)
                 .with_timeout(exporter.timeout)

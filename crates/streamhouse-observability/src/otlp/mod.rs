@@ -1,8 +1,8 @@
-//! Optional OTLP push of metrics and spans, next to the Prometheus bridge on the same
+//! Optional OTLP push of metrics, spans and logs, next to the Prometheus bridge on the same
 //! providers.
 //!
-//! Metrics go through the SDK's periodic reader, spans through its batch processor (bounded
-//! queue); both run on their own threads, so a slow or absent collector never blocks
+//! Metrics go through the SDK's periodic reader, spans and log records through its batch
+//! processors (bounded queues); all run on their own threads, so a slow or absent collector never blocks
 //! recording. Every exporter is wrapped to count failed exports in
 //! [`TELEMETRY_EXPORT_FAILURES`](crate::catalog::TELEMETRY_EXPORT_FAILURES), visible on
 //! `/metrics`. The exporters retry on the next interval by themselves when the collector
