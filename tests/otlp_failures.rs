@@ -100,6 +100,17 @@ async fn collector_down_from_the_start(protocol: OtlpProtocol) {
     assert!(failures_on_metrics_page(&body, "metrics") >= 1.0);
     assert!(failures_on_metrics_page(&body, "traces") >= 1.0);
     assert!(body.contains("streamhouse_producer_records_total{topic=\"orders\"} 5000"));
+    // 5000 spans against a queue of 64 and a dead collector: most are dropped, and counted.
+    let dropped = telemetry.dropped_spans();
+    assert!(dropped > 1_000 && dropped < 5_000, "dropped {dropped}");
+    let prefix = format!("{} ", catalog::TELEMETRY_SPANS_DROPPED.prometheus_name);
+    let exposed: f64 = body
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {prefix} in:\n{body}"))
+        .parse()
+        .unwrap();
+    assert!(exposed > 1_000.0, "exposed {exposed}");
 
     let started = Instant::now();
     let _ = telemetry.shutdown();
@@ -139,6 +150,8 @@ async fn collector_restarts(protocol: OtlpProtocol) {
             .await
     );
     assert_eq!(telemetry.export_failures(Signal::Metrics), 0);
+    let took = record_burst(&telemetry);
+    assert!(took < Duration::from_secs(3), "recording took {took:?}");
 
     receiver.stop().await;
     let before = telemetry.export_failures(Signal::Metrics);
@@ -160,7 +173,7 @@ async fn collector_restarts(protocol: OtlpProtocol) {
         .await
         .unwrap();
     assert!(
-        body.contains("streamhouse_producer_records_total{topic=\"orders\"} 2"),
+        body.contains("streamhouse_producer_records_total{topic=\"orders\"} 5002"),
         "{body}"
     );
     assert!(failures_on_metrics_page(&body, "metrics") >= 1.0);

@@ -214,6 +214,7 @@ async fn pushes_everything(protocol: OtlpProtocol, gzip: bool) {
     assert_eq!(telemetry.export_failures(Signal::Metrics), 0);
     assert_eq!(telemetry.export_failures(Signal::Traces), 0);
     assert_eq!(telemetry.export_failures(Signal::Logs), 0);
+    assert_eq!(telemetry.dropped_spans(), 0);
     telemetry.shutdown().expect("clean shutdown");
     receiver.stop().await;
 }

@@ -319,6 +319,7 @@ pub fn record_every_metric(telemetry: &Telemetry) -> Recorded {
         ],
         0.030,
     );
+    expect(&catalog::TELEMETRY_SPANS_DROPPED, "", &[], 0.0);
     for signal in ["metrics", "traces", "logs"] {
         expect(
             &catalog::TELEMETRY_EXPORT_FAILURES,

@@ -365,6 +365,15 @@ pub const TELEMETRY_EXPORT_FAILURES: MetricDef = counter(
     &[SIGNAL],
 );
 
+/// Spans dropped because the export queue was full (the collector is down or slow).
+pub const TELEMETRY_SPANS_DROPPED: MetricDef = counter(
+    "streamhouse.telemetry.spans.dropped",
+    "streamhouse_telemetry_spans_dropped_total",
+    "{span}",
+    "Total spans dropped because the OTLP export queue was full",
+    &[],
+);
+
 /// Every metric of the catalog: the seed's 22 in the seed's order, then later additions.
 pub const ALL: &[MetricDef] = &[
     PRODUCER_RECORDS,
@@ -391,6 +400,7 @@ pub const ALL: &[MetricDef] = &[
     UPTIME,
     HTTP_SERVER_REQUEST_DURATION,
     TELEMETRY_EXPORT_FAILURES,
+    TELEMETRY_SPANS_DROPPED,
 ];
 
 /// The catalog entry for an OpenTelemetry instrument name.

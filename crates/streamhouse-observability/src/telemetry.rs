@@ -99,7 +99,7 @@ struct Inner {
     prometheus: Option<PrometheusReader>,
     recorders: Recorders,
     export_failures: Arc<ExportFailures>,
-    _failure_counter: Option<ObservableCounter<u64>>,
+    _self_metrics: Vec<ObservableCounter<u64>>,
     // Last: the gRPC exporters run on it until the providers above are dropped.
     _otlp_runtime: Option<crate::otlp::ExportRuntime>,
 }
@@ -163,8 +163,11 @@ impl Telemetry {
         let meter_provider = meters.build();
         let meter = meter_provider.meter_with_scope(scope());
         let recorders = Recorders::new(&meter, Instant::now());
-        let failure_counter =
-            (!config.disabled).then(|| register_failure_counter(&meter, &export_failures));
+        let self_metrics = if config.disabled {
+            Vec::new()
+        } else {
+            register_self_metrics(&meter, &export_failures)
+        };
         Ok(Telemetry {
             inner: Arc::new(Inner {
                 config,
@@ -175,7 +178,7 @@ impl Telemetry {
                 prometheus,
                 recorders,
                 export_failures,
-                _failure_counter: failure_counter,
+                _self_metrics: self_metrics,
                 _otlp_runtime: otlp_runtime,
             }),
         })
@@ -239,6 +242,12 @@ impl Telemetry {
     /// spans started by hand.
     pub fn tracer(&self) -> SdkTracer {
         self.inner.tracer_provider.tracer_with_scope(scope())
+    }
+
+    /// Spans dropped so far because the OTLP export queue was full (also exposed as
+    /// [`TELEMETRY_SPANS_DROPPED`](catalog::TELEMETRY_SPANS_DROPPED)).
+    pub fn dropped_spans(&self) -> u64 {
+        self.inner.export_failures.span_queue.dropped()
     }
 
     /// Failed OTLP exports of `signal` so far (also exposed as
@@ -331,27 +340,36 @@ fn scope() -> InstrumentationScope {
         .build()
 }
 
-/// Exposes the export failure counts; always both signals, zero when push is off, so
-/// dashboards and alerts need not special-case a missing series.
-fn register_failure_counter(
+/// Exposes export failures and dropped spans; every series always, zero when push is off,
+/// so dashboards and alerts need not special-case a missing series.
+fn register_self_metrics(
     meter: &Meter,
     failures: &Arc<ExportFailures>,
-) -> ObservableCounter<u64> {
+) -> Vec<ObservableCounter<u64>> {
     let def = &catalog::TELEMETRY_EXPORT_FAILURES;
-    let failures = Arc::clone(failures);
-    meter
+    let counts = Arc::clone(failures);
+    let export_failures = meter
         .u64_observable_counter(def.otel_name)
         .with_unit(def.unit)
         .with_description(def.description)
         .with_callback(move |observer| {
             for signal in Signal::ALL {
                 observer.observe(
-                    failures.count(signal),
+                    counts.count(signal),
                     &[KeyValue::new(label::SIGNAL, signal.as_str())],
                 );
             }
         })
-        .build()
+        .build();
+    let def = &catalog::TELEMETRY_SPANS_DROPPED;
+    let queue = Arc::clone(&failures.span_queue);
+    let spans_dropped = meter
+        .u64_observable_counter(def.otel_name)
+        .with_unit(def.unit)
+        .with_description(def.description)
+        .with_callback(move |observer| observer.observe(queue.dropped(), &[]))
+        .build();
+    vec![export_failures, spans_dropped]
 }
 
 fn build_resource(config: &TelemetryConfig) -> Resource {

@@ -14,6 +14,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use tokio::runtime::Handle;
 
 use super::Signal;
+use super::bounded::SpanQueue;
 use super::runtime::InRuntime;
 
 /// Failed exports per signal, read by the self-metric's callback.
@@ -22,6 +23,8 @@ pub(crate) struct ExportFailures {
     metrics: SignalFailures,
     traces: SignalFailures,
     logs: SignalFailures,
+    /// Spans waiting for export, and those dropped because too many were.
+    pub(crate) span_queue: Arc<SpanQueue>,
 }
 
 #[derive(Debug, Default)]
@@ -69,6 +72,8 @@ pub(crate) struct Counted<E> {
     pub(crate) signal: Signal,
     pub(crate) failures: Arc<ExportFailures>,
     pub(crate) runtime: Option<Handle>,
+    /// For spans: released once a batch is done, so the queue bound counts only waiting spans.
+    pub(crate) span_queue: Option<Arc<SpanQueue>>,
 }
 
 impl<E> Counted<E> {
@@ -117,7 +122,12 @@ impl<E: PushMetricExporter> PushMetricExporter for Counted<E> {
 
 impl<E: SpanExporter> SpanExporter for Counted<E> {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        self.run(self.inner.export(batch)).await
+        let spans = batch.len();
+        let result = self.run(self.inner.export(batch)).await;
+        if let Some(queue) = &self.span_queue {
+            queue.release(spans);
+        }
+        result
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {

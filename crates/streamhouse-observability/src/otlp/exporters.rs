@@ -13,6 +13,7 @@ use opentelemetry_sdk::logs::{BatchConfigBuilder as LogBatchConfigBuilder, Batch
 use opentelemetry_sdk::metrics::PeriodicReader;
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor};
 
+use super::bounded::BoundedSpanProcessor;
 use super::counted::{Counted, ExportFailures};
 use super::runtime::ExportRuntime;
 use super::{OtlpConfig, OtlpExporterConfig, OtlpProtocol, Signal};
@@ -22,7 +23,7 @@ use super::{OtlpConfig, OtlpExporterConfig, OtlpProtocol, Signal};
 #[derive(Default)]
 pub(crate) struct Pipelines {
     pub(crate) metric_reader: Option<PeriodicReader<Counted<MetricExporter>>>,
-    pub(crate) span_processor: Option<BatchSpanProcessor>,
+    pub(crate) span_processor: Option<BoundedSpanProcessor>,
     pub(crate) log_processor: Option<BatchLogProcessor>,
     pub(crate) runtime: Option<ExportRuntime>,
 }
@@ -54,6 +55,7 @@ pub(crate) fn build_pipelines(
             signal: Signal::Metrics,
             failures: Arc::clone(failures),
             runtime: grpc_handle(exporter, &handle),
+            span_queue: None,
         };
         pipelines.metric_reader = Some(
             PeriodicReader::builder(counted)
@@ -69,16 +71,19 @@ pub(crate) fn build_pipelines(
             signal: Signal::Traces,
             failures: Arc::clone(failures),
             runtime: grpc_handle(exporter, &handle),
+            span_queue: Some(Arc::clone(&failures.span_queue)),
         };
         let batch = BatchConfigBuilder::default()
             .with_max_queue_size(config.span_queue_size)
             .with_scheduled_delay(config.span_export_delay)
             .build();
-        pipelines.span_processor = Some(
-            BatchSpanProcessor::builder(counted)
+        pipelines.span_processor = Some(BoundedSpanProcessor {
+            inner: BatchSpanProcessor::builder(counted)
                 .with_batch_config(batch)
                 .build(),
-        );
+            queue: Arc::clone(&failures.span_queue),
+            limit: config.span_queue_size,
+        });
     }
     if let Some(exporter) = &config.logs {
         let inner = log_exporter(exporter)
@@ -88,6 +93,7 @@ pub(crate) fn build_pipelines(
             signal: Signal::Logs,
             failures: Arc::clone(failures),
             runtime: grpc_handle(exporter, &handle),
+            span_queue: None,
         };
         // Same bound and pace as spans: logs are as bursty and as disposable.
         let batch = LogBatchConfigBuilder::default()

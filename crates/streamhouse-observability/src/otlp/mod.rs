@@ -27,6 +27,7 @@
 //! let _ = telemetry.shutdown();
 //! ```
 
+mod bounded;
 mod config;
 mod counted;
 mod exporters;
