@@ -1,5 +1,6 @@
-//! A collector that is down from the start, or killed mid-run and restarted: recording and
-//! `/metrics` keep working, the failure counter rises, export resumes, shutdown is bounded.
+//! A collector that is down from the start, hangs, or is killed mid-run and restarted:
+//! recording and `/metrics` keep working, the failure counter rises, spans past the queue
+//! bound are dropped and counted, export resumes, shutdown is bounded.
 
 mod support;
 
@@ -209,4 +210,49 @@ async fn collector_killed_and_restarted_over_grpc() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn collector_killed_and_restarted_over_http() {
     collector_restarts(OtlpProtocol::HttpProtobuf).await;
+}
+
+/// Accepts connections and never answers: a collector that hangs.
+async fn hanging_collector() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    (addr, task)
+}
+
+async fn slow_collector(protocol: OtlpProtocol) {
+    let (addr, task) = hanging_collector().await;
+    let telemetry = telemetry(&format!("http://{addr}"), protocol);
+    let took = record_burst(&telemetry);
+    assert!(took < Duration::from_secs(3), "recording took {took:?}");
+    assert!(
+        wait_for(Duration::from_secs(10), || telemetry
+            .export_failures(Signal::Metrics)
+            >= 1)
+        .await,
+        "timed-out exports are failures"
+    );
+    let started = Instant::now();
+    let _ = telemetry.shutdown();
+    let took = started.elapsed();
+    assert!(
+        took <= SHUTDOWN_TIMEOUT + Duration::from_millis(500),
+        "shutdown took {took:?}"
+    );
+    task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hanging_collector_over_grpc() {
+    slow_collector(OtlpProtocol::Grpc).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hanging_collector_over_http() {
+    slow_collector(OtlpProtocol::HttpProtobuf).await;
 }

@@ -120,7 +120,8 @@ impl Telemetry {
     /// Builds an independent instance: its own providers, recorders and `/metrics` state.
     ///
     /// # Errors
-    /// None today; the `Result` leaves room for exporters that can fail to start.
+    /// [`TelemetryError::Exporter`] when an OTLP exporter cannot be built (configuration
+    /// from [`TelemetryConfig::from_env`] has already been checked, so this is rare).
     pub fn new(config: TelemetryConfig) -> Result<Self, TelemetryError> {
         let resource = build_resource(&config);
         let export_failures = Arc::new(ExportFailures::default());
