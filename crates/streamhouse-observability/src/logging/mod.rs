@@ -142,6 +142,9 @@ const EXPORT_STACK_TARGETS: &[&str] = &[
     "tonic",
     "tower",
     "opentelemetry",
+    "opentelemetry_sdk",
+    "opentelemetry_otlp",
+    "opentelemetry_http",
 ];
 
 /// A subscriber: `config.filter`, the OpenTelemetry layer on `telemetry`'s tracer, the
@@ -182,8 +185,12 @@ where
 }
 
 fn not_export_stack(metadata: &tracing::Metadata<'_>) -> bool {
-    let target = metadata.target();
-    !EXPORT_STACK_TARGETS.iter().any(|t| {
+    !is_export_stack(metadata.target())
+}
+
+/// Whether `target` is one of [`EXPORT_STACK_TARGETS`] or a module of it.
+fn is_export_stack(target: &str) -> bool {
+    EXPORT_STACK_TARGETS.iter().any(|t| {
         target
             .strip_prefix(t)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
@@ -217,5 +224,20 @@ where
         LogFormat::Human => tracing_subscriber::fmt::layer()
             .with_writer(make_writer)
             .boxed(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn export_stack_targets_match_whole_crate_names() {
+        let matches = is_export_stack;
+        assert!(matches("h2::codec"));
+        assert!(matches("hyper_util::client::legacy"));
+        assert!(matches("opentelemetry_otlp"));
+        assert!(!matches("h2o::app"));
+        assert!(!matches("streamhouse::tonicity"));
     }
 }
