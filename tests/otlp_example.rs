@@ -61,6 +61,9 @@ async fn pushes_to_rotel_and_exits_zero() {
     let mut needles: Vec<&str> = names.iter().map(String::as_str).collect();
     needles.push(&trace_id);
     needles.push("Name           : send orders");
+    // #[instrument] functions become spans.
+    needles.push("Name           : produce_and_consume");
+    needles.push("Name           : append_to_segment");
     rotel.wait_for(&needles, Duration::from_secs(10)).await;
 }
 

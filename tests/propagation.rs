@@ -212,3 +212,42 @@ async fn serve_and_check(receiver: &Receiver, telemetry: &Telemetry) {
     assert!(!text.contains("nowhere"));
     assert!(text.contains("le=\"0.075\""), "semantic-convention buckets");
 }
+
+#[test]
+fn http_headers_carry_trace_context_and_baggage_onward() {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    let telemetry = Telemetry::new(TelemetryConfig::default()).unwrap();
+    let subscriber =
+        logging::subscriber(&telemetry, &LoggingConfig::default(), std::io::sink).unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        let mut incoming = http::HeaderMap::new();
+        incoming.insert(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+                .parse()
+                .unwrap(),
+        );
+        incoming.insert("baggage", "tenant=acme".parse().unwrap());
+        let span = tracing::info_span!("proxy");
+        let _ = span.set_parent(propagation::extract_http(&incoming));
+
+        let mut outgoing = http::HeaderMap::new();
+        propagation::inject_http(&span, &mut outgoing);
+        let own_id = span.context().span().span_context().span_id().to_string();
+        assert_eq!(
+            outgoing["traceparent"].to_str().unwrap(),
+            format!("00-4bf92f3577b34da6a3ce929d0e0e4736-{own_id}-01"),
+            "same trace, this span as the parent of the next hop"
+        );
+        assert_ne!(own_id, "00f067aa0ba902b7");
+        assert_eq!(outgoing["baggage"].to_str().unwrap(), "tenant=acme");
+
+        // Malformed context is ignored, not an error: a new trace starts.
+        let mut garbage = http::HeaderMap::new();
+        garbage.insert("traceparent", "00-zz-yy-01".parse().unwrap());
+        let cx = propagation::extract_http(&garbage);
+        assert!(!cx.span().span_context().is_valid());
+    });
+}

@@ -193,8 +193,8 @@ impl Telemetry {
         Self::new(TelemetryConfig::from_env()?)
     }
 
-    /// Builds the process-wide instance once and installs its providers as the
-    /// `opentelemetry::global` ones. Later calls return the same handle and ignore `config`.
+    /// Builds the process-wide instance once and installs its providers (and the W3C
+    /// propagator) as the `opentelemetry::global` ones. Later calls return the same handle and ignore `config`.
     ///
     /// # Errors
     /// As [`Telemetry::new`]; a failed first call leaves nothing installed.
@@ -206,6 +206,8 @@ impl Telemetry {
         let telemetry = Telemetry::new(config)?;
         opentelemetry::global::set_meter_provider(telemetry.inner.meter_provider.clone());
         opentelemetry::global::set_tracer_provider(telemetry.inner.tracer_provider.clone());
+        // Libraries that propagate through the global API then speak W3C trace context too.
+        opentelemetry::global::set_text_map_propagator(crate::propagation::propagator());
         Ok(GLOBAL.get_or_init(|| telemetry).clone())
     }
 
