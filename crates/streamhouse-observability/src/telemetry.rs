@@ -194,7 +194,8 @@ impl Telemetry {
     }
 
     /// Builds the process-wide instance once and installs its providers (and the W3C
-    /// propagator) as the `opentelemetry::global` ones. Later calls return the same handle and ignore `config`.
+    /// propagator) as the `opentelemetry::global` ones. Later calls return the same handle
+    /// and ignore `config`.
     ///
     /// # Errors
     /// As [`Telemetry::new`]; a failed first call leaves nothing installed.

@@ -163,9 +163,10 @@ pub struct OtlpConfig {
     pub metric_export_interval: Duration,
     /// Temporality of pushed sums and histograms (`/metrics` is always cumulative).
     pub temporality: Temporality,
-    /// Spans waiting for export, at most; past it new spans are dropped.
+    /// Spans (and, separately, log records) waiting for export, at most; past it new ones
+    /// are dropped, and dropped spans are counted.
     pub span_queue_size: usize,
-    /// Time between span batch exports.
+    /// Time between span (and log record) batch exports.
     pub span_export_delay: Duration,
 }
 
