@@ -125,5 +125,9 @@ impl Drop for Rotel {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Failures already printed the output; the files are no longer needed.
+        if let Some(dir) = self.output.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
