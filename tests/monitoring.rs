@@ -30,30 +30,28 @@ fn promtool(args: &[&str]) -> String {
     text
 }
 
-/// Every `streamhouse_*` metric name in `text`, histogram suffixes folded into their family.
+/// Every metric name in `text`: any `streamhouse_*` identifier and any other catalog name,
+/// histogram suffixes folded into their family.
 fn metric_names(text: &str) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("streamhouse_") {
-        let tail = &rest[start..];
-        let end = tail
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(tail.len());
-        let name = &tail[..end];
-        let family = ["_bucket", "_sum", "_count"]
-            .iter()
-            .filter_map(|suffix| name.strip_suffix(suffix))
-            .find(|base| {
-                catalog::by_prometheus_name(base).is_some_and(|d| d.kind == MetricKind::Histogram)
-            })
-            .unwrap_or(name);
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|token| !token.is_empty())
+        .map(|token| {
+            ["_bucket", "_sum", "_count"]
+                .iter()
+                .filter_map(|suffix| token.strip_suffix(suffix))
+                .find(|base| {
+                    catalog::by_prometheus_name(base)
+                        .is_some_and(|d| d.kind == MetricKind::Histogram)
+                })
+                .unwrap_or(token)
+        })
         // A bare prefix is a regex (`streamhouse_.+`), not a name.
-        if name != "streamhouse_" {
-            names.insert(family.to_owned());
-        }
-        rest = &tail[end..];
-    }
-    names
+        .filter(|name| {
+            (name.starts_with("streamhouse_") && *name != "streamhouse_")
+                || catalog::by_prometheus_name(name).is_some()
+        })
+        .map(str::to_owned)
+        .collect()
 }
 
 fn dashboards() -> Vec<(String, Value)> {

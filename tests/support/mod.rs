@@ -3,11 +3,15 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod otlp_receiver;
+pub mod rotel;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use streamhouse_observability::catalog::{self, MetricDef};
@@ -406,6 +410,33 @@ pub fn record_every_metric(telemetry: &Telemetry) -> Recorded {
     expect(&catalog::TOPICS, "", &[], topics.len() as f64);
     expect(&catalog::AGENTS_ACTIVE, "", &[], 2.0);
 
+    telemetry.http_server().record_request(
+        "GET",
+        Some("/topics/{topic}"),
+        200,
+        Duration::from_millis(30),
+    );
+    // Prometheus exposes the dotted semantic-convention keys with underscores.
+    expect_histogram(
+        &mut expect,
+        &catalog::HTTP_SERVER_REQUEST_DURATION,
+        &[
+            ("http_request_method", "GET"),
+            ("http_response_status_code", "200"),
+            ("http_route", "/topics/{topic}"),
+        ],
+        0.030,
+    );
+    expect(&catalog::TELEMETRY_SPANS_DROPPED, "", &[], 0.0);
+    for signal in ["metrics", "traces", "logs"] {
+        expect(
+            &catalog::TELEMETRY_EXPORT_FAILURES,
+            "",
+            &[("signal", signal)],
+            0.0,
+        );
+    }
+
     let lag_topics = topics.clone();
     let partition_topics = topics.clone();
     let topic_count = topics.len() as u64;
@@ -490,5 +521,40 @@ pub fn assert_expected(parsed: &Parsed, expected: &[Expected]) {
             e.labels,
             e.value
         );
+    }
+}
+
+/// Log output captured in memory: a `MakeWriter` for `logging::subscriber`.
+#[derive(Clone, Default)]
+pub struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl LogBuffer {
+    /// Every line parsed as JSON (panics on a line that is not).
+    pub fn json_lines(&self) -> Vec<serde_json::Value> {
+        let bytes = self.0.lock().unwrap().clone();
+        String::from_utf8(bytes)
+            .expect("UTF-8 logs")
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+            .collect()
+    }
+}
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+
+    fn make_writer(&'a self) -> LogBuffer {
+        self.clone()
     }
 }

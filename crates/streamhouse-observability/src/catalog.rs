@@ -11,7 +11,7 @@
 //! let latency = catalog::PRODUCER_LATENCY;
 //! assert_eq!(latency.prometheus_name, "streamhouse_producer_latency_seconds");
 //! assert_eq!(latency.kind, MetricKind::Histogram);
-//! assert_eq!(catalog::ALL.len(), 22);
+//! assert!(catalog::by_prometheus_name("streamhouse_topics_total").is_some());
 //! ```
 
 /// How a metric is recorded and exposed.
@@ -49,7 +49,9 @@ pub struct MetricDef {
     pub unit: &'static str,
     /// Help text.
     pub description: &'static str,
-    /// Label keys, in exposition order. Any other attribute is dropped by the view.
+    /// Attribute keys, in exposition order. Any other attribute is dropped by the view.
+    /// Semantic-convention keys are dotted (`http.route`); Prometheus exposes them with
+    /// underscores (`http_route`), OTLP as they are.
     pub labels: &'static [&'static str],
     /// Histogram bucket upper bounds, ascending; empty for other kinds.
     pub buckets: &'static [f64],
@@ -67,9 +69,20 @@ pub mod label {
     pub const ERROR_TYPE: &str = "error_type";
     /// Object store operation; see [`crate::metrics::S3Operation`].
     pub const OPERATION: &str = "operation";
+    /// The telemetry signal an exporter carries: `metrics`, `traces` or `logs`.
+    pub const SIGNAL: &str = "signal";
+    /// HTTP request method (semantic conventions).
+    pub const HTTP_REQUEST_METHOD: &str = "http.request.method";
+    /// Matched route template, such as `/topics/{topic}` (semantic conventions).
+    pub const HTTP_ROUTE: &str = "http.route";
+    /// HTTP response status code (semantic conventions).
+    pub const HTTP_RESPONSE_STATUS_CODE: &str = "http.response.status_code";
 }
 
-use label::{CONSUMER_GROUP, ERROR_TYPE, OPERATION, PARTITION, TOPIC};
+use label::{
+    CONSUMER_GROUP, ERROR_TYPE, HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE, HTTP_ROUTE,
+    OPERATION, PARTITION, SIGNAL, TOPIC,
+};
 
 /// Produce latency buckets, 1 ms to 5 s (seed contract).
 pub const PRODUCER_LATENCY_BUCKETS: &[f64] = &[
@@ -80,6 +93,11 @@ pub const PRODUCER_BATCH_SIZE_BUCKETS: &[f64] =
     &[1.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0, 10000.0];
 /// Object store latency buckets, 10 ms to 10 s (seed contract).
 pub const S3_LATENCY_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// HTTP server duration buckets, 5 ms to 10 s (semantic conventions).
+pub const HTTP_SERVER_DURATION_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
 
 const fn counter(
     otel_name: &'static str,
@@ -327,7 +345,36 @@ pub const UPTIME: MetricDef = gauge(
     &[],
 );
 
-/// Every metric of the catalog, in the seed's order.
+// HTTP server and telemetry self-metrics (added after the seed).
+
+/// Duration of HTTP server requests, per method, route template and status code.
+pub const HTTP_SERVER_REQUEST_DURATION: MetricDef = histogram(
+    "http.server.request.duration",
+    "http_server_request_duration_seconds",
+    "s",
+    "Duration of HTTP server requests",
+    &[HTTP_REQUEST_METHOD, HTTP_ROUTE, HTTP_RESPONSE_STATUS_CODE],
+    HTTP_SERVER_DURATION_BUCKETS,
+);
+/// OTLP export attempts that failed, per signal (`metrics`, `traces`, `logs`).
+pub const TELEMETRY_EXPORT_FAILURES: MetricDef = counter(
+    "streamhouse.telemetry.export.failures",
+    "streamhouse_telemetry_export_failures_total",
+    "{failure}",
+    "Total failed OTLP export attempts by signal",
+    &[SIGNAL],
+);
+
+/// Spans dropped because the export queue was full (the collector is down or slow).
+pub const TELEMETRY_SPANS_DROPPED: MetricDef = counter(
+    "streamhouse.telemetry.spans.dropped",
+    "streamhouse_telemetry_spans_dropped_total",
+    "{span}",
+    "Total spans dropped because the OTLP export queue was full",
+    &[],
+);
+
+/// Every metric of the catalog: the seed's 22 in the seed's order, then later additions.
 pub const ALL: &[MetricDef] = &[
     PRODUCER_RECORDS,
     PRODUCER_BYTES,
@@ -351,6 +398,9 @@ pub const ALL: &[MetricDef] = &[
     TOPICS,
     AGENTS_ACTIVE,
     UPTIME,
+    HTTP_SERVER_REQUEST_DURATION,
+    TELEMETRY_EXPORT_FAILURES,
+    TELEMETRY_SPANS_DROPPED,
 ];
 
 /// The catalog entry for an OpenTelemetry instrument name.
@@ -396,14 +446,53 @@ mod tests {
         let prom: HashSet<_> = ALL.iter().map(|d| d.prometheus_name).collect();
         assert_eq!(otel.len(), ALL.len());
         assert_eq!(prom.len(), ALL.len());
-        assert_eq!(ALL.len(), 22);
+    }
+
+    #[test]
+    fn keeps_the_seed_names() {
+        let seed = [
+            "streamhouse_producer_records_total",
+            "streamhouse_producer_bytes_total",
+            "streamhouse_producer_latency_seconds",
+            "streamhouse_producer_batch_size",
+            "streamhouse_producer_errors_total",
+            "streamhouse_consumer_records_total",
+            "streamhouse_consumer_lag",
+            "streamhouse_consumer_rebalances_total",
+            "streamhouse_consumer_errors_total",
+            "streamhouse_segment_writes_total",
+            "streamhouse_segment_flushes_total",
+            "streamhouse_s3_requests_total",
+            "streamhouse_s3_errors_total",
+            "streamhouse_s3_latency_seconds",
+            "streamhouse_cache_hits_total",
+            "streamhouse_cache_misses_total",
+            "streamhouse_cache_size_bytes",
+            "streamhouse_connections_active",
+            "streamhouse_partitions_total",
+            "streamhouse_topics_total",
+            "streamhouse_agents_active",
+            "streamhouse_uptime_seconds",
+        ];
+        for name in seed {
+            assert!(by_prometheus_name(name).is_some(), "{name}");
+        }
+        let first: Vec<_> = ALL[..seed.len()]
+            .iter()
+            .map(|d| d.prometheus_name)
+            .collect();
+        assert_eq!(first, seed);
     }
 
     #[test]
     fn entries_are_well_formed() {
         for def in ALL {
-            assert!(def.prometheus_name.starts_with("streamhouse_"), "{def:?}");
-            assert!(def.otel_name.starts_with("streamhouse."), "{def:?}");
+            // Our own metrics are namespaced; semantic-convention ones keep their names.
+            assert_eq!(
+                def.prometheus_name.starts_with("streamhouse_"),
+                def.otel_name.starts_with("streamhouse."),
+                "{def:?}"
+            );
             assert!(!def.description.is_empty(), "{def:?}");
             let is_hist = def.kind == MetricKind::Histogram;
             assert_eq!(is_hist, !def.buckets.is_empty(), "{def:?}");

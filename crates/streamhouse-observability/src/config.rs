@@ -17,10 +17,25 @@
 //! | `STREAMHOUSE_PROMETHEUS_SCOPE_LABELS` | add `otel_scope_*` labels | `false` |
 //! | `STREAMHOUSE_SHUTDOWN_TIMEOUT_MS` | bound on [`Telemetry::shutdown`](crate::Telemetry::shutdown) | 5000 |
 //! | `STREAMHOUSE_METRICS_ADDR` | address the examples serve `/metrics` on | `127.0.0.1:9464` |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | collector base URL; turns on push of metrics, traces and logs | off |
+//! | `OTEL_EXPORTER_OTLP_{METRICS,TRACES,LOGS}_ENDPOINT` | per-signal URL, used as is | off |
+//! | `OTEL_EXPORTER_OTLP[_{METRICS,TRACES,LOGS}]_PROTOCOL` | `grpc` or `http/protobuf` | `http/protobuf` |
+//! | `OTEL_EXPORTER_OTLP[_{METRICS,TRACES,LOGS}]_HEADERS` | `k=v,k2=v2` request headers (secret) | none |
+//! | `OTEL_EXPORTER_OTLP[_{METRICS,TRACES,LOGS}]_TIMEOUT` | per-export timeout, ms | 10000 |
+//! | `OTEL_EXPORTER_OTLP[_{METRICS,TRACES,LOGS}]_COMPRESSION` | `gzip` or `none` | `none` |
+//! | `OTEL_{METRICS,TRACES,LOGS}_EXPORTER` | `otlp` or `none` | `otlp` |
+//! | `OTEL_METRIC_EXPORT_INTERVAL` | metric push interval, ms | 60000 |
+//! | `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` | `cumulative`, `delta`, `lowmemory` | `cumulative` |
+//! | `OTEL_BSP_SCHEDULE_DELAY` / `OTEL_BSP_MAX_QUEUE_SIZE` | span batch delay (ms) / queue bound | 5000 / 2048 |
+//! | `OTEL_TRACES_SAMPLER` / `_ARG` | `always_on`, `always_off`, `traceidratio`, `parentbased_*` / ratio | `parentbased_always_on` |
+//! | `RUST_LOG` / `STREAMHOUSE_LOG_FORMAT` | log filter / `human` or `json` (see [`crate::logging`]) | `info` / `human` |
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
+
+use crate::otlp::OtlpConfig;
+use crate::sampling::TraceSampler;
 
 /// Default `service.name`.
 pub const DEFAULT_SERVICE_NAME: &str = "streamhouse";
@@ -55,7 +70,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl ConfigError {
-    fn new(variable: &str, value: &str, expected: impl Into<String>) -> Self {
+    pub(crate) fn new(variable: &str, value: &str, expected: impl Into<String>) -> Self {
         ConfigError {
             variable: variable.to_owned(),
             value: value.to_owned(),
@@ -118,6 +133,10 @@ pub struct TelemetryConfig {
     pub shutdown_timeout: Duration,
     /// Where the examples serve `/metrics`.
     pub metrics_addr: SocketAddr,
+    /// OTLP push; off by default.
+    pub otlp: OtlpConfig,
+    /// Which spans are recorded.
+    pub sampler: TraceSampler,
 }
 
 impl Default for TelemetryConfig {
@@ -135,6 +154,8 @@ impl Default for TelemetryConfig {
             metrics_addr: DEFAULT_METRICS_ADDR
                 .parse()
                 .expect("default address parses"),
+            otlp: OtlpConfig::default(),
+            sampler: TraceSampler::default(),
         }
     }
 }
@@ -217,7 +238,31 @@ impl TelemetryConfig {
                 )
             })?;
         }
+        config.otlp = OtlpConfig::from_lookup(&get)?;
+        config.sampler = TraceSampler::from_lookup(&get)?;
         Ok(config)
+    }
+
+    /// Sets OTLP push.
+    ///
+    /// ```
+    /// use streamhouse_observability::TelemetryConfig;
+    /// use streamhouse_observability::otlp::{OtlpConfig, OtlpProtocol};
+    ///
+    /// let config = TelemetryConfig::default().with_otlp(
+    ///     OtlpConfig::default().with_endpoint("http://127.0.0.1:4317", OtlpProtocol::Grpc),
+    /// );
+    /// assert!(config.otlp.metrics.is_some());
+    /// ```
+    pub fn with_otlp(mut self, otlp: OtlpConfig) -> Self {
+        self.otlp = otlp;
+        self
+    }
+
+    /// Sets the trace sampler.
+    pub fn with_sampler(mut self, sampler: TraceSampler) -> Self {
+        self.sampler = sampler;
+        self
     }
 
     /// Sets `service.name`.

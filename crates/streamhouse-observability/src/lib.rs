@@ -3,6 +3,9 @@
 //! StreamHouse components record through OpenTelemetry meters; [views] derived from
 //! the [metric catalog](catalog) pin every exposed name and histogram bucket; a
 //! [Prometheus bridge](prometheus) serves the text format at [`/metrics`](http).
+//! [OTLP push](otlp) of metrics and spans is optional; [`logging`] bridges `tracing` spans to
+//! OpenTelemetry and stamps log lines with trace ids; [`propagation`] carries trace context
+//! through HTTP and record headers.
 //!
 //! ```
 //! use std::time::Duration;
@@ -21,8 +24,12 @@ pub mod catalog;
 pub mod config;
 pub mod exemplars;
 pub mod http;
+pub mod logging;
 pub mod metrics;
+pub mod otlp;
 pub mod prometheus;
+pub mod propagation;
+pub mod sampling;
 mod telemetry;
 pub mod views;
 

@@ -5,16 +5,22 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use opentelemetry::metrics::MeterProvider as _;
+use opentelemetry::metrics::{Meter, MeterProvider as _, ObservableCounter};
+use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::resource::TelemetryResourceDetector;
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
 
+use crate::catalog::{self, label};
 use crate::config::{ConfigError, TelemetryConfig};
 use crate::exemplars::ExemplarStore;
-use crate::metrics::{ConsumerMetrics, ProducerMetrics, Recorders, StorageMetrics, SystemMetrics};
+use crate::metrics::{
+    ConsumerMetrics, HttpServerMetrics, ProducerMetrics, Recorders, StorageMetrics, SystemMetrics,
+};
+use crate::otlp::{ExportFailures, Pipelines, Signal, build_pipelines};
 use crate::prometheus::{Format, PrometheusReader};
 use crate::views::catalog_view;
 
@@ -31,6 +37,8 @@ pub enum TelemetryError {
     Shutdown(String),
     /// Shutdown did not finish within the configured timeout; it goes on in the background.
     ShutdownTimeout(Duration),
+    /// An OTLP exporter could not be built.
+    Exporter(String),
 }
 
 impl fmt::Display for TelemetryError {
@@ -41,6 +49,7 @@ impl fmt::Display for TelemetryError {
             TelemetryError::ShutdownTimeout(t) => {
                 write!(f, "telemetry shutdown did not finish within {t:?}")
             }
+            TelemetryError::Exporter(msg) => write!(f, "telemetry exporter: {msg}"),
         }
     }
 }
@@ -87,8 +96,13 @@ struct Inner {
     resource: Resource,
     meter_provider: SdkMeterProvider,
     tracer_provider: SdkTracerProvider,
+    logger_provider: Option<SdkLoggerProvider>,
     prometheus: Option<PrometheusReader>,
     recorders: Recorders,
+    export_failures: Arc<ExportFailures>,
+    _self_metrics: Vec<ObservableCounter<u64>>,
+    // Last: the gRPC exporters run on it until the providers above are dropped.
+    _otlp_runtime: Option<crate::otlp::ExportRuntime>,
 }
 
 impl fmt::Debug for Telemetry {
@@ -107,43 +121,72 @@ impl Telemetry {
     /// Builds an independent instance: its own providers, recorders and `/metrics` state.
     ///
     /// # Errors
-    /// None today; the `Result` leaves room for exporters that can fail to start.
+    /// [`TelemetryError::Exporter`] when an OTLP exporter cannot be built (configuration
+    /// from [`TelemetryConfig::from_env`] has already been checked, so this is rare).
     pub fn new(config: TelemetryConfig) -> Result<Self, TelemetryError> {
         let resource = build_resource(&config);
+        let export_failures = Arc::new(ExportFailures::default());
         let mut meters = SdkMeterProvider::builder().with_resource(resource.clone());
         let mut tracers = SdkTracerProvider::builder().with_resource(resource.clone());
         let exemplars = match config.exemplars && !config.disabled {
             true => ExemplarStore::new(config.cardinality_limit),
             false => ExemplarStore::default(),
         };
+        let mut otlp_runtime = None;
+        let mut logger_provider = None;
         let prometheus = if config.disabled {
             tracers = tracers.with_sampler(Sampler::AlwaysOff);
             None
         } else {
             let reader =
                 PrometheusReader::with_exemplars(config.prometheus.clone(), exemplars.clone());
+            // One view for every reader: push carries the same names and buckets as /metrics.
             meters = meters
                 .with_reader(reader.clone())
                 .with_view(catalog_view(config.cardinality_limit));
+            let Pipelines {
+                metric_reader,
+                span_processor,
+                log_processor,
+                runtime,
+            } = build_pipelines(&config.otlp, &export_failures)
+                .map_err(TelemetryError::Exporter)?;
+            if let Some(periodic) = metric_reader {
+                meters = meters.with_reader(periodic);
+            }
+            if let Some(processor) = span_processor {
+                tracers = tracers.with_span_processor(processor);
+            }
+            logger_provider = log_processor.map(|processor| {
+                SdkLoggerProvider::builder()
+                    .with_resource(resource.clone())
+                    .with_log_processor(processor)
+                    .build()
+            });
+            tracers = tracers.with_sampler(config.sampler.to_sdk());
+            otlp_runtime = runtime;
             Some(reader)
         };
         let meter_provider = meters.build();
-        let scope = InstrumentationScope::builder(SCOPE_NAME)
-            .with_version(env!("CARGO_PKG_VERSION"))
-            .build();
-        let recorders = Recorders::new(
-            &meter_provider.meter_with_scope(scope),
-            Instant::now(),
-            &exemplars,
-        );
+        let meter = meter_provider.meter_with_scope(scope());
+        let recorders = Recorders::new(&meter, Instant::now(), &exemplars);
+        let self_metrics = if config.disabled {
+            Vec::new()
+        } else {
+            register_self_metrics(&meter, &export_failures)
+        };
         Ok(Telemetry {
             inner: Arc::new(Inner {
                 config,
                 resource,
                 meter_provider,
                 tracer_provider: tracers.build(),
+                logger_provider,
                 prometheus,
                 recorders,
+                export_failures,
+                _self_metrics: self_metrics,
+                _otlp_runtime: otlp_runtime,
             }),
         })
     }
@@ -156,8 +199,9 @@ impl Telemetry {
         Self::new(TelemetryConfig::from_env()?)
     }
 
-    /// Builds the process-wide instance once and installs its providers as the
-    /// `opentelemetry::global` ones. Later calls return the same handle and ignore `config`.
+    /// Builds the process-wide instance once and installs its providers (and the W3C
+    /// propagator) as the `opentelemetry::global` ones. Later calls return the same handle
+    /// and ignore `config`.
     ///
     /// # Errors
     /// As [`Telemetry::new`]; a failed first call leaves nothing installed.
@@ -169,6 +213,8 @@ impl Telemetry {
         let telemetry = Telemetry::new(config)?;
         opentelemetry::global::set_meter_provider(telemetry.inner.meter_provider.clone());
         opentelemetry::global::set_tracer_provider(telemetry.inner.tracer_provider.clone());
+        // Libraries that propagate through the global API then speak W3C trace context too.
+        opentelemetry::global::set_text_map_propagator(crate::propagation::propagator());
         Ok(GLOBAL.get_or_init(|| telemetry).clone())
     }
 
@@ -197,6 +243,29 @@ impl Telemetry {
         &self.inner.recorders.system
     }
 
+    /// HTTP server metrics.
+    pub fn http_server(&self) -> &HttpServerMetrics {
+        &self.inner.recorders.http_server
+    }
+
+    /// A tracer of this instance's provider, for the `tracing-opentelemetry` layer and for
+    /// spans started by hand.
+    pub fn tracer(&self) -> SdkTracer {
+        self.inner.tracer_provider.tracer_with_scope(scope())
+    }
+
+    /// Spans dropped so far because the OTLP export queue was full (also exposed as
+    /// [`TELEMETRY_SPANS_DROPPED`](catalog::TELEMETRY_SPANS_DROPPED)).
+    pub fn dropped_spans(&self) -> u64 {
+        self.inner.export_failures.span_queue.dropped()
+    }
+
+    /// Failed OTLP exports of `signal` so far (also exposed as
+    /// [`TELEMETRY_EXPORT_FAILURES`](catalog::TELEMETRY_EXPORT_FAILURES)).
+    pub fn export_failures(&self, signal: Signal) -> u64 {
+        self.inner.export_failures.count(signal)
+    }
+
     /// The meter provider, for instruments outside the catalog. They are exposed on
     /// `/metrics` too, named by the OTel-to-Prometheus translation.
     pub fn meter_provider(&self) -> &SdkMeterProvider {
@@ -206,6 +275,12 @@ impl Telemetry {
     /// The tracer provider.
     pub fn tracer_provider(&self) -> &SdkTracerProvider {
         &self.inner.tracer_provider
+    }
+
+    /// The logger provider pushing `tracing` events over OTLP; `None` unless a logs endpoint
+    /// is configured. [`logging::subscriber`](crate::logging::subscriber) bridges to it.
+    pub fn logger_provider(&self) -> Option<&SdkLoggerProvider> {
+        self.inner.logger_provider.as_ref()
     }
 
     /// The resource shared by every signal.
@@ -247,6 +322,7 @@ impl Telemetry {
         let (done, wait) = mpsc::channel();
         let meters = self.inner.meter_provider.clone();
         let tracers = self.inner.tracer_provider.clone();
+        let loggers = self.inner.logger_provider.clone();
         // A thread of its own, so an exporter stuck past its timeout cannot hold the caller.
         std::thread::Builder::new()
             .name("telemetry-shutdown".into())
@@ -254,6 +330,7 @@ impl Telemetry {
                 let errors: Vec<String> = [
                     meters.shutdown_with_timeout(timeout),
                     tracers.shutdown_with_timeout(timeout),
+                    loggers.map_or(Ok(()), |l| l.shutdown_with_timeout(timeout)),
                 ]
                 .into_iter()
                 .filter_map(|r| r.err())
@@ -270,6 +347,44 @@ impl Telemetry {
             Err(_) => Err(TelemetryError::ShutdownTimeout(timeout)),
         }
     }
+}
+
+fn scope() -> InstrumentationScope {
+    InstrumentationScope::builder(SCOPE_NAME)
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .build()
+}
+
+/// Exposes export failures and dropped spans; every series always, zero when push is off,
+/// so dashboards and alerts need not special-case a missing series.
+fn register_self_metrics(
+    meter: &Meter,
+    failures: &Arc<ExportFailures>,
+) -> Vec<ObservableCounter<u64>> {
+    let def = &catalog::TELEMETRY_EXPORT_FAILURES;
+    let counts = Arc::clone(failures);
+    let export_failures = meter
+        .u64_observable_counter(def.otel_name)
+        .with_unit(def.unit)
+        .with_description(def.description)
+        .with_callback(move |observer| {
+            for signal in Signal::ALL {
+                observer.observe(
+                    counts.count(signal),
+                    &[KeyValue::new(label::SIGNAL, signal.as_str())],
+                );
+            }
+        })
+        .build();
+    let def = &catalog::TELEMETRY_SPANS_DROPPED;
+    let queue = Arc::clone(&failures.span_queue);
+    let spans_dropped = meter
+        .u64_observable_counter(def.otel_name)
+        .with_unit(def.unit)
+        .with_description(def.description)
+        .with_callback(move |observer| observer.observe(queue.dropped(), &[]))
+        .build();
+    vec![export_failures, spans_dropped]
 }
 
 fn build_resource(config: &TelemetryConfig) -> Resource {

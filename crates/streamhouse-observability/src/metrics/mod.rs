@@ -7,6 +7,7 @@
 //! register; see [`GaugeRegistration`].
 
 mod consumer;
+mod http;
 mod instruments;
 mod labels;
 mod observed;
@@ -21,6 +22,7 @@ use opentelemetry::metrics::Meter;
 use crate::exemplars::ExemplarStore;
 
 pub use consumer::{ConsumerMetrics, GroupConsumerMetrics, LagReport};
+pub use http::HttpServerMetrics;
 pub use labels::{ConsumerError, ProducerError, S3Error, S3Operation};
 pub use observed::GaugeRegistration;
 pub use producer::{ProducerMetrics, TopicProducerMetrics};
@@ -34,6 +36,7 @@ pub(crate) struct Recorders {
     pub(crate) consumer: ConsumerMetrics,
     pub(crate) storage: StorageMetrics,
     pub(crate) system: SystemMetrics,
+    pub(crate) http_server: HttpServerMetrics,
 }
 
 impl Recorders {
@@ -43,6 +46,7 @@ impl Recorders {
             consumer: ConsumerMetrics::new(meter, exemplars),
             storage: StorageMetrics::new(meter, exemplars),
             system: SystemMetrics::new(meter, started),
+            http_server: HttpServerMetrics::new(meter, exemplars),
         }
     }
 }

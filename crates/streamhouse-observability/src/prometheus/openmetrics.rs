@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use super::families::{Family, FamilyType, Label, Sample, Snapshot};
-use super::naming::unit_suffix;
+use super::naming::{label_name, unit_suffix};
 use super::text::render_labels;
 use super::write::{self, Number};
 use crate::exemplars::{Exemplar, ExemplarStore, SeriesExemplars};
@@ -67,7 +67,9 @@ pub(crate) fn encode(snapshot: &Snapshot<'_>, store: &ExemplarStore, out: &mut S
     out.push_str("# EOF\n");
 }
 
-fn label_text<'a>(labels: &'a [Label<'_>], name: &str) -> Option<std::borrow::Cow<'a, str>> {
+/// The value of the exposed label for catalog label key `key` (dots become underscores).
+fn label_text<'a>(labels: &'a [Label<'_>], key: &str) -> Option<std::borrow::Cow<'a, str>> {
+    let name = label_name(key);
     labels
         .iter()
         .find(|l| l.name == name)

@@ -1,0 +1,158 @@
+//! Exporter wrappers that count failed exports and log when export starts or stops failing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::logs::{LogBatch, LogExporter};
+use opentelemetry_sdk::metrics::Temporality;
+use opentelemetry_sdk::metrics::data::ResourceMetrics;
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+use tokio::runtime::Handle;
+
+use super::Signal;
+use super::bounded::SpanQueue;
+use super::runtime::InRuntime;
+
+/// Failed exports per signal, read by the self-metric's callback.
+#[derive(Debug, Default)]
+pub(crate) struct ExportFailures {
+    metrics: SignalFailures,
+    traces: SignalFailures,
+    logs: SignalFailures,
+    /// Spans waiting for export, and those dropped because too many were.
+    pub(crate) span_queue: Arc<SpanQueue>,
+}
+
+#[derive(Debug, Default)]
+struct SignalFailures {
+    count: AtomicU64,
+    failing: AtomicBool,
+}
+
+impl ExportFailures {
+    pub(crate) fn count(&self, signal: Signal) -> u64 {
+        self.of(signal).count.load(Ordering::Relaxed)
+    }
+
+    fn of(&self, signal: Signal) -> &SignalFailures {
+        match signal {
+            Signal::Metrics => &self.metrics,
+            Signal::Traces => &self.traces,
+            Signal::Logs => &self.logs,
+        }
+    }
+
+    fn record(&self, signal: Signal, result: &OTelSdkResult) {
+        let state = self.of(signal);
+        match result {
+            Ok(()) => {
+                if state.failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!(signal = signal.as_str(), "OTLP export recovered");
+                }
+            }
+            Err(error) => {
+                state.count.fetch_add(1, Ordering::Relaxed);
+                // Once per outage, not once per interval.
+                if !state.failing.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(signal = signal.as_str(), %error, "OTLP export failed");
+                }
+            }
+        }
+    }
+}
+
+/// An exporter that records the outcome of each export in [`ExportFailures`] and, when
+/// given a runtime handle, runs its exports inside that runtime.
+pub(crate) struct Counted<E> {
+    pub(crate) inner: E,
+    pub(crate) signal: Signal,
+    pub(crate) failures: Arc<ExportFailures>,
+    pub(crate) runtime: Option<Handle>,
+    /// For spans: released once a batch is done, so the queue bound counts only waiting spans.
+    pub(crate) span_queue: Option<Arc<SpanQueue>>,
+}
+
+impl<E> Counted<E> {
+    async fn run<F: Future<Output = OTelSdkResult>>(&self, export: F) -> OTelSdkResult {
+        let result = match &self.runtime {
+            Some(handle) => {
+                InRuntime {
+                    handle: handle.clone(),
+                    inner: Box::pin(export),
+                }
+                .await
+            }
+            None => export.await,
+        };
+        self.failures.record(self.signal, &result);
+        result
+    }
+}
+
+impl<E: std::fmt::Debug> std::fmt::Debug for Counted<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Counted")
+            .field("inner", &self.inner)
+            .field("signal", &self.signal)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<E: PushMetricExporter> PushMetricExporter for Counted<E> {
+    async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
+        self.run(self.inner.export(metrics)).await
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn temporality(&self) -> Temporality {
+        self.inner.temporality()
+    }
+}
+
+impl<E: SpanExporter> SpanExporter for Counted<E> {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let spans = batch.len();
+        let result = self.run(self.inner.export(batch)).await;
+        if let Some(queue) = &self.span_queue {
+            queue.release(spans);
+        }
+        result
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+impl<E: LogExporter> LogExporter for Counted<E> {
+    async fn export(&self, batch: LogBatch<'_>) -> OTelSdkResult {
+        self.run(self.inner.export(batch)).await
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}

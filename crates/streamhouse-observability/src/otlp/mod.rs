@@ -1,0 +1,42 @@
+//! Optional OTLP push of metrics, spans and logs, next to the Prometheus bridge on the same
+//! providers.
+//!
+//! Metrics go through the SDK's periodic reader, spans and log records through its batch
+//! processors (bounded queues); all run on their own threads, so a slow or absent collector never blocks
+//! recording. Every exporter is wrapped to count failed exports in
+//! [`TELEMETRY_EXPORT_FAILURES`](crate::catalog::TELEMETRY_EXPORT_FAILURES), visible on
+//! `/metrics`. The exporters retry on the next interval by themselves when the collector
+//! comes back.
+//!
+//! ```
+//! use std::time::Duration;
+//! use streamhouse_observability::otlp::{OtlpConfig, OtlpProtocol};
+//! use streamhouse_observability::{Telemetry, TelemetryConfig};
+//!
+//! // Nothing listens there: recording and shutdown still work, failures are counted.
+//! let otlp = OtlpConfig::default()
+//!     .with_endpoint("http://127.0.0.1:9", OtlpProtocol::HttpProtobuf)
+//!     .map_exporters(|e| e.with_timeout(Duration::from_millis(200)));
+//! let telemetry = Telemetry::new(
+//!     TelemetryConfig::default()
+//!         .with_otlp(otlp)
+//!         .with_shutdown_timeout(Duration::from_secs(2)),
+//! )
+//! .unwrap();
+//! telemetry.producer().record_batch("orders", 1, 10, Duration::from_millis(1));
+//! let _ = telemetry.shutdown();
+//! ```
+
+mod bounded;
+mod config;
+mod counted;
+mod exporters;
+mod runtime;
+
+pub use config::{
+    DEFAULT_EXPORT_TIMEOUT, DEFAULT_METRIC_EXPORT_INTERVAL, DEFAULT_SPAN_QUEUE_SIZE, OtlpConfig,
+    OtlpExporterConfig, OtlpProtocol, Signal,
+};
+pub(crate) use counted::ExportFailures;
+pub(crate) use exporters::{Pipelines, build_pipelines};
+pub(crate) use runtime::ExportRuntime;
