@@ -19,8 +19,11 @@
 
 pub mod catalog;
 pub mod config;
+pub mod health;
 pub mod http;
 pub mod metrics;
+#[cfg(feature = "object-store")]
+pub mod object_store;
 pub mod prometheus;
 mod telemetry;
 pub mod views;
