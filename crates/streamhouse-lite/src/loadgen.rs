@@ -151,7 +151,7 @@ async fn consume(client: reqwest::Client, api: String, group: &str, topic: &str)
 /// A second analytics member that joins and leaves every few seconds.
 async fn churn(client: reqwest::Client, api: String) {
     loop {
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
         let joined = client
             .post(format!("{api}/consumer-groups/analytics/members"))
             .json(&json!({ "topic": "orders" }))
@@ -161,7 +161,7 @@ async fn churn(client: reqwest::Client, api: String) {
         let Ok(body) = joined.json::<Value>().await else {
             continue;
         };
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
         if let Some(member) = body["memberId"].as_str() {
             let _ = client
                 .delete(format!("{api}/consumer-groups/analytics/members/{member}"))
@@ -175,7 +175,7 @@ async fn churn(client: reqwest::Client, api: String) {
 async fn replay(client: reqwest::Client, api: String) {
     let mut rng = Rng::new();
     loop {
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
         let partition = rng.below(4);
         let offset = rng.below(50);
         let url = format!(

@@ -3,6 +3,9 @@
 //! StreamHouse components record through OpenTelemetry meters; [views] derived from
 //! the [metric catalog](catalog) pin every exposed name and histogram bucket; a
 //! [Prometheus bridge](prometheus) serves the text format at [`/metrics`](http).
+//! Components register readiness checks in a [`health::HealthRegistry`], served at
+//! `/health/ready`; with the `object-store` feature, `object_store::InstrumentedObjectStore`
+//! counts, times and traces every call to any `object_store` store.
 //!
 //! ```
 //! use std::time::Duration;
