@@ -2,7 +2,7 @@
 //! telemetry SDK end to end.
 //!
 //! Records flow: `POST /api/v1/produce` -> a [partition log](partition_log) whose active
-//! [segment](segment) buffers records -> sealed segments go to the [writer pool](writer_pool),
+//! [`segment`] buffers records -> sealed segments go to the [writer pool](writer_pool),
 //! whose agents flush them to an object store -> `GET /api/v1/consume` reads recent records
 //! from memory and older ones from flushed segments through the byte-bounded
 //! [segment cache](segment_cache). [Consumer groups](consumer_groups) track members,
