@@ -3,6 +3,11 @@
 //! telemetry, side by side in one run. Segments flush to a store that discards them, so
 //! memory stays flat however long criterion runs.
 //!
+//! Three workloads: the broker's `produce` with one record and with a hundred, and the whole
+//! HTTP handler (routing, JSON parsing, produce, JSON answer) with ten, driven in process.
+//! After criterion's estimates, a paired run alternates on and off in short rounds and
+//! prints the median ratio, which holds up better on a machine shared with other work.
+//!
 //! ```text
 //! cargo bench -p streamhouse-lite --bench produce_overhead
 //! ```
@@ -13,17 +18,20 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use axum::body::{Body, Bytes};
+use axum::http::Request;
+use criterion::{BatchSize, Criterion, Throughput};
 use futures::stream::{self, BoxStream, StreamExt};
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
     PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
 };
-use streamhouse_lite::LiteConfig;
 use streamhouse_lite::broker::{Broker, ProduceRecord};
+use streamhouse_lite::{LiteConfig, api};
 use streamhouse_observability::health::HealthRegistry;
 use streamhouse_observability::{Telemetry, TelemetryConfig};
+use tower::ServiceExt;
 
 /// Takes every put and keeps nothing; anything else is unsupported.
 #[derive(Debug)]
@@ -94,14 +102,17 @@ fn records(count: usize) -> Vec<ProduceRecord> {
         .collect()
 }
 
-fn produce_overhead(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let _entered = runtime.enter();
-    let brokers: Vec<(&str, Telemetry, HealthRegistry, Broker)> = [("on", false), ("off", true)]
+/// One broker and its telemetry, per configuration.
+struct Setup {
+    name: &'static str,
+    broker: Broker,
+    router: axum::Router,
+    _telemetry: Telemetry,
+    _health: HealthRegistry,
+}
+
+fn setups() -> Vec<Setup> {
+    [("on", false), ("off", true)]
         .into_iter()
         .map(|(name, disabled)| {
             let telemetry = Telemetry::new(TelemetryConfig::default().with_disabled(disabled))
@@ -114,26 +125,145 @@ fn produce_overhead(c: &mut Criterion) {
                 &health,
             );
             broker.create_topic("bench", 8).expect("topic");
-            (name, telemetry, health, broker)
+            Setup {
+                name,
+                router: api::router(broker.clone()),
+                broker,
+                _telemetry: telemetry,
+                _health: health,
+            }
         })
-        .collect();
+        .collect()
+}
 
+/// A `POST /api/v1/produce/batch` body of `count` records.
+fn http_body(count: usize) -> Bytes {
+    let records: Vec<serde_json::Value> = records(count)
+        .into_iter()
+        .map(|r| serde_json::json!({ "key": r.key, "value": r.value }))
+        .collect();
+    serde_json::to_vec(&serde_json::json!({ "topic": "bench", "records": records }))
+        .expect("json")
+        .into()
+}
+
+async fn post(router: &axum::Router, body: Bytes) {
+    let request = Request::post("/api/v1/produce/batch")
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .expect("request");
+    let response = router.clone().oneshot(request).await.expect("infallible");
+    assert!(response.status().is_success());
+}
+
+fn produce_overhead(c: &mut Criterion, runtime: &tokio::runtime::Runtime, setups: &[Setup]) {
     for batch in [1usize, 100] {
         let mut group = c.benchmark_group(format!("produce_batch_{batch}"));
         group.throughput(Throughput::Elements(batch as u64));
         let input = records(batch);
-        for (name, _telemetry, _health, broker) in &brokers {
-            group.bench_function(format!("telemetry_{name}"), |b| {
+        for setup in setups {
+            group.bench_function(format!("telemetry_{}", setup.name), |b| {
                 b.iter_batched(
                     || input.clone(),
-                    |records| black_box(broker.produce("bench", records, Instant::now()).unwrap()),
+                    |records| {
+                        black_box(
+                            setup
+                                .broker
+                                .produce("bench", records, Instant::now())
+                                .unwrap(),
+                        )
+                    },
                     BatchSize::SmallInput,
                 )
             });
         }
         group.finish();
     }
+    let mut group = c.benchmark_group("http_produce_batch_10");
+    group.throughput(Throughput::Elements(10));
+    let body = http_body(10);
+    for setup in setups {
+        group.bench_function(format!("telemetry_{}", setup.name), |b| {
+            b.iter(|| runtime.block_on(post(&setup.router, body.clone())))
+        });
+    }
+    group.finish();
 }
 
-criterion_group!(benches, produce_overhead);
-criterion_main!(benches);
+/// Times one side of one round, in seconds.
+type Timer<'a> = dyn Fn(&Setup) -> f64 + 'a;
+
+/// Interleaves on and off in short rounds and reports the median of the per-round time
+/// ratios: on a machine shared with other work, drift hits both sides of each pair alike.
+fn paired(runtime: &tokio::runtime::Runtime, setups: &[Setup]) {
+    const ROUNDS: usize = 41;
+    let calls = 5_000;
+    let time_broker = |setup: &Setup, batch: usize| {
+        let inputs: Vec<Vec<ProduceRecord>> = (0..calls).map(|_| records(batch)).collect();
+        let started = Instant::now();
+        for records in inputs {
+            black_box(
+                setup
+                    .broker
+                    .produce("bench", records, Instant::now())
+                    .unwrap(),
+            );
+        }
+        started.elapsed().as_secs_f64()
+    };
+    let body = http_body(10);
+    let time_http = |setup: &Setup| {
+        let started = Instant::now();
+        runtime.block_on(async {
+            for _ in 0..calls {
+                post(&setup.router, body.clone()).await;
+            }
+        });
+        started.elapsed().as_secs_f64()
+    };
+    let workloads: [(&str, &Timer); 3] = [
+        ("produce_batch_1", &|s| time_broker(s, 1)),
+        ("produce_batch_100", &|s| time_broker(s, 100)),
+        ("http_produce_batch_10", &time_http),
+    ];
+    println!("\npaired rounds ({ROUNDS} x {calls} calls each side), telemetry on / off:");
+    for (name, time) in workloads {
+        let mut ratios: Vec<f64> = (0..ROUNDS)
+            .map(|round| {
+                // Alternate which side goes first.
+                let (on, off) = (&setups[0], &setups[1]);
+                if round % 2 == 0 {
+                    let t_on = time(on);
+                    t_on / time(off)
+                } else {
+                    let t_off = time(off);
+                    time(on) / t_off
+                }
+            })
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        let median = ratios[ROUNDS / 2];
+        println!(
+            "  {name}: median time ratio {median:.4} (throughput cost {:+.2}%), quartiles {:.4}..{:.4}",
+            (1.0 - 1.0 / median) * 100.0,
+            ratios[ROUNDS / 4],
+            ratios[3 * ROUNDS / 4]
+        );
+    }
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let _entered = runtime.enter();
+    let setups = setups();
+    let mut criterion = Criterion::default().configure_from_args();
+    produce_overhead(&mut criterion, &runtime, &setups);
+    criterion.final_summary();
+    if std::env::args().any(|a| a == "--bench") {
+        paired(&runtime, &setups);
+    }
+}
