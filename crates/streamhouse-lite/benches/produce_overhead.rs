@@ -196,9 +196,10 @@ type Timer<'a> = dyn Fn(&Setup) -> f64 + 'a;
 /// Interleaves on and off in short rounds and reports the median of the per-round time
 /// ratios: on a machine shared with other work, drift hits both sides of each pair alike.
 fn paired(runtime: &tokio::runtime::Runtime, setups: &[Setup]) {
-    const ROUNDS: usize = 41;
-    let calls = 5_000;
+    const ROUNDS: usize = 31;
+    // About 50 ms per side and round: long enough that scheduler noise averages out.
     let time_broker = |setup: &Setup, batch: usize| {
+        let calls = 100_000 / batch.min(50);
         let inputs: Vec<Vec<ProduceRecord>> = (0..calls).map(|_| records(batch)).collect();
         let started = Instant::now();
         for records in inputs {
@@ -215,7 +216,7 @@ fn paired(runtime: &tokio::runtime::Runtime, setups: &[Setup]) {
     let time_http = |setup: &Setup| {
         let started = Instant::now();
         runtime.block_on(async {
-            for _ in 0..calls {
+            for _ in 0..4_000 {
                 post(&setup.router, body.clone()).await;
             }
         });
@@ -226,7 +227,7 @@ fn paired(runtime: &tokio::runtime::Runtime, setups: &[Setup]) {
         ("produce_batch_100", &|s| time_broker(s, 100)),
         ("http_produce_batch_10", &time_http),
     ];
-    println!("\npaired rounds ({ROUNDS} x {calls} calls each side), telemetry on / off:");
+    println!("\npaired rounds ({ROUNDS} rounds, ~50 ms each side), telemetry on / off:");
     for (name, time) in workloads {
         let mut ratios: Vec<f64> = (0..ROUNDS)
             .map(|round| {
