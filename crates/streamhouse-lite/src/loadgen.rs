@@ -73,7 +73,7 @@ async fn produce(client: reqwest::Client, api: String) {
     let mut rng = Rng::new();
     let mut tick = tokio::time::interval(Duration::from_millis(25));
     let mut n: u64 = 0;
-    loop {
+    for n_batches in 0u64.. {
         tick.tick().await;
         let (topic, _) = TOPICS[rng.below(TOPICS.len() as u64) as usize];
         let count = 1 + rng.below(60);
@@ -92,8 +92,9 @@ async fn produce(client: reqwest::Client, api: String) {
             .json(&json!({ "topic": topic, "records": records }))
             .send()
             .await;
-        // Now and then a client gets a topic name wrong.
-        if rng.below(200) == 0 {
+        // Now and then (every 200th batch, the first one included) a client gets a topic
+        // name wrong.
+        if n_batches % 200 == 0 {
             let _ = client
                 .post(format!("{api}/produce"))
                 .json(&json!({ "topic": "order", "value": "typo" }))
@@ -171,18 +172,16 @@ async fn churn(client: reqwest::Client, api: String) {
     }
 }
 
-/// Reads old records again: flushed segments, through the cache.
+/// Reads the oldest records again, cycling over the partitions: the first pass misses the
+/// cache (flushed segments come from the store), later passes hit it.
 async fn replay(client: reqwest::Client, api: String) {
-    let mut rng = Rng::new();
-    loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let partition = rng.below(4);
-        let offset = rng.below(50);
-        let url = format!(
-            "{api}/consume?topic=orders&partition={partition}&offset={offset}&maxRecords=50"
-        );
+    for round in 0u64.. {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let partition = round % 4;
+        let url =
+            format!("{api}/consume?topic=orders&partition={partition}&offset=0&maxRecords=50");
         let _ = get_json(&client, &url).await;
-        if rng.below(10) == 0 {
+        if round % 20 == 0 {
             // A reader asking past the end.
             let url = format!(
                 "{api}/consume?topic=orders&partition=0&offset={}",
