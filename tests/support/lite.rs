@@ -56,6 +56,19 @@ impl Drop for LiteTestServer {
 pub async fn start(config: LiteConfig, store: Arc<dyn ObjectStore>) -> LiteTestServer {
     let telemetry = super::telemetry();
     let server = LiteServer::start_with_store(config, &telemetry, store);
+    serve(server, telemetry).await
+}
+
+/// Starts a server the way the main job does: the store `config` names, recovered.
+pub async fn start_from_config(config: LiteConfig) -> LiteTestServer {
+    let telemetry = super::telemetry();
+    let server = LiteServer::start(config, &telemetry)
+        .await
+        .expect("server starts");
+    serve(server, telemetry).await
+}
+
+async fn serve(server: LiteServer, telemetry: Telemetry) -> LiteTestServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind loopback");
@@ -80,6 +93,14 @@ pub async fn start(config: LiteConfig, store: Arc<dyn ObjectStore>) -> LiteTestS
 }
 
 impl LiteTestServer {
+    /// Stops serving and waits for the shutdown flush to finish.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.expect("server task").expect("serve");
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }

@@ -193,6 +193,23 @@ impl PartitionLog {
         self.metrics.record_segment_flush();
     }
 
+    /// Restores the index of segments already in the store (at start-up, before any
+    /// append): `(base_offset, last_offset)` pairs; the next offset follows the last one.
+    pub fn restore(&self, segments: &[(u64, u64)]) {
+        let mut state = self.state();
+        for &(base, last) in segments {
+            let path = crate::segment::object_path(&self.topic, self.partition, base);
+            state.flushed.insert(
+                base,
+                FlushedSegment {
+                    last_offset: last,
+                    path,
+                },
+            );
+            state.next_offset = state.next_offset.max(last + 1);
+        }
+    }
+
     /// Plans a read of at most `max` records from `offset` (which must be below the high
     /// watermark).
     pub fn plan_read(&self, offset: u64, max: usize) -> ReadPlan {

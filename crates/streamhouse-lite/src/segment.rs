@@ -48,6 +48,28 @@ pub fn object_path(topic: &str, partition: u32, base_offset: u64) -> Path {
     Path::from(format!("topics/{topic}/{partition}/{base_offset:020}.seg"))
 }
 
+/// The topic, partition and base offset of a segment path written by [`object_path`].
+///
+/// ```
+/// use streamhouse_lite::segment::{object_path, parse_path};
+/// assert_eq!(parse_path(&object_path("orders", 2, 41)), Some(("orders".to_owned(), 2, 41)));
+/// assert_eq!(parse_path(&"topics/orders/x/1.seg".into()), None);
+/// ```
+pub fn parse_path(path: &Path) -> Option<(String, u32, u64)> {
+    let parts: Vec<_> = path.parts().collect();
+    match parts.as_slice() {
+        [root, topic, partition, file] if root.as_ref() == "topics" => {
+            let base = file.as_ref().strip_suffix(".seg")?.parse().ok()?;
+            Some((
+                topic.as_ref().to_owned(),
+                partition.as_ref().parse().ok()?,
+                base,
+            ))
+        }
+        _ => None,
+    }
+}
+
 /// Encodes records as JSON lines.
 pub fn encode(records: &[Record]) -> Vec<u8> {
     let mut out = Vec::with_capacity(records.len() * 64);

@@ -28,16 +28,19 @@ pub struct LiteServer {
 }
 
 impl LiteServer {
-    /// Opens the object store `config` names and starts the broker.
+    /// Opens the object store `config` names, starts the broker, and recovers the topics
+    /// and segments already in the store (see [`Broker::recover`]).
     ///
     /// # Errors
-    /// The store cannot be opened (see [`store::open`]).
+    /// The store cannot be opened (see [`store::open`]), listed or read.
     pub async fn start(
         config: LiteConfig,
         telemetry: &Telemetry,
     ) -> Result<Self, object_store::Error> {
         let store = store::open(&config.store)?;
-        Ok(Self::start_with_store(config, telemetry, store))
+        let server = Self::start_with_store(config, telemetry, store);
+        server.broker.recover().await?;
+        Ok(server)
     }
 
     /// Starts the broker over `store` (any store: tests pass failing or remote ones).
