@@ -333,3 +333,43 @@ async fn produce_consume_commit_and_groups_move_every_metric_exactly() {
     );
     assert_eq!(server.get("/health/live").await.0, StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_misses_on_one_segment_make_one_get() {
+    let server = start(test_config(), Arc::new(InMemory::new())).await;
+    server.create_topic("hot", 1).await;
+    let records: Vec<Value> = (0..10).map(|i| json!({ "value": value(i) })).collect();
+    server
+        .post(
+            "/api/v1/produce/batch",
+            &json!({ "topic": "hot", "records": records }),
+        )
+        .await;
+    eventually(Duration::from_secs(10), "the segment flushed", || async {
+        let m = server.metrics().await;
+        (m.sum(&catalog::SEGMENT_FLUSHES, "") == 1.0).then_some(())
+    })
+    .await;
+    let before = server.metrics().await;
+    let readers = (0..8).map(|i| {
+        let url = server.url(&format!("/api/v1/consume?topic=hot&partition=0&offset={i}"));
+        let client = server.client.clone();
+        tokio::spawn(async move {
+            let body: Value = client.get(url).send().await.unwrap().json().await.unwrap();
+            body["records"][0]["value"].as_str().unwrap().to_owned()
+        })
+    });
+    let values = futures::future::join_all(readers).await;
+    for (i, value_read) in values.into_iter().enumerate() {
+        assert_eq!(value_read.unwrap(), value(i));
+    }
+    let after = server.metrics().await;
+    let delta =
+        |def, labels: &[(&str, &str)]| after.get(def, "", labels) - before.get(def, "", labels);
+    assert_eq!(delta(&catalog::S3_REQUESTS, &[("operation", "get")]), 1.0);
+    assert_eq!(
+        delta(&catalog::CACHE_HITS, &[]) + delta(&catalog::CACHE_MISSES, &[]),
+        8.0
+    );
+    assert!(delta(&catalog::CACHE_MISSES, &[]) >= 1.0);
+}

@@ -17,8 +17,8 @@
 //! | `agents_active` | [`crate::writer_pool`] |
 //! | `connections_active` | [`crate::connections`] |
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::http::StatusCode;
@@ -86,6 +86,8 @@ struct Inner {
     topics: Arc<TopicRegistry>,
     groups: ConsumerGroups,
     cache: SegmentCache,
+    /// One gate per segment being loaded from the store.
+    loading: Mutex<HashMap<Path, Arc<tokio::sync::Mutex<()>>>>,
     store: Arc<dyn ObjectStore>,
     pool: Arc<WriterPool>,
     sealer: JoinHandle<()>,
@@ -171,6 +173,7 @@ impl Broker {
             inner: Arc::new(Inner {
                 groups: ConsumerGroups::new(Arc::clone(&topics), telemetry),
                 cache: SegmentCache::new(config.cache_max_bytes, telemetry),
+                loading: Mutex::default(),
                 config,
                 telemetry: telemetry.clone(),
                 topics,
@@ -535,11 +538,40 @@ impl Broker {
         }
     }
 
-    /// A flushed segment's records, from the cache or else the store (then cached).
+    /// A flushed segment's records, from the cache or else the store (then cached). Readers
+    /// missing the same segment at once wait for one `get` instead of each making their own.
     async fn fetch_segment(&self, path: &Path) -> Result<Arc<Vec<Record>>, object_store::Error> {
         if let Some(records) = self.inner.cache.get(path) {
             return Ok(records);
         }
+        let gate = Arc::clone(
+            self.inner
+                .loading
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(path.clone())
+                .or_default(),
+        );
+        let loaded = {
+            let _turn = gate.lock().await;
+            match self.inner.cache.peek(path) {
+                Some(records) => Ok(records),
+                None => self.load_segment(path).await,
+            }
+        };
+        let mut loading = self
+            .inner
+            .loading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // The map's and ours: nobody else waits on this gate, so it can go.
+        if Arc::strong_count(&gate) <= 2 {
+            loading.remove(path);
+        }
+        loaded
+    }
+
+    async fn load_segment(&self, path: &Path) -> Result<Arc<Vec<Record>>, object_store::Error> {
         let bytes = self.inner.store.get(path).await?.bytes().await?;
         let records = segment::decode(&bytes).map_err(|e| object_store::Error::Generic {
             store: "segment",

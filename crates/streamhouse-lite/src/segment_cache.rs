@@ -65,6 +65,16 @@ impl SegmentCache {
         found
     }
 
+    /// The records of the segment at `path`, without counting a hit or a miss: for a
+    /// second look by a request whose miss is already counted.
+    pub fn peek(&self, path: &Path) -> Option<Arc<Vec<Record>>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .peek(path)
+            .map(|e| Arc::clone(&e.records))
+    }
+
     /// Caches a segment of `bytes` encoded bytes, evicting the least recently used ones to
     /// stay within the bound. A segment larger than the bound is not cached.
     pub fn insert(&self, path: Path, records: Arc<Vec<Record>>, bytes: u64) {
