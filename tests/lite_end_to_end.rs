@@ -249,6 +249,23 @@ async fn produce_consume_commit_and_groups_move_every_metric_exactly() {
         .await;
     assert_eq!(joined["assignments"].as_array().unwrap().len(), 1);
     let member_b = joined["memberId"].as_str().unwrap().to_owned();
+    // Between them, the two members hold each partition exactly once.
+    let (status, described) = server.get("/api/v1/consumer-groups/g1").await;
+    assert_eq!(status, StatusCode::OK, "{described}");
+    let members = described["members"].as_object().unwrap();
+    assert_eq!(members.len(), 2);
+    let mut held: Vec<u64> = members
+        .values()
+        .flat_map(|a| {
+            a.as_array()
+                .unwrap()
+                .iter()
+                .map(|tp| tp["partition"].as_u64().unwrap())
+        })
+        .collect();
+    held.sort_unstable();
+    assert_eq!(held, [0, 1]);
+    assert_eq!(members[&member_b], joined["assignments"]);
     let (status, _) = server
         .delete(&format!("/api/v1/consumer-groups/g1/members/{member_b}"))
         .await;
