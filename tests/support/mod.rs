@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod lite;
 pub mod otlp_receiver;
 pub mod rotel;
 

@@ -14,8 +14,12 @@ use streamhouse_observability::{Telemetry, TelemetryConfig};
 
 const LATENCY: f64 = 0.004;
 
-fn telemetry() -> Telemetry {
-    Telemetry::new(TelemetryConfig::default().with_service_name("bench")).expect("telemetry")
+// Exemplar capture is on by default; the `_no_exemplars` variants show what it costs.
+fn new_telemetry(exemplars: bool) -> Telemetry {
+    let config = TelemetryConfig::default()
+        .with_service_name("bench")
+        .with_exemplars(exemplars);
+    Telemetry::new(config).expect("telemetry")
 }
 
 fn tikv_counter(labels: &[&str]) -> IntCounterVec {
@@ -29,12 +33,14 @@ fn tikv_histogram(labels: &[&str]) -> HistogramVec {
 }
 
 fn counters(c: &mut Criterion) {
-    let telemetry = telemetry();
+    let telemetry = new_telemetry(true);
+    let plain = new_telemetry(false);
     // A meter of its own, so the raw instruments do not collide with the catalog's.
     let meter = telemetry.meter_provider().meter("bench");
     let sdk_counter = meter.u64_counter("bench.counter").build();
     let sdk_bound = sdk_counter.bind(&[KeyValue::new("topic", "orders")]);
     let ours_bound = telemetry.consumer().group("orders", "analytics");
+    let plain_bound = plain.consumer().group("orders", "analytics");
     let tikv1 = tikv_counter(&["topic"]);
     let tikv2 = tikv_counter(&["topic", "consumer_group"]);
     let tikv_cached = tikv1.with_label_values(&["orders"]);
@@ -43,6 +49,9 @@ fn counters(c: &mut Criterion) {
     group.bench_function("ours_bound", |b| {
         b.iter(|| ours_bound.record_records(black_box(1)))
     });
+    group.bench_function("ours_bound_no_exemplars", |b| {
+        b.iter(|| plain_bound.record_records(black_box(1)))
+    });
     group.bench_function("sdk_bound", |b| b.iter(|| sdk_bound.add(black_box(1))));
     group.bench_function("tikv_cached", |b| {
         b.iter(|| tikv_cached.inc_by(black_box(1)))
@@ -50,6 +59,13 @@ fn counters(c: &mut Criterion) {
     group.bench_function("ours_labels2", |b| {
         b.iter(|| {
             telemetry
+                .consumer()
+                .record_records(black_box("orders"), black_box("analytics"), 1)
+        })
+    });
+    group.bench_function("ours_labels2_no_exemplars", |b| {
+        b.iter(|| {
+            plain
                 .consumer()
                 .record_records(black_box("orders"), black_box("analytics"), 1)
         })
@@ -90,7 +106,7 @@ fn counters(c: &mut Criterion) {
 }
 
 fn histograms(c: &mut Criterion) {
-    let telemetry = telemetry();
+    let telemetry = new_telemetry(true);
     let meter = telemetry.meter_provider().meter("bench");
     // Named like the catalog entry so the catalog view gives it the 11 producer buckets.
     let sdk_histogram = meter
@@ -126,8 +142,10 @@ fn histograms(c: &mut Criterion) {
 
 // `record_batch` touches 2 counters and 2 histograms; tikv does the same four updates.
 fn batches(c: &mut Criterion) {
-    let telemetry = telemetry();
+    let telemetry = new_telemetry(true);
+    let plain = new_telemetry(false);
     let ours_bound = telemetry.producer().topic("orders");
+    let plain_bound = plain.producer().topic("orders");
     let latency = Duration::from_millis(4);
     let records = tikv_counter(&["topic"]);
     let bytes = IntCounterVec::new(Opts::new("bench_bytes_total", "bench"), &["topic"]).unwrap();
@@ -148,6 +166,9 @@ fn batches(c: &mut Criterion) {
     let mut group = c.benchmark_group("batch");
     group.bench_function("ours_bound", |b| {
         b.iter(|| ours_bound.record_batch(black_box(10), black_box(1_000), black_box(latency)))
+    });
+    group.bench_function("ours_bound_no_exemplars", |b| {
+        b.iter(|| plain_bound.record_batch(black_box(10), black_box(1_000), black_box(latency)))
     });
     group.bench_function("tikv_cached", |b| {
         b.iter(|| {

@@ -21,7 +21,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use streamhouse_observability::catalog;
 use streamhouse_observability::config::PrometheusConfig;
-use streamhouse_observability::prometheus::PrometheusReader;
+use streamhouse_observability::prometheus::{Format, PrometheusReader};
 use streamhouse_observability::views::catalog_view;
 
 const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
@@ -157,9 +157,12 @@ fn scrape(c: &mut Criterion) {
             );
         }
         assert_eq!(sample_lines(&client_text), expected, "prometheus_client");
+        let ours_om = ours.render(Format::OpenMetrics).expect("render");
+        assert_eq!(sample_lines(&ours_om), expected + 1, "ours_openmetrics");
         eprintln!(
-            "n={n}: bytes ours={} otel_prometheus={} prometheus_client={}",
+            "n={n}: bytes ours={} ours_openmetrics={} otel_prometheus={} prometheus_client={}",
             ours_text.len(),
+            ours_om.len(),
             otel_text.len(),
             client_text.len()
         );
@@ -183,6 +186,10 @@ fn scrape(c: &mut Criterion) {
 
         group.bench_function(BenchmarkId::from_parameter("ours"), |b| {
             b.iter(|| black_box(ours.render_text().expect("render")))
+        });
+        // OpenMetrics is what prometheus-client writes.
+        group.bench_function(BenchmarkId::from_parameter("ours_openmetrics"), |b| {
+            b.iter(|| black_box(ours.render(Format::OpenMetrics).expect("render")))
         });
         let mut metrics = ResourceMetrics::default();
         group.bench_function(BenchmarkId::from_parameter("ours_collect_only"), |b| {

@@ -6,6 +6,9 @@
 //! [OTLP push](otlp) of metrics and spans is optional; [`logging`] bridges `tracing` spans to
 //! OpenTelemetry and stamps log lines with trace ids; [`propagation`] carries trace context
 //! through HTTP and record headers.
+//! Components register readiness checks in a [`health::HealthRegistry`], served at
+//! `/health/ready`; with the `object-store` feature, `object_store::InstrumentedObjectStore`
+//! counts, times and traces every call to any `object_store` store.
 //!
 //! ```
 //! use std::time::Duration;
@@ -23,9 +26,12 @@
 pub mod catalog;
 pub mod config;
 pub mod exemplars;
+pub mod health;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+#[cfg(feature = "object-store")]
+pub mod object_store;
 pub mod otlp;
 pub mod prometheus;
 pub mod propagation;

@@ -1,7 +1,9 @@
 //! HTTP: the axum routes StreamHouse serves for its operators.
 
+mod health;
 mod layer;
 mod metrics;
 
+pub use health::health_router;
 pub use layer::{HttpServerLayer, HttpServerService};
 pub use metrics::metrics_router;

@@ -1,0 +1,274 @@
+//! Server configuration, built in code or read from `STREAMHOUSE_*` variables.
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `STREAMHOUSE_HTTP_ADDR` | where the server listens | `127.0.0.1:8080` |
+//! | `STREAMHOUSE_OBJECT_STORE` | a directory, `memory`, or `s3://bucket/prefix` (credentials, region and `AWS_ENDPOINT_URL` from the usual `AWS_*` variables) | `./data` |
+//! | `STREAMHOUSE_SEGMENT_MAX_BYTES` | seal a segment at this many payload bytes | 1048576 |
+//! | `STREAMHOUSE_SEGMENT_MAX_AGE_MS` | seal a non-empty segment this old | 2000 |
+//! | `STREAMHOUSE_WRITER_AGENTS` | writer-pool agents flushing segments | 4 |
+//! | `STREAMHOUSE_CACHE_MAX_BYTES` | segment cache bound | 67108864 |
+//! | `STREAMHOUSE_MAX_VALUE_BYTES` | largest record value | 1048576 |
+//! | `STREAMHOUSE_LOADGEN` | `off` disables the example's load generator | `on` |
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use streamhouse_observability::config::ConfigError;
+
+/// Where segments are stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// A local directory (created if missing).
+    Local(PathBuf),
+    /// An S3 bucket and key prefix; the rest comes from the `AWS_*` variables.
+    S3 {
+        /// Bucket name.
+        bucket: String,
+        /// Key prefix inside the bucket; may be empty.
+        prefix: String,
+    },
+    /// In process memory; for tests and benchmarks.
+    Memory,
+}
+
+impl StoreLocation {
+    /// Parses `s3://bucket/prefix`, `memory`, or a directory path.
+    ///
+    /// ```
+    /// use streamhouse_lite::config::StoreLocation;
+    ///
+    /// assert_eq!(
+    ///     StoreLocation::parse("s3://logs/streamhouse/dev").unwrap(),
+    ///     StoreLocation::S3 { bucket: "logs".into(), prefix: "streamhouse/dev".into() }
+    /// );
+    /// assert!(StoreLocation::parse("s3://").is_err());
+    /// ```
+    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
+        let raw = raw.trim();
+        if let Some(rest) = raw.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(config_error(
+                    "STREAMHOUSE_OBJECT_STORE",
+                    raw,
+                    "s3://bucket/prefix",
+                ));
+            }
+            return Ok(StoreLocation::S3 {
+                bucket: bucket.to_owned(),
+                prefix: prefix.trim_matches('/').to_owned(),
+            });
+        }
+        if raw == "memory" {
+            return Ok(StoreLocation::Memory);
+        }
+        if raw.is_empty() || raw.contains("://") {
+            return Err(config_error(
+                "STREAMHOUSE_OBJECT_STORE",
+                raw,
+                "a directory, `memory`, or s3://bucket/prefix",
+            ));
+        }
+        Ok(StoreLocation::Local(PathBuf::from(raw)))
+    }
+}
+
+/// Everything the server needs besides telemetry and the object store.
+///
+/// ```
+/// use std::time::Duration;
+/// use streamhouse_lite::LiteConfig;
+///
+/// let config = LiteConfig::default()
+///     .with_segment_max_bytes(4096)
+///     .with_segment_max_age(Duration::from_millis(100));
+/// assert_eq!(config.segment_max_bytes, 4096);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiteConfig {
+    /// Listening address (used by the example and [`crate::server`] helpers).
+    pub http_addr: SocketAddr,
+    /// Where segments go.
+    pub store: StoreLocation,
+    /// A segment is sealed once its payload reaches this many bytes.
+    pub segment_max_bytes: usize,
+    /// A non-empty segment is sealed once it is this old.
+    pub segment_max_age: Duration,
+    /// Writer-pool agents.
+    pub writer_agents: usize,
+    /// Segment cache bound, in encoded segment bytes.
+    pub cache_max_bytes: u64,
+    /// Largest record value, in bytes.
+    pub max_value_bytes: usize,
+    /// Largest record key, in bytes.
+    pub max_key_bytes: usize,
+    /// Most headers on one record.
+    pub max_headers: usize,
+    /// Most records in one produce request.
+    pub max_batch_records: usize,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Most records one consume request returns.
+    pub max_consume_records: usize,
+    /// Most partitions in one topic.
+    pub max_partitions: u32,
+    /// Produce fails with 503 while this many payload bytes wait for a flush.
+    pub max_unflushed_bytes: usize,
+    /// First delay before retrying a failed flush; doubles up to [`Self::flush_retry_max`].
+    pub flush_retry_initial: Duration,
+    /// Longest delay between flush retries.
+    pub flush_retry_max: Duration,
+}
+
+impl Default for LiteConfig {
+    fn default() -> Self {
+        LiteConfig {
+            http_addr: "127.0.0.1:8080".parse().expect("default address parses"),
+            store: StoreLocation::Local(PathBuf::from("./data")),
+            segment_max_bytes: 1 << 20,
+            segment_max_age: Duration::from_secs(2),
+            writer_agents: 4,
+            cache_max_bytes: 64 << 20,
+            max_value_bytes: 1 << 20,
+            max_key_bytes: 16 << 10,
+            max_headers: 64,
+            max_batch_records: 10_000,
+            max_body_bytes: 16 << 20,
+            max_consume_records: 1_000,
+            max_partitions: 1_024,
+            max_unflushed_bytes: 256 << 20,
+            flush_retry_initial: Duration::from_millis(50),
+            flush_retry_max: Duration::from_secs(2),
+        }
+    }
+}
+
+impl LiteConfig {
+    /// Reads the `STREAMHOUSE_*` variables of the [module table](self).
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first variable whose value cannot be used.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// As [`Self::from_env`], reading variables through `lookup`.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first variable whose value cannot be used.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut config = LiteConfig::default();
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        if let Some(raw) = get("STREAMHOUSE_HTTP_ADDR") {
+            config.http_addr = raw.trim().parse().map_err(|_| {
+                config_error(
+                    "STREAMHOUSE_HTTP_ADDR",
+                    &raw,
+                    "an address like 127.0.0.1:8080",
+                )
+            })?;
+        }
+        if let Some(raw) = get("STREAMHOUSE_OBJECT_STORE") {
+            config.store = StoreLocation::parse(&raw)?;
+        }
+        if let Some(raw) = get("STREAMHOUSE_SEGMENT_MAX_BYTES") {
+            config.segment_max_bytes = positive("STREAMHOUSE_SEGMENT_MAX_BYTES", &raw)?;
+        }
+        if let Some(raw) = get("STREAMHOUSE_SEGMENT_MAX_AGE_MS") {
+            let ms = positive("STREAMHOUSE_SEGMENT_MAX_AGE_MS", &raw)?;
+            config.segment_max_age = Duration::from_millis(ms as u64);
+        }
+        if let Some(raw) = get("STREAMHOUSE_WRITER_AGENTS") {
+            config.writer_agents = positive("STREAMHOUSE_WRITER_AGENTS", &raw)?;
+        }
+        if let Some(raw) = get("STREAMHOUSE_CACHE_MAX_BYTES") {
+            config.cache_max_bytes = positive("STREAMHOUSE_CACHE_MAX_BYTES", &raw)? as u64;
+        }
+        if let Some(raw) = get("STREAMHOUSE_MAX_VALUE_BYTES") {
+            config.max_value_bytes = positive("STREAMHOUSE_MAX_VALUE_BYTES", &raw)?;
+        }
+        Ok(config)
+    }
+
+    /// Sets where segments are stored.
+    pub fn with_store(mut self, store: StoreLocation) -> Self {
+        self.store = store;
+        self
+    }
+
+    /// Sets the size at which a segment is sealed.
+    pub fn with_segment_max_bytes(mut self, bytes: usize) -> Self {
+        self.segment_max_bytes = bytes.max(1);
+        self
+    }
+
+    /// Sets the age at which a non-empty segment is sealed.
+    pub fn with_segment_max_age(mut self, age: Duration) -> Self {
+        self.segment_max_age = age;
+        self
+    }
+
+    /// Sets the number of writer-pool agents.
+    pub fn with_writer_agents(mut self, agents: usize) -> Self {
+        self.writer_agents = agents.max(1);
+        self
+    }
+
+    /// Sets the segment cache bound.
+    pub fn with_cache_max_bytes(mut self, bytes: u64) -> Self {
+        self.cache_max_bytes = bytes;
+        self
+    }
+
+    /// Sets the largest record value.
+    pub fn with_max_value_bytes(mut self, bytes: usize) -> Self {
+        self.max_value_bytes = bytes;
+        self
+    }
+}
+
+fn config_error(variable: &str, value: &str, expected: &str) -> ConfigError {
+    ConfigError {
+        variable: variable.to_owned(),
+        value: value.to_owned(),
+        expected: expected.to_owned(),
+    }
+}
+
+fn positive(variable: &str, raw: &str) -> Result<usize, ConfigError> {
+    match raw.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(config_error(variable, raw, "a positive integer")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_variables_and_names_bad_ones() {
+        let config = LiteConfig::from_lookup(|name| match name {
+            "STREAMHOUSE_OBJECT_STORE" => Some("s3://bucket".into()),
+            "STREAMHOUSE_WRITER_AGENTS" => Some("2".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(
+            config.store,
+            StoreLocation::S3 {
+                bucket: "bucket".into(),
+                prefix: String::new()
+            }
+        );
+        assert_eq!(config.writer_agents, 2);
+        let err = LiteConfig::from_lookup(|name| {
+            (name == "STREAMHOUSE_SEGMENT_MAX_BYTES").then(|| "-1".into())
+        })
+        .unwrap_err();
+        assert_eq!(err.variable, "STREAMHOUSE_SEGMENT_MAX_BYTES");
+        assert_eq!(err.value, "-1");
+    }
+}

@@ -1,0 +1,179 @@
+//! The topic registry: topics, their partitions, and the `topics`/`partitions` gauges.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use streamhouse_observability::Telemetry;
+use streamhouse_observability::metrics::{GaugeRegistration, TopicProducerMetrics};
+
+use crate::partition_log::PartitionLog;
+
+/// Longest topic name (Kafka's limit).
+pub const MAX_TOPIC_NAME_LEN: usize = 249;
+
+/// A topic: its partitions and its bound producer metrics.
+#[derive(Debug)]
+pub struct Topic {
+    /// Name.
+    pub name: String,
+    /// Partition logs, indexed by partition number.
+    pub partitions: Vec<Arc<PartitionLog>>,
+    /// Producer metrics bound to this topic.
+    pub producer: TopicProducerMetrics,
+    next_partition: AtomicU64,
+}
+
+impl Topic {
+    /// The partition for a record: `requested` if given, else a stable hash of the key,
+    /// else round robin.
+    pub fn choose_partition(&self, requested: Option<u32>, key: Option<&str>) -> u32 {
+        let count = self.partitions.len() as u64;
+        if let Some(p) = requested {
+            return p;
+        }
+        match key {
+            Some(key) => (fnv1a(key.as_bytes()) % count) as u32,
+            None => (self.next_partition.fetch_add(1, Ordering::Relaxed) % count) as u32,
+        }
+    }
+
+    /// The log of `partition`, if it exists.
+    pub fn partition(&self, partition: u32) -> Option<&Arc<PartitionLog>> {
+        self.partitions.get(partition as usize)
+    }
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Why a topic could not be created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateTopicError {
+    /// A topic of that name exists.
+    Exists,
+    /// The name is empty, too long, `.`/`..`, or has characters outside `[A-Za-z0-9._-]`.
+    InvalidName,
+    /// Zero partitions, or more than the limit.
+    InvalidPartitions(u32),
+}
+
+/// Checks a topic name: 1 to 249 characters of `[A-Za-z0-9._-]`, not `.` or `..` (the names
+/// are object-store path segments).
+///
+/// ```
+/// use streamhouse_lite::topics::is_valid_topic_name;
+/// assert!(is_valid_topic_name("orders.v2_eu-west"));
+/// assert!(!is_valid_topic_name("quote\"d"));
+/// assert!(!is_valid_topic_name(".."));
+/// ```
+pub fn is_valid_topic_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_TOPIC_NAME_LEN
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+type TopicMap = Arc<RwLock<BTreeMap<String, Arc<Topic>>>>;
+
+/// Every topic. Owns the `streamhouse_topics_total` and `streamhouse_partitions_total`
+/// sources, read from the map at each scrape.
+pub struct TopicRegistry {
+    topics: TopicMap,
+    telemetry: Telemetry,
+    segment_max_bytes: usize,
+    max_partitions: u32,
+    _gauges: [GaugeRegistration; 2],
+}
+
+impl std::fmt::Debug for TopicRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TopicRegistry")
+            .field("topics", &self.names())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TopicRegistry {
+    /// An empty registry.
+    pub fn new(telemetry: &Telemetry, segment_max_bytes: usize, max_partitions: u32) -> Self {
+        let topics = TopicMap::default();
+        let count = Arc::clone(&topics);
+        let partitions = Arc::clone(&topics);
+        let system = telemetry.system();
+        TopicRegistry {
+            _gauges: [
+                system.observe_topics(move || read(&count).len() as u64),
+                system.observe_partitions(move |report| {
+                    for topic in read(&partitions).values() {
+                        report.partitions(&topic.name, topic.partitions.len() as u64);
+                    }
+                }),
+            ],
+            topics,
+            telemetry: telemetry.clone(),
+            segment_max_bytes,
+            max_partitions,
+        }
+    }
+
+    /// Creates a topic with `partitions` empty partitions.
+    ///
+    /// # Errors
+    /// See [`CreateTopicError`].
+    pub fn create(&self, name: &str, partitions: u32) -> Result<Arc<Topic>, CreateTopicError> {
+        if !is_valid_topic_name(name) {
+            return Err(CreateTopicError::InvalidName);
+        }
+        if partitions == 0 || partitions > self.max_partitions {
+            return Err(CreateTopicError::InvalidPartitions(partitions));
+        }
+        let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
+        if topics.contains_key(name) {
+            return Err(CreateTopicError::Exists);
+        }
+        let storage = self.telemetry.storage();
+        let topic = Arc::new(Topic {
+            name: name.to_owned(),
+            partitions: (0..partitions)
+                .map(|p| {
+                    Arc::new(PartitionLog::new(
+                        name,
+                        p,
+                        self.segment_max_bytes,
+                        storage.partition(name, p),
+                    ))
+                })
+                .collect(),
+            producer: self.telemetry.producer().topic(name),
+            next_partition: AtomicU64::new(0),
+        });
+        topics.insert(name.to_owned(), Arc::clone(&topic));
+        Ok(topic)
+    }
+
+    /// The topic named `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<Topic>> {
+        read(&self.topics).get(name).cloned()
+    }
+
+    /// Every topic, by name.
+    pub fn all(&self) -> Vec<Arc<Topic>> {
+        read(&self.topics).values().cloned().collect()
+    }
+
+    /// Every topic name, sorted.
+    pub fn names(&self) -> Vec<String> {
+        read(&self.topics).keys().cloned().collect()
+    }
+}
+
+fn read(topics: &TopicMap) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Topic>>> {
+    topics.read().unwrap_or_else(|e| e.into_inner())
+}
