@@ -41,6 +41,8 @@ use crate::sampling::TraceSampler;
 pub const DEFAULT_SERVICE_NAME: &str = "streamhouse";
 /// Default series limit per metric; past it, measurements land in the overflow series.
 pub const DEFAULT_CARDINALITY_LIMIT: usize = 2000;
+/// Largest accepted cardinality limit: the SDK reserves room for every allowed series up front.
+pub const MAX_CARDINALITY_LIMIT: usize = 1_000_000;
 /// Default number of scrapes `/metrics` serves at once.
 pub const DEFAULT_MAX_CONCURRENT_SCRAPES: usize = 4;
 /// Default address for `/metrics` in the examples.
@@ -210,14 +212,18 @@ impl TelemetryConfig {
             config.disabled = parse_bool("OTEL_SDK_DISABLED", &raw)?;
         }
         if let Some(raw) = get("STREAMHOUSE_METRIC_CARDINALITY_LIMIT") {
-            config.cardinality_limit = parse_limit("STREAMHOUSE_METRIC_CARDINALITY_LIMIT", &raw)?;
+            config.cardinality_limit = parse_limit(
+                "STREAMHOUSE_METRIC_CARDINALITY_LIMIT",
+                &raw,
+                MAX_CARDINALITY_LIMIT,
+            )?;
         }
         if let Some(raw) = get("STREAMHOUSE_EXEMPLARS") {
             config.exemplars = parse_bool("STREAMHOUSE_EXEMPLARS", &raw)?;
         }
         if let Some(raw) = get("STREAMHOUSE_METRICS_MAX_CONCURRENT_SCRAPES") {
             config.prometheus.max_concurrent_scrapes =
-                parse_limit("STREAMHOUSE_METRICS_MAX_CONCURRENT_SCRAPES", &raw)?;
+                parse_limit("STREAMHOUSE_METRICS_MAX_CONCURRENT_SCRAPES", &raw, 1024)?;
         }
         if let Some(raw) = get("STREAMHOUSE_PROMETHEUS_TARGET_INFO") {
             config.prometheus.target_info = parse_bool("STREAMHOUSE_PROMETHEUS_TARGET_INFO", &raw)?;
@@ -299,9 +305,9 @@ impl TelemetryConfig {
         self
     }
 
-    /// Sets the series limit per metric. Zero is treated as one.
+    /// Sets the series limit per metric, clamped to 1..=[`MAX_CARDINALITY_LIMIT`].
     pub fn with_cardinality_limit(mut self, limit: usize) -> Self {
-        self.cardinality_limit = limit.max(1);
+        self.cardinality_limit = limit.clamp(1, MAX_CARDINALITY_LIMIT);
         self
     }
 
@@ -332,10 +338,14 @@ fn parse_bool(variable: &str, raw: &str) -> Result<bool, ConfigError> {
     }
 }
 
-fn parse_limit(variable: &str, raw: &str) -> Result<usize, ConfigError> {
+fn parse_limit(variable: &str, raw: &str, max: usize) -> Result<usize, ConfigError> {
     match raw.trim().parse::<usize>() {
-        Ok(n) if n > 0 && n < usize::MAX => Ok(n),
-        _ => Err(ConfigError::new(variable, raw, "a positive integer")),
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(ConfigError::new(
+            variable,
+            raw,
+            format!("an integer from 1 to {max}"),
+        )),
     }
 }
 
@@ -437,6 +447,10 @@ mod tests {
             ("OTEL_RESOURCE_ATTRIBUTES", "=v"),
             ("STREAMHOUSE_METRIC_CARDINALITY_LIMIT", "0"),
             ("STREAMHOUSE_METRIC_CARDINALITY_LIMIT", "-3"),
+            (
+                "STREAMHOUSE_METRIC_CARDINALITY_LIMIT",
+                "18446744073709551614",
+            ),
             ("STREAMHOUSE_PROMETHEUS_TARGET_INFO", "1"),
             ("STREAMHOUSE_EXEMPLARS", "on"),
             ("STREAMHOUSE_METRICS_MAX_CONCURRENT_SCRAPES", "0"),

@@ -18,7 +18,8 @@ use crate::catalog::{self, label};
 use crate::config::{ConfigError, TelemetryConfig};
 use crate::exemplars::ExemplarStore;
 use crate::metrics::{
-    ConsumerMetrics, HttpServerMetrics, ProducerMetrics, Recorders, StorageMetrics, SystemMetrics,
+    ConsumerMetrics, HttpServerMetrics, Instruments, ProducerMetrics, Recorders, StorageMetrics,
+    SystemMetrics,
 };
 use crate::otlp::{ExportFailures, Pipelines, Signal, build_pipelines};
 use crate::prometheus::{Format, PrometheusReader};
@@ -169,7 +170,12 @@ impl Telemetry {
         };
         let meter_provider = meters.build();
         let meter = meter_provider.meter_with_scope(scope());
-        let recorders = Recorders::new(&meter, Instant::now(), &exemplars);
+        let instruments = Instruments {
+            meter: &meter,
+            exemplars: &exemplars,
+            cardinality_limit: config.cardinality_limit,
+        };
+        let recorders = Recorders::new(&instruments, Instant::now());
         let self_metrics = if config.disabled {
             Vec::new()
         } else {

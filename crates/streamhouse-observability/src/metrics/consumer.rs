@@ -1,14 +1,9 @@
 //! Consumer metrics: records per group, lag per partition, rebalances, errors by type.
 
-use opentelemetry::KeyValue;
-use opentelemetry::metrics::Meter;
-
-use super::instruments::{BoundCounter, Counter};
-
 use super::ConsumerError;
+use super::instruments::{BoundCounter, Instruments, LabeledCounter, attributes};
 use super::observed::{Emit, GaugeRegistration, GaugeSources};
-use crate::catalog::{self, label};
-use crate::exemplars::ExemplarStore;
+use crate::catalog;
 
 /// Records consumer activity. Get it from [`Telemetry::consumer`](crate::Telemetry::consumer).
 ///
@@ -30,9 +25,9 @@ use crate::exemplars::ExemplarStore;
 /// ```
 #[derive(Clone)]
 pub struct ConsumerMetrics {
-    records: Counter,
-    rebalances: Counter,
-    errors: Counter,
+    records: LabeledCounter<2>,
+    rebalances: LabeledCounter<1>,
+    errors: LabeledCounter<3>,
     lag: GaugeSources,
 }
 
@@ -43,47 +38,40 @@ impl std::fmt::Debug for ConsumerMetrics {
 }
 
 impl ConsumerMetrics {
-    pub(crate) fn new(meter: &Meter, exemplars: &ExemplarStore) -> Self {
+    pub(crate) fn new(instruments: &Instruments<'_>) -> Self {
         let lag = GaugeSources::default();
-        lag.register_gauge(meter, &catalog::CONSUMER_LAG);
+        lag.register_gauge(instruments.meter, &catalog::CONSUMER_LAG);
         ConsumerMetrics {
-            records: Counter::new(meter, &catalog::CONSUMER_RECORDS, exemplars),
-            rebalances: Counter::new(meter, &catalog::CONSUMER_REBALANCES, exemplars),
-            errors: Counter::new(meter, &catalog::CONSUMER_ERRORS, exemplars),
+            records: instruments.labeled(&catalog::CONSUMER_RECORDS),
+            rebalances: instruments.labeled(&catalog::CONSUMER_REBALANCES),
+            errors: instruments.labeled(&catalog::CONSUMER_ERRORS),
             lag,
         }
     }
 
     /// Resolves the label set of (`topic`, `group`) once for the hot path.
     pub fn group(&self, topic: &str, group: &str) -> GroupConsumerMetrics {
-        let attributes = group_attributes(topic, group);
         GroupConsumerMetrics {
-            records: self.records.bind(&attributes),
+            records: self.records.bind([topic, group]),
         }
     }
 
     /// Counts `records` delivered to `group` from `topic`.
+    #[inline]
     pub fn record_records(&self, topic: &str, group: &str, records: u64) {
-        self.records.add(records, &group_attributes(topic, group));
+        self.records.add([topic, group], records);
     }
 
     /// Counts one rebalance of `group`.
+    #[inline]
     pub fn record_rebalance(&self, group: &str) {
-        self.rebalances
-            .add(1, &[KeyValue::new(label::CONSUMER_GROUP, group.to_owned())]);
+        self.rebalances.add([group], 1);
     }
 
     /// Counts one failed consumer request.
+    #[inline]
     pub fn record_error(&self, topic: &str, group: &str, error: ConsumerError) {
-        let [topic, group] = group_attributes(topic, group);
-        self.errors.add(
-            1,
-            &[
-                topic,
-                group,
-                KeyValue::new(label::ERROR_TYPE, error.as_str()),
-            ],
-        );
+        self.errors.add([topic, group, error.as_str()], 1);
     }
 
     /// Registers a lag source, called at every collection.
@@ -95,13 +83,6 @@ impl ConsumerMetrics {
     }
 }
 
-fn group_attributes(topic: &str, group: &str) -> [KeyValue; 2] {
-    [
-        KeyValue::new(label::TOPIC, topic.to_owned()),
-        KeyValue::new(label::CONSUMER_GROUP, group.to_owned()),
-    ]
-}
-
 /// Consumer metrics bound to one (topic, group).
 #[derive(Debug, Clone)]
 pub struct GroupConsumerMetrics {
@@ -110,6 +91,7 @@ pub struct GroupConsumerMetrics {
 
 impl GroupConsumerMetrics {
     /// Counts `records` delivered.
+    #[inline]
     pub fn record_records(&self, records: u64) {
         self.records.add(records);
     }
@@ -123,13 +105,8 @@ pub struct LagReport<'a> {
 impl LagReport<'_> {
     /// Reports the lag (high watermark minus committed offset) of one partition for one group.
     pub fn lag(&mut self, topic: &str, partition: u32, group: &str, lag: u64) {
-        (self.emit)(
-            lag,
-            &[
-                KeyValue::new(label::TOPIC, topic.to_owned()),
-                KeyValue::new(label::PARTITION, partition.to_string()),
-                KeyValue::new(label::CONSUMER_GROUP, group.to_owned()),
-            ],
-        );
+        let partition = itoa::Buffer::new().format(partition).to_owned();
+        let values = [topic, partition.as_str(), group];
+        (self.emit)(lag, &attributes(catalog::CONSUMER_LAG.labels, values));
     }
 }

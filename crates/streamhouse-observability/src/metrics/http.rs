@@ -2,12 +2,9 @@
 
 use std::time::Duration;
 
-use opentelemetry::KeyValue;
-use opentelemetry::metrics::Meter;
-
-use super::instruments::Histogram;
+use super::instruments::{Histogram, Instruments};
 use crate::catalog::{self, label};
-use crate::exemplars::ExemplarStore;
+use opentelemetry::KeyValue;
 
 /// Records HTTP server request durations. Usually fed by
 /// [`HttpServerLayer`](crate::http::HttpServerLayer).
@@ -29,9 +26,9 @@ pub struct HttpServerMetrics {
 }
 
 impl HttpServerMetrics {
-    pub(crate) fn new(meter: &Meter, exemplars: &ExemplarStore) -> Self {
+    pub(crate) fn new(instruments: &Instruments<'_>) -> Self {
         HttpServerMetrics {
-            duration: Histogram::new(meter, &catalog::HTTP_SERVER_REQUEST_DURATION, exemplars),
+            duration: instruments.histogram(&catalog::HTTP_SERVER_REQUEST_DURATION),
         }
     }
 
@@ -50,10 +47,11 @@ impl HttpServerMetrics {
         match route {
             Some(route) => self.duration.record(
                 elapsed.as_secs_f64(),
+                // Sorted by key, as the SDK stores them.
                 &[
                     method,
-                    KeyValue::new(label::HTTP_ROUTE, route.to_owned()),
                     status,
+                    KeyValue::new(label::HTTP_ROUTE, route.to_owned()),
                 ],
             ),
             None => self

@@ -6,8 +6,81 @@ use std::sync::Arc;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{self as otel, Meter};
 
+use super::bound_cache::BoundCache;
 use crate::catalog::{MetricDef, MetricKind};
 use crate::exemplars::{ExemplarStore, MetricExemplars, SeriesExemplars};
+
+/// What every recorder builds its instruments from.
+pub(crate) struct Instruments<'a> {
+    pub(crate) meter: &'a Meter,
+    pub(crate) exemplars: &'a ExemplarStore,
+    pub(crate) cardinality_limit: usize,
+}
+
+impl Instruments<'_> {
+    pub(crate) fn counter(&self, def: &MetricDef) -> Counter {
+        Counter::new(self.meter, def, self.exemplars)
+    }
+
+    pub(crate) fn histogram(&self, def: &MetricDef) -> Histogram {
+        Histogram::new(self.meter, def, self.exemplars)
+    }
+
+    pub(crate) fn labeled<const N: usize>(&self, def: &'static MetricDef) -> LabeledCounter<N> {
+        LabeledCounter::new(self.counter(def), def, self.cardinality_limit)
+    }
+
+    pub(crate) fn cache<V>(&self) -> Arc<BoundCache<V>> {
+        Arc::new(BoundCache::new(self.cardinality_limit))
+    }
+}
+
+/// Attributes for label `values` given in catalog order, sorted by key: the SDK keeps one
+/// entry per series when attributes arrive sorted, two otherwise.
+pub(crate) fn attributes<const N: usize>(
+    keys: &[&'static str],
+    values: [&str; N],
+) -> [KeyValue; N] {
+    let mut attributes: [KeyValue; N] =
+        std::array::from_fn(|i| KeyValue::new(keys[i], values[i].to_owned()));
+    attributes.sort_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
+    attributes
+}
+
+/// A counter recorded with label values per call, through cached bound handles.
+#[derive(Debug, Clone)]
+pub(crate) struct LabeledCounter<const N: usize> {
+    counter: Counter,
+    def: &'static MetricDef,
+    bound: Arc<BoundCache<BoundCounter>>,
+}
+
+impl<const N: usize> LabeledCounter<N> {
+    fn new(counter: Counter, def: &'static MetricDef, limit: usize) -> Self {
+        assert_eq!(def.labels.len(), N, "{}", def.otel_name);
+        LabeledCounter {
+            counter,
+            def,
+            bound: Arc::new(BoundCache::new(limit)),
+        }
+    }
+
+    /// Adds `value` to the series of label `values`, in catalog order.
+    #[inline]
+    pub(crate) fn add(&self, values: [&str; N], value: u64) {
+        let bound = self
+            .bound
+            .with(&values, || self.bind(values), |c| c.add(value));
+        if bound.is_none() {
+            self.counter
+                .add(value, &attributes(self.def.labels, values));
+        }
+    }
+
+    pub(crate) fn bind(&self, values: [&str; N]) -> BoundCounter {
+        self.counter.bind(&attributes(self.def.labels, values))
+    }
+}
 
 /// A `u64` counter of the catalog.
 #[derive(Debug, Clone)]

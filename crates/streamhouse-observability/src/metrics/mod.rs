@@ -6,6 +6,7 @@
 //! SDK's bound instruments. State is read by observable gauges from sources the owners
 //! register; see [`GaugeRegistration`].
 
+mod bound_cache;
 mod consumer;
 mod http;
 mod instruments;
@@ -17,9 +18,7 @@ mod system;
 
 use std::time::Instant;
 
-use opentelemetry::metrics::Meter;
-
-use crate::exemplars::ExemplarStore;
+pub(crate) use instruments::Instruments;
 
 pub use consumer::{ConsumerMetrics, GroupConsumerMetrics, LagReport};
 pub use http::HttpServerMetrics;
@@ -40,13 +39,13 @@ pub(crate) struct Recorders {
 }
 
 impl Recorders {
-    pub(crate) fn new(meter: &Meter, started: Instant, exemplars: &ExemplarStore) -> Self {
+    pub(crate) fn new(instruments: &Instruments<'_>, started: Instant) -> Self {
         Recorders {
-            producer: ProducerMetrics::new(meter, exemplars),
-            consumer: ConsumerMetrics::new(meter, exemplars),
-            storage: StorageMetrics::new(meter, exemplars),
-            system: SystemMetrics::new(meter, started),
-            http_server: HttpServerMetrics::new(meter, exemplars),
+            producer: ProducerMetrics::new(instruments),
+            consumer: ConsumerMetrics::new(instruments),
+            storage: StorageMetrics::new(instruments),
+            system: SystemMetrics::new(instruments.meter, started),
+            http_server: HttpServerMetrics::new(instruments),
         }
     }
 }

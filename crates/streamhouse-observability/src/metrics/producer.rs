@@ -1,15 +1,14 @@
 //! Producer metrics: records, bytes, latency and batch size per topic; errors by type.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use opentelemetry::KeyValue;
-use opentelemetry::metrics::Meter;
-
-use super::instruments::{BoundCounter, BoundHistogram, Counter, Histogram};
-
 use super::ProducerError;
-use crate::catalog::{self, label};
-use crate::exemplars::ExemplarStore;
+use super::bound_cache::BoundCache;
+use super::instruments::{
+    BoundCounter, BoundHistogram, Counter, Histogram, Instruments, LabeledCounter, attributes,
+};
+use crate::catalog;
 
 /// Records produce requests. Get it from [`Telemetry::producer`](crate::Telemetry::producer).
 ///
@@ -29,51 +28,57 @@ pub struct ProducerMetrics {
     bytes: Counter,
     latency: Histogram,
     batch_size: Histogram,
-    errors: Counter,
+    errors: LabeledCounter<2>,
+    topics: Arc<BoundCache<TopicProducerMetrics>>,
 }
 
 impl ProducerMetrics {
-    pub(crate) fn new(meter: &Meter, exemplars: &ExemplarStore) -> Self {
+    pub(crate) fn new(instruments: &Instruments<'_>) -> Self {
         ProducerMetrics {
-            records: Counter::new(meter, &catalog::PRODUCER_RECORDS, exemplars),
-            bytes: Counter::new(meter, &catalog::PRODUCER_BYTES, exemplars),
-            latency: Histogram::new(meter, &catalog::PRODUCER_LATENCY, exemplars),
-            batch_size: Histogram::new(meter, &catalog::PRODUCER_BATCH_SIZE, exemplars),
-            errors: Counter::new(meter, &catalog::PRODUCER_ERRORS, exemplars),
+            records: instruments.counter(&catalog::PRODUCER_RECORDS),
+            bytes: instruments.counter(&catalog::PRODUCER_BYTES),
+            latency: instruments.histogram(&catalog::PRODUCER_LATENCY),
+            batch_size: instruments.histogram(&catalog::PRODUCER_BATCH_SIZE),
+            errors: instruments.labeled(&catalog::PRODUCER_ERRORS),
+            topics: instruments.cache(),
         }
     }
 
     /// Resolves the label set of `topic` once; the handle then records at bound-instrument cost.
     pub fn topic(&self, topic: &str) -> TopicProducerMetrics {
-        let attributes = [KeyValue::new(label::TOPIC, topic.to_owned())];
+        let attributes = attributes(catalog::PRODUCER_RECORDS.labels, [topic]);
         TopicProducerMetrics {
             records: self.records.bind(&attributes),
             bytes: self.bytes.bind(&attributes),
             latency: self.latency.bind(&attributes),
             batch_size: self.batch_size.bind(&attributes),
             errors: self.errors.clone(),
-            topic: attributes[0].clone(),
+            topic: topic.into(),
         }
     }
 
     /// Records one successful produce request of `records` records and `bytes` payload bytes.
+    /// Binds `topic` on first use, so later calls cost a lookup plus the bound records.
+    #[inline]
     pub fn record_batch(&self, topic: &str, records: u64, bytes: u64, latency: Duration) {
-        let attributes = [KeyValue::new(label::TOPIC, topic.to_owned())];
-        self.records.add(records, &attributes);
-        self.bytes.add(bytes, &attributes);
-        self.latency.record(latency.as_secs_f64(), &attributes);
-        self.batch_size.record(records as f64, &attributes);
+        let bound = self.topics.with(
+            &[topic],
+            || self.topic(topic),
+            |t| t.record_batch(records, bytes, latency),
+        );
+        if bound.is_none() {
+            let attributes = attributes(catalog::PRODUCER_RECORDS.labels, [topic]);
+            self.records.add(records, &attributes);
+            self.bytes.add(bytes, &attributes);
+            self.latency.record(latency.as_secs_f64(), &attributes);
+            self.batch_size.record(records as f64, &attributes);
+        }
     }
 
     /// Counts one failed produce request.
+    #[inline]
     pub fn record_error(&self, topic: &str, error: ProducerError) {
-        self.errors.add(
-            1,
-            &[
-                KeyValue::new(label::TOPIC, topic.to_owned()),
-                KeyValue::new(label::ERROR_TYPE, error.as_str()),
-            ],
-        );
+        self.errors.add([topic, error.as_str()], 1);
     }
 }
 
@@ -84,12 +89,13 @@ pub struct TopicProducerMetrics {
     bytes: BoundCounter,
     latency: BoundHistogram,
     batch_size: BoundHistogram,
-    errors: Counter,
-    topic: KeyValue,
+    errors: LabeledCounter<2>,
+    topic: Arc<str>,
 }
 
 impl TopicProducerMetrics {
     /// Records one successful produce request.
+    #[inline]
     pub fn record_batch(&self, records: u64, bytes: u64, latency: Duration) {
         self.records.add(records);
         self.bytes.add(bytes);
@@ -98,13 +104,8 @@ impl TopicProducerMetrics {
     }
 
     /// Counts one failed produce request on this topic.
+    #[inline]
     pub fn record_error(&self, error: ProducerError) {
-        self.errors.add(
-            1,
-            &[
-                self.topic.clone(),
-                KeyValue::new(label::ERROR_TYPE, error.as_str()),
-            ],
-        );
+        self.errors.add([&self.topic, error.as_str()], 1);
     }
 }

@@ -2,15 +2,10 @@
 
 use std::time::Duration;
 
-use opentelemetry::KeyValue;
-use opentelemetry::metrics::Meter;
-
-use super::instruments::{BoundCounter, BoundHistogram, Counter, Histogram};
-
+use super::instruments::{BoundCounter, BoundHistogram, Instruments, LabeledCounter, attributes};
 use super::observed::{GaugeRegistration, GaugeSources};
 use super::{S3Error, S3Operation};
-use crate::catalog::{self, label};
-use crate::exemplars::ExemplarStore;
+use crate::catalog;
 
 /// Records the write path and the read cache. Get it from
 /// [`Telemetry::storage`](crate::Telemetry::storage).
@@ -32,9 +27,9 @@ use crate::exemplars::ExemplarStore;
 /// ```
 #[derive(Clone)]
 pub struct StorageMetrics {
-    segment_writes: Counter,
-    segment_flushes: Counter,
-    s3_errors: Counter,
+    segment_writes: LabeledCounter<2>,
+    segment_flushes: LabeledCounter<2>,
+    s3_errors: LabeledCounter<2>,
     s3_by_operation: Vec<BoundS3Operation>,
     cache_hits: BoundCounter,
     cache_misses: BoundCounter,
@@ -54,13 +49,13 @@ impl std::fmt::Debug for StorageMetrics {
 }
 
 impl StorageMetrics {
-    pub(crate) fn new(meter: &Meter, exemplars: &ExemplarStore) -> Self {
-        let s3_requests = Counter::new(meter, &catalog::S3_REQUESTS, exemplars);
-        let s3_latency = Histogram::new(meter, &catalog::S3_LATENCY, exemplars);
+    pub(crate) fn new(instruments: &Instruments<'_>) -> Self {
+        let s3_requests = instruments.counter(&catalog::S3_REQUESTS);
+        let s3_latency = instruments.histogram(&catalog::S3_LATENCY);
         let s3_by_operation = S3Operation::ALL
             .iter()
             .map(|op| {
-                let attributes = [KeyValue::new(label::OPERATION, op.as_str())];
+                let attributes = attributes(catalog::S3_REQUESTS.labels, [op.as_str()]);
                 BoundS3Operation {
                     requests: s3_requests.bind(&attributes),
                     latency: s3_latency.bind(&attributes),
@@ -68,40 +63,45 @@ impl StorageMetrics {
             })
             .collect();
         let cache_size = GaugeSources::default();
-        cache_size.register_gauge(meter, &catalog::CACHE_SIZE);
+        cache_size.register_gauge(instruments.meter, &catalog::CACHE_SIZE);
         StorageMetrics {
-            segment_writes: Counter::new(meter, &catalog::SEGMENT_WRITES, exemplars),
-            segment_flushes: Counter::new(meter, &catalog::SEGMENT_FLUSHES, exemplars),
-            s3_errors: Counter::new(meter, &catalog::S3_ERRORS, exemplars),
+            segment_writes: instruments.labeled(&catalog::SEGMENT_WRITES),
+            segment_flushes: instruments.labeled(&catalog::SEGMENT_FLUSHES),
+            s3_errors: instruments.labeled(&catalog::S3_ERRORS),
             s3_by_operation,
-            cache_hits: Counter::new(meter, &catalog::CACHE_HITS, exemplars).bind(&[]),
-            cache_misses: Counter::new(meter, &catalog::CACHE_MISSES, exemplars).bind(&[]),
+            cache_hits: instruments.counter(&catalog::CACHE_HITS).bind(&[]),
+            cache_misses: instruments.counter(&catalog::CACHE_MISSES).bind(&[]),
             cache_size,
         }
     }
 
     /// Resolves the label set of one partition once for the write path.
     pub fn partition(&self, topic: &str, partition: u32) -> PartitionStorageMetrics {
-        let attributes = partition_attributes(topic, partition);
+        let partition = itoa::Buffer::new().format(partition).to_owned();
         PartitionStorageMetrics {
-            segment_writes: self.segment_writes.bind(&attributes),
-            segment_flushes: self.segment_flushes.bind(&attributes),
+            segment_writes: self.segment_writes.bind([topic, &partition]),
+            segment_flushes: self.segment_flushes.bind([topic, &partition]),
         }
     }
 
     /// Counts one segment written for a partition.
+    #[inline]
     pub fn record_segment_write(&self, topic: &str, partition: u32) {
+        let mut buffer = itoa::Buffer::new();
         self.segment_writes
-            .add(1, &partition_attributes(topic, partition));
+            .add([topic, buffer.format(partition)], 1);
     }
 
     /// Counts one segment flushed to object storage for a partition.
+    #[inline]
     pub fn record_segment_flush(&self, topic: &str, partition: u32) {
+        let mut buffer = itoa::Buffer::new();
         self.segment_flushes
-            .add(1, &partition_attributes(topic, partition));
+            .add([topic, buffer.format(partition)], 1);
     }
 
     /// Records one object store request: its count, its latency, and its error if it failed.
+    #[inline]
     pub fn record_s3_request(
         &self,
         operation: S3Operation,
@@ -112,22 +112,18 @@ impl StorageMetrics {
         bound.requests.add(1);
         bound.latency.record(latency.as_secs_f64());
         if let Err(error) = outcome {
-            self.s3_errors.add(
-                1,
-                &[
-                    KeyValue::new(label::OPERATION, operation.as_str()),
-                    KeyValue::new(label::ERROR_TYPE, error.as_str()),
-                ],
-            );
+            self.s3_errors.add([operation.as_str(), error.as_str()], 1);
         }
     }
 
     /// Counts one segment cache hit.
+    #[inline]
     pub fn record_cache_hit(&self) {
         self.cache_hits.add(1);
     }
 
     /// Counts one segment cache miss.
+    #[inline]
     pub fn record_cache_miss(&self) {
         self.cache_misses.add(1);
     }
@@ -141,13 +137,6 @@ impl StorageMetrics {
     }
 }
 
-fn partition_attributes(topic: &str, partition: u32) -> [KeyValue; 2] {
-    [
-        KeyValue::new(label::TOPIC, topic.to_owned()),
-        KeyValue::new(label::PARTITION, partition.to_string()),
-    ]
-}
-
 /// Storage metrics bound to one partition.
 #[derive(Debug, Clone)]
 pub struct PartitionStorageMetrics {
@@ -157,11 +146,13 @@ pub struct PartitionStorageMetrics {
 
 impl PartitionStorageMetrics {
     /// Counts one segment written.
+    #[inline]
     pub fn record_segment_write(&self) {
         self.segment_writes.add(1);
     }
 
     /// Counts one segment flushed to object storage.
+    #[inline]
     pub fn record_segment_flush(&self) {
         self.segment_flushes.add(1);
     }

@@ -2,7 +2,6 @@
 //! series sorted by label set, built from one SDK collection without copying label values.
 
 use std::borrow::Cow;
-use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::ops::Range;
 
@@ -13,7 +12,7 @@ use opentelemetry_sdk::metrics::data::{
 };
 
 use super::naming::{family_name, label_name};
-use super::write::Number;
+use super::write::{self, Number};
 use crate::config::PrometheusConfig;
 
 /// The Prometheus type of a family.
@@ -107,10 +106,18 @@ pub(crate) enum Sample<'a> {
     Histogram(HistogramPoint<'a>),
 }
 
-/// One series: a range into [`Snapshot::labels`] and its sample.
+/// The labels of one series: ranges into [`Snapshot::labels`] and into the rendered text
+/// (`a="x",b="y"`, escaped, no braces) that both sorting and encoding use.
+#[derive(Debug, Clone)]
+pub(crate) struct LabelSet {
+    labels: Range<usize>,
+    text: Range<usize>,
+}
+
+/// One series: its labels and its sample.
 #[derive(Debug, Clone)]
 pub(crate) struct Series<'a> {
-    pub(crate) labels: Range<usize>,
+    pub(crate) labels: LabelSet,
     pub(crate) sample: Sample<'a>,
 }
 
@@ -124,22 +131,45 @@ pub(crate) struct Family<'a> {
     pub(crate) series: Vec<Series<'a>>,
 }
 
+/// Labels of every series of a snapshot, and their rendered text, in two flat buffers.
+#[derive(Debug, Default)]
+struct Arena<'a> {
+    labels: Vec<Label<'a>>,
+    text: String,
+}
+
+impl<'a> Arena<'a> {
+    /// Ends the label set begun at `start`: sorts it by name, adds scope labels, renders it.
+    fn finish(&mut self, start: usize, scope: Option<&'a InstrumentationScope>) -> LabelSet {
+        self.labels[start..].sort_by(|a, b| a.name.cmp(&b.name));
+        if let Some(scope) = scope {
+            push_scope_labels(scope, &mut self.labels);
+        }
+        let text_start = self.text.len();
+        write::labels(&mut self.text, &self.labels[start..]);
+        LabelSet {
+            labels: start..self.labels.len(),
+            text: text_start..self.text.len(),
+        }
+    }
+}
+
 /// A collection, ready to encode.
 #[derive(Debug)]
 pub(crate) struct Snapshot<'a> {
     /// Labels of `target_info`, when it is exposed.
-    pub(crate) target_info: Option<Range<usize>>,
+    pub(crate) target_info: Option<LabelSet>,
     pub(crate) families: Vec<Family<'a>>,
-    pub(crate) labels: Vec<Label<'a>>,
+    arena: Arena<'a>,
 }
 
 impl<'a> Snapshot<'a> {
     /// Builds the families of `metrics`. Exponential histograms have no text representation
     /// and are left out; a family whose name is taken by another type is left out too.
     pub(crate) fn new(metrics: &'a ResourceMetrics, options: &PrometheusConfig) -> Self {
-        let mut labels = Vec::new();
+        let mut arena = Arena::default();
         let target_info = (options.target_info && !metrics.resource().is_empty())
-            .then(|| resource_labels(metrics.resource(), &mut labels));
+            .then(|| resource_labels(metrics.resource(), &mut arena));
 
         let mut by_name: BTreeMap<Cow<'a, str>, Family<'a>> = BTreeMap::new();
         for scope_metrics in metrics.scope_metrics() {
@@ -157,7 +187,7 @@ impl<'a> Snapshot<'a> {
                     series: Vec::new(),
                 });
                 if family.kind == kind {
-                    push_series(metric, scope, &mut labels, &mut family.series);
+                    push_series(metric, scope, &mut arena, &mut family.series);
                 }
             }
         }
@@ -166,21 +196,28 @@ impl<'a> Snapshot<'a> {
             .into_values()
             .filter(|f| !f.series.is_empty())
             .collect();
+        // By rendered labels: one contiguous byte comparison per step, and a total order.
+        let text = &arena.text;
         for family in &mut families {
-            family.series.sort_by(|a, b| {
-                compare_labels(&labels[a.labels.clone()], &labels[b.labels.clone()])
-            });
+            family
+                .series
+                .sort_by(|a, b| text[a.labels.text.clone()].cmp(&text[b.labels.text.clone()]));
         }
         Snapshot {
             target_info,
             families,
-            labels,
+            arena,
         }
     }
 
     /// The labels of a series (or of `target_info`).
-    pub(crate) fn labels(&self, range: &Range<usize>) -> &[Label<'a>] {
-        &self.labels[range.clone()]
+    pub(crate) fn labels(&self, set: &LabelSet) -> &[Label<'a>] {
+        &self.arena.labels[set.labels.clone()]
+    }
+
+    /// The rendered labels of a series (or of `target_info`): `a="x",b="y"`, escaped.
+    pub(crate) fn label_text(&self, set: &LabelSet) -> &str {
+        &self.arena.text[set.text.clone()]
     }
 }
 
@@ -204,23 +241,17 @@ fn family_type(metric: &Metric) -> Option<FamilyType> {
 fn push_series<'a>(
     metric: &'a Metric,
     scope: Option<&'a InstrumentationScope>,
-    labels: &mut Vec<Label<'a>>,
+    arena: &mut Arena<'a>,
     out: &mut Vec<Series<'a>>,
 ) {
     let mut push = |attributes: &mut dyn Iterator<Item = &'a KeyValue>, sample: Sample<'a>| {
-        let start = labels.len();
-        labels.extend(attributes.map(|kv| Label {
+        let start = arena.labels.len();
+        arena.labels.extend(attributes.map(|kv| Label {
             name: label_name(kv.key.as_str()),
             value: LabelValue::Attribute(&kv.value),
         }));
-        labels[start..].sort_by(|a, b| a.name.cmp(&b.name));
-        if let Some(scope) = scope {
-            push_scope_labels(scope, labels);
-        }
-        out.push(Series {
-            labels: start..labels.len(),
-            sample,
-        });
+        let labels = arena.finish(start, scope);
+        out.push(Series { labels, sample });
     };
     macro_rules! points {
         ($data:expr, $number:path, $histogram:path) => {
@@ -258,25 +289,13 @@ fn push_scope_labels<'a>(scope: &'a InstrumentationScope, labels: &mut Vec<Label
     }
 }
 
-fn resource_labels<'a>(resource: &'a Resource, labels: &mut Vec<Label<'a>>) -> Range<usize> {
-    let start = labels.len();
-    labels.extend(resource.iter().map(|(key, value)| Label {
-        name: label_name(key.as_str()),
-        value: LabelValue::Attribute(value),
-    }));
-    labels[start..].sort_by(|a, b| a.name.cmp(&b.name));
-    start..labels.len()
-}
-
-fn compare_labels(a: &[Label<'_>], b: &[Label<'_>]) -> Ordering {
-    for (x, y) in a.iter().zip(b) {
-        let order = x
-            .name
-            .cmp(&y.name)
-            .then_with(|| x.value.text().cmp(&y.value.text()));
-        if order != Ordering::Equal {
-            return order;
-        }
-    }
-    a.len().cmp(&b.len())
+fn resource_labels<'a>(resource: &'a Resource, arena: &mut Arena<'a>) -> LabelSet {
+    let start = arena.labels.len();
+    arena
+        .labels
+        .extend(resource.iter().map(|(key, value)| Label {
+            name: label_name(key.as_str()),
+            value: LabelValue::Attribute(value),
+        }));
+    arena.finish(start, None)
 }

@@ -11,8 +11,7 @@ use std::sync::Arc;
 
 use super::families::{Family, FamilyType, Label, Sample, Snapshot};
 use super::naming::{label_name, unit_suffix};
-use super::text::render_labels;
-use super::write::{self, Number};
+use super::write::{self, BoundTexts, Number};
 use crate::exemplars::{Exemplar, ExemplarStore, SeriesExemplars};
 
 /// The content type of this format.
@@ -20,12 +19,12 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 
 /// Appends `snapshot` to `out`, with the exemplars `store` holds for its series.
 pub(crate) fn encode(snapshot: &Snapshot<'_>, store: &ExemplarStore, out: &mut String) {
-    let mut labels = String::new();
-    if let Some(range) = &snapshot.target_info {
+    if let Some(set) = &snapshot.target_info {
         out.push_str("# TYPE target info\n# HELP target Target metadata\n");
-        render_labels(&mut labels, snapshot.labels(range));
-        sample(out, "target", "_info", &labels, Number::U64(1), None);
+        let labels = snapshot.label_text(set);
+        sample(out, "target", "_info", labels, Number::U64(1), None);
     }
+    let mut bounds = BoundTexts::default();
     for family in &snapshot.families {
         let stem = match family.kind {
             FamilyType::Counter => family.name.strip_suffix("_total").unwrap_or(&family.name),
@@ -35,28 +34,28 @@ pub(crate) fn encode(snapshot: &Snapshot<'_>, store: &ExemplarStore, out: &mut S
         let exemplars = store.metric(&family.name);
         for series in &family.series {
             let series_labels = snapshot.labels(&series.labels);
-            labels.clear();
-            render_labels(&mut labels, series_labels);
+            let labels = snapshot.label_text(&series.labels);
             let slots = exemplars.and_then(|m| m.lookup(|name| label_text(series_labels, name)));
             let exemplar = |i: usize| slots.as_ref().and_then(|s: &Arc<SeriesExemplars>| s.get(i));
             match (family.kind, series.sample) {
                 (FamilyType::Counter, Sample::Number(value)) => {
-                    sample(out, stem, "_total", &labels, value, exemplar(0))
+                    sample(out, stem, "_total", labels, value, exemplar(0))
                 }
-                (_, Sample::Number(value)) => sample(out, stem, "", &labels, value, None),
+                (_, Sample::Number(value)) => sample(out, stem, "", labels, value, None),
                 (_, Sample::Histogram(point)) => {
                     let mut index = 0;
                     point.cumulative_buckets(|bound, cumulative| {
-                        bucket(out, stem, &labels, Some(bound), cumulative, exemplar(index));
+                        let le = bounds.get(index, bound);
+                        bucket(out, stem, labels, le, cumulative, exemplar(index));
                         index += 1;
                     });
-                    bucket(out, stem, &labels, None, point.count(), exemplar(index));
-                    sample(out, stem, "_sum", &labels, point.sum(), None);
+                    bucket(out, stem, labels, "+Inf", point.count(), exemplar(index));
+                    sample(out, stem, "_sum", labels, point.sum(), None);
                     sample(
                         out,
                         stem,
                         "_count",
-                        &labels,
+                        labels,
                         Number::U64(point.count()),
                         None,
                     );
@@ -126,7 +125,7 @@ fn bucket(
     out: &mut String,
     stem: &str,
     labels: &str,
-    bound: Option<f64>,
+    le: &str,
     cumulative: u64,
     exemplar: Option<Exemplar>,
 ) {
@@ -137,10 +136,7 @@ fn bucket(
         out.push(',');
     }
     out.push_str("le=\"");
-    match bound {
-        Some(b) => write::float(out, b),
-        None => out.push_str("+Inf"),
-    }
+    out.push_str(le);
     out.push_str("\"} ");
     out.push_str(itoa::Buffer::new().format(cumulative));
     write_exemplar(out, exemplar);

@@ -6,8 +6,8 @@
 //! and newline. Families come sorted by name and series by label set,
 //! so the same state always renders the same bytes.
 
-use super::families::{FamilyType, Label, LabelValue, Sample, Snapshot};
-use super::write::{self, Number};
+use super::families::{FamilyType, Sample, Snapshot};
+use super::write::{self, BoundTexts, Number};
 
 /// The content type of this format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -16,32 +16,33 @@ const TARGET_INFO_HELP: &str = "Target metadata";
 
 /// Appends `snapshot` to `out`.
 pub(crate) fn encode(snapshot: &Snapshot<'_>, out: &mut String) {
-    let mut labels = String::new();
-    if let Some(range) = &snapshot.target_info {
+    if let Some(set) = &snapshot.target_info {
         header(out, "target_info", TARGET_INFO_HELP, FamilyType::Gauge);
-        render_labels(&mut labels, snapshot.labels(range));
-        sample(out, "target_info", "", &labels, Number::U64(1));
+        sample(
+            out,
+            "target_info",
+            "",
+            snapshot.label_text(set),
+            Number::U64(1),
+        );
     }
+    let mut bounds = BoundTexts::default();
     for family in &snapshot.families {
-        header(out, &family.name, family.help, family.kind);
+        let name = &family.name;
+        header(out, name, family.help, family.kind);
         for series in &family.series {
-            labels.clear();
-            render_labels(&mut labels, snapshot.labels(&series.labels));
+            let labels = snapshot.label_text(&series.labels);
             match series.sample {
-                Sample::Number(value) => sample(out, &family.name, "", &labels, value),
+                Sample::Number(value) => sample(out, name, "", labels, value),
                 Sample::Histogram(point) => {
+                    let mut index = 0;
                     point.cumulative_buckets(|bound, cumulative| {
-                        bucket(out, &family.name, &labels, Bound::Finite(bound), cumulative)
+                        bucket(out, name, labels, bounds.get(index, bound), cumulative);
+                        index += 1;
                     });
-                    bucket(out, &family.name, &labels, Bound::Inf, point.count());
-                    sample(out, &family.name, "_sum", &labels, point.sum());
-                    sample(
-                        out,
-                        &family.name,
-                        "_count",
-                        &labels,
-                        Number::U64(point.count()),
-                    );
+                    bucket(out, name, labels, "+Inf", point.count());
+                    sample(out, name, "_sum", labels, point.sum());
+                    sample(out, name, "_count", labels, Number::U64(point.count()));
                 }
             }
         }
@@ -60,22 +61,6 @@ fn header(out: &mut String, name: &str, help: &str, kind: FamilyType) {
     out.push('\n');
 }
 
-/// Renders `a="x",b="y"` (no braces) once per series, reused by every line of it.
-pub(crate) fn render_labels(out: &mut String, labels: &[Label<'_>]) {
-    for (i, label) in labels.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&label.name);
-        out.push_str("=\"");
-        match label.value {
-            LabelValue::Attribute(value) => write::attribute_value(out, value),
-            LabelValue::Text(text) => write::label_value(out, text),
-        }
-        out.push('"');
-    }
-}
-
 fn sample(out: &mut String, name: &str, suffix: &str, labels: &str, value: Number) {
     out.push_str(name);
     out.push_str(suffix);
@@ -89,12 +74,7 @@ fn sample(out: &mut String, name: &str, suffix: &str, labels: &str, value: Numbe
     out.push('\n');
 }
 
-enum Bound {
-    Finite(f64),
-    Inf,
-}
-
-fn bucket(out: &mut String, name: &str, labels: &str, bound: Bound, cumulative: u64) {
+fn bucket(out: &mut String, name: &str, labels: &str, le: &str, cumulative: u64) {
     out.push_str(name);
     out.push_str("_bucket{");
     out.push_str(labels);
@@ -102,10 +82,7 @@ fn bucket(out: &mut String, name: &str, labels: &str, bound: Bound, cumulative: 
         out.push(',');
     }
     out.push_str("le=\"");
-    match bound {
-        Bound::Finite(b) => write::float(out, b),
-        Bound::Inf => out.push_str("+Inf"),
-    }
+    out.push_str(le);
     out.push_str("\"} ");
     out.push_str(itoa::Buffer::new().format(cumulative));
     out.push('\n');

@@ -2,6 +2,48 @@
 
 use opentelemetry::Value;
 
+use super::families::{Label, LabelValue};
+
+/// Writes `a="x",b="y"` (no braces) for `labels`.
+pub(crate) fn labels(out: &mut String, labels: &[Label<'_>]) {
+    for (i, label) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&label.name);
+        out.push_str("=\"");
+        match label.value {
+            LabelValue::Attribute(value) => attribute_value(out, value),
+            LabelValue::Text(text) => label_value(out, text),
+        }
+        out.push('"');
+    }
+}
+
+/// Formats histogram bounds once per family: every point of a stream shares its view's
+/// bounds, so the `le` text is reused instead of formatted per series.
+#[derive(Debug, Default)]
+pub(crate) struct BoundTexts {
+    texts: Vec<(f64, String)>,
+}
+
+impl BoundTexts {
+    /// The text of the `index`-th bound, `bound`.
+    pub(crate) fn get(&mut self, index: usize, bound: f64) -> &str {
+        if self
+            .texts
+            .get(index)
+            .is_none_or(|(cached, _)| cached.to_bits() != bound.to_bits())
+        {
+            let mut text = String::new();
+            float(&mut text, bound);
+            self.texts.truncate(index);
+            self.texts.push((bound, text));
+        }
+        &self.texts[index].1
+    }
+}
+
 /// Writes a label value with `\`, `"` and newline escaped.
 pub(crate) fn label_value(out: &mut String, value: &str) {
     escape(out, value, true);
