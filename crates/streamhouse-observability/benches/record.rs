@@ -204,12 +204,50 @@ fn batches(c: &mut Criterion) {
     group.finish();
 }
 
+// Exemplar capture: one bound counter and one bound histogram per call, with no span, an
+// unsampled span and a sampled span current, and with capture off.
+fn exemplars(c: &mut Criterion) {
+    use opentelemetry::Context;
+    use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId};
+    use streamhouse_observability::metrics::S3Operation;
+
+    let span = |flags| {
+        Context::new().with_remote_span_context(SpanContext::new(
+            TraceId::from_bytes([7; 16]),
+            SpanId::from_bytes([9; 8]),
+            flags,
+            false,
+            Default::default(),
+        ))
+    };
+    let on = new_telemetry(true);
+    let off = new_telemetry(false);
+    let latency = Duration::from_millis(40);
+    let record = |t: &Telemetry| {
+        t.storage()
+            .record_s3_request(black_box(S3Operation::Put), black_box(latency), Ok(()))
+    };
+
+    let mut group = c.benchmark_group("exemplar");
+    group.bench_function("capture_off", |b| b.iter(|| record(&off)));
+    group.bench_function("no_span", |b| b.iter(|| record(&on)));
+    {
+        let _unsampled = span(TraceFlags::default()).attach();
+        group.bench_function("unsampled_span", |b| b.iter(|| record(&on)));
+    }
+    {
+        let _sampled = span(TraceFlags::SAMPLED).attach();
+        group.bench_function("sampled_span", |b| b.iter(|| record(&on)));
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(2))
         .sample_size(50);
-    targets = counters, histograms, batches
+    targets = counters, histograms, batches, exemplars
 }
 criterion_main!(benches);

@@ -196,12 +196,13 @@ impl<'a> Snapshot<'a> {
             .into_values()
             .filter(|f| !f.series.is_empty())
             .collect();
-        // By rendered labels: one contiguous byte comparison per step, and a total order.
+        // By rendered labels: one contiguous byte comparison per step. Label sets are unique
+        // within a family (the SDK merges equal ones), so an unstable sort is deterministic.
         let text = &arena.text;
         for family in &mut families {
-            family
-                .series
-                .sort_by(|a, b| text[a.labels.text.clone()].cmp(&text[b.labels.text.clone()]));
+            family.series.sort_unstable_by(|a, b| {
+                text[a.labels.text.clone()].cmp(&text[b.labels.text.clone()])
+            });
         }
         Snapshot {
             target_info,
