@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use opentelemetry_otlp::tonic_types::metadata::MetadataMap;
 use opentelemetry_otlp::{
-    Compression, LogExporter, MetricExporter, SpanExporter, WithExportConfig, WithHttpConfig,
-    WithTonicConfig,
+    Compression, ExporterBuildError, LogExporter, MetricExporter, SpanExporter, WithExportConfig,
+    WithHttpConfig, WithTonicConfig,
 };
 use opentelemetry_sdk::logs::{BatchConfigBuilder as LogBatchConfigBuilder, BatchLogProcessor};
 use opentelemetry_sdk::metrics::PeriodicReader;
@@ -121,89 +121,59 @@ fn grpc_handle(
 fn metric_exporter(
     exporter: &OtlpExporterConfig,
     config: &OtlpConfig,
-) -> Result<MetricExporter, opentelemetry_otlp::ExporterBuildError> {
+) -> Result<MetricExporter, ExporterBuildError> {
     let builder = MetricExporter::builder().with_temporality(config.temporality);
     match exporter.protocol {
-        OtlpProtocol::Grpc => {
-            let mut builder = builder
-                .with_tonic()
-                .with_endpoint(&exporter.endpoint)
-                .with_timeout(exporter.timeout)
-                .with_metadata(metadata(exporter)?);
-            if exporter.gzip {
-                builder = builder.with_compression(Compression::Gzip);
-            }
-            builder.build()
-        }
+        OtlpProtocol::Grpc => grpc(builder.with_tonic(), exporter)?.build(),
+        OtlpProtocol::HttpProtobuf => http_protobuf(builder.with_http(), exporter).build(),
+    }
+}
+
+fn span_exporter(exporter: &OtlpExporterConfig) -> Result<SpanExporter, ExporterBuildError> {
+    match exporter.protocol {
+        OtlpProtocol::Grpc => grpc(SpanExporter::builder().with_tonic(), exporter)?.build(),
         OtlpProtocol::HttpProtobuf => {
-            let mut builder = builder
-                .with_http()
-                .with_endpoint(&exporter.endpoint)
-                .with_timeout(exporter.timeout)
-                .with_headers(headers(exporter));
-            if exporter.gzip {
-                builder = builder.with_compression(Compression::Gzip);
-            }
-            builder.build()
+            http_protobuf(SpanExporter::builder().with_http(), exporter).build()
         }
     }
 }
 
-fn span_exporter(
-    exporter: &OtlpExporterConfig,
-) -> Result<SpanExporter, opentelemetry_otlp::ExporterBuildError> {
+fn log_exporter(exporter: &OtlpExporterConfig) -> Result<LogExporter, ExporterBuildError> {
     match exporter.protocol {
-        OtlpProtocol::Grpc => {
-            let mut builder = SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(&exporter.endpoint)
-                .with_timeout(exporter.timeout)
-                .with_metadata(metadata(exporter)?);
-            if exporter.gzip {
-                builder = builder.with_compression(Compression::Gzip);
-            }
-            builder.build()
-        }
+        OtlpProtocol::Grpc => grpc(LogExporter::builder().with_tonic(), exporter)?.build(),
         OtlpProtocol::HttpProtobuf => {
-            let mut builder = SpanExporter::builder()
-                .with_http()
-                .with_endpoint(&exporter.endpoint)
-                .with_timeout(exporter.timeout)
-                .with_headers(headers(exporter));
-            if exporter.gzip {
-                builder = builder.with_compression(Compression::Gzip);
-            }
-            builder.build()
+            http_protobuf(LogExporter::builder().with_http(), exporter).build()
         }
     }
 }
 
-fn log_exporter(
+/// Endpoint, timeout, metadata and compression of a gRPC exporter of any signal.
+fn grpc<B: WithExportConfig + WithTonicConfig>(
+    builder: B,
     exporter: &OtlpExporterConfig,
-) -> Result<LogExporter, opentelemetry_otlp::ExporterBuildError> {
-    match exporter.protocol {
-        OtlpProtocol::Grpc => {
-            let mut builder = LogExporter::builder()
-                .with_tonic()
-                .with_endpoint(&exporter.endpoint)
-                .with_timeout(exporter.timeout)
-                .with_metadata(metadata(exporter)?);
-            if exporter.gzip {
-                builder = builder.with_compression(Compression::Gzip);
-            }
-            builder.build()
-        }
-        OtlpProtocol::HttpProtobuf => {
-            let mut builder = LogExporter::builder()
-                .with_http()
-                .with_endpoint(&exporter.endpoint)
-                .with_timeout(exporter.timeout)
-                .with_headers(headers(exporter));
-            if exporter.gzip {
-                builder = builder.with_compression(Compression::Gzip);
-            }
-            builder.build()
-        }
+) -> Result<B, ExporterBuildError> {
+    let builder = builder
+        .with_endpoint(&exporter.endpoint)
+        .with_timeout(exporter.timeout)
+        .with_metadata(metadata(exporter)?);
+    Ok(match exporter.gzip {
+        true => builder.with_compression(Compression::Gzip),
+        false => builder,
+    })
+}
+
+/// Endpoint, timeout, headers and compression of an HTTP/protobuf exporter of any signal.
+fn http_protobuf<B: WithExportConfig + WithHttpConfig>(
+    builder: B,
+    exporter: &OtlpExporterConfig,
+) -> B {
+    let builder = builder
+        .with_endpoint(&exporter.endpoint)
+        .with_timeout(exporter.timeout)
+        .with_headers(headers(exporter));
+    match exporter.gzip {
+        true => builder.with_compression(Compression::Gzip),
+        false => builder,
     }
 }
 
@@ -211,16 +181,12 @@ fn headers(exporter: &OtlpExporterConfig) -> HashMap<String, String> {
     exporter.headers.iter().cloned().collect()
 }
 
-fn metadata(
-    exporter: &OtlpExporterConfig,
-) -> Result<MetadataMap, opentelemetry_otlp::ExporterBuildError> {
+fn metadata(exporter: &OtlpExporterConfig) -> Result<MetadataMap, ExporterBuildError> {
     let mut map = http::HeaderMap::new();
     for (name, value) in &exporter.headers {
         // The config parser already checked both; the message names the header, not its value.
         let invalid = || {
-            opentelemetry_otlp::ExporterBuildError::InternalFailure(format!(
-                "header {name} is not valid gRPC metadata"
-            ))
+            ExporterBuildError::InternalFailure(format!("header {name} is not valid gRPC metadata"))
         };
         let key = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid())?;
         let value = http::HeaderValue::from_str(value).map_err(|_| invalid())?;

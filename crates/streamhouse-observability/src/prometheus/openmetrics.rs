@@ -108,15 +108,7 @@ fn sample(
     value: Number,
     exemplar: Option<Exemplar>,
 ) {
-    out.push_str(stem);
-    out.push_str(suffix);
-    if !labels.is_empty() {
-        out.push('{');
-        out.push_str(labels);
-        out.push('}');
-    }
-    out.push(' ');
-    value.write(out);
+    write::sample(out, stem, suffix, labels, value);
     write_exemplar(out, exemplar);
     out.push('\n');
 }
@@ -129,16 +121,7 @@ fn bucket(
     cumulative: u64,
     exemplar: Option<Exemplar>,
 ) {
-    out.push_str(stem);
-    out.push_str("_bucket{");
-    out.push_str(labels);
-    if !labels.is_empty() {
-        out.push(',');
-    }
-    out.push_str("le=\"");
-    out.push_str(le);
-    out.push_str("\"} ");
-    out.push_str(itoa::Buffer::new().format(cumulative));
+    write::bucket(out, stem, labels, le, cumulative);
     write_exemplar(out, exemplar);
     out.push('\n');
 }

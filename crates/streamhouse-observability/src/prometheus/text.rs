@@ -62,28 +62,11 @@ fn header(out: &mut String, name: &str, help: &str, kind: FamilyType) {
 }
 
 fn sample(out: &mut String, name: &str, suffix: &str, labels: &str, value: Number) {
-    out.push_str(name);
-    out.push_str(suffix);
-    if !labels.is_empty() {
-        out.push('{');
-        out.push_str(labels);
-        out.push('}');
-    }
-    out.push(' ');
-    value.write(out);
+    write::sample(out, name, suffix, labels, value);
     out.push('\n');
 }
 
 fn bucket(out: &mut String, name: &str, labels: &str, le: &str, cumulative: u64) {
-    out.push_str(name);
-    out.push_str("_bucket{");
-    out.push_str(labels);
-    if !labels.is_empty() {
-        out.push(',');
-    }
-    out.push_str("le=\"");
-    out.push_str(le);
-    out.push_str("\"} ");
-    out.push_str(itoa::Buffer::new().format(cumulative));
+    write::bucket(out, name, labels, le, cumulative);
     out.push('\n');
 }

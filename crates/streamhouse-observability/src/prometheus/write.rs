@@ -20,6 +20,33 @@ pub(crate) fn labels(out: &mut String, labels: &[Label<'_>]) {
     }
 }
 
+/// Writes `name{labels} value`, without the line end (exemplars may follow).
+pub(crate) fn sample(out: &mut String, name: &str, suffix: &str, labels: &str, value: Number) {
+    out.push_str(name);
+    out.push_str(suffix);
+    if !labels.is_empty() {
+        out.push('{');
+        out.push_str(labels);
+        out.push('}');
+    }
+    out.push(' ');
+    value.write(out);
+}
+
+/// Writes `name_bucket{labels,le="…"} count`, without the line end.
+pub(crate) fn bucket(out: &mut String, name: &str, labels: &str, le: &str, cumulative: u64) {
+    out.push_str(name);
+    out.push_str("_bucket{");
+    out.push_str(labels);
+    if !labels.is_empty() {
+        out.push(',');
+    }
+    out.push_str("le=\"");
+    out.push_str(le);
+    out.push_str("\"} ");
+    out.push_str(itoa::Buffer::new().format(cumulative));
+}
+
 /// Formats histogram bounds once per family: every point of a stream shares its view's
 /// bounds, so the `le` text is reused instead of formatted per series.
 #[derive(Debug, Default)]
