@@ -1,8 +1,6 @@
 //! `InstrumentedObjectStore` over a real in-memory store: what counts as one request, the
 //! error types, and results identical to the inner store's.
 
-#![cfg(feature = "object-store")]
-
 use futures::StreamExt;
 use object_store::memory::InMemory;
 use object_store::path::Path;
