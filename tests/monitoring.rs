@@ -7,6 +7,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
 use streamhouse_observability::catalog::{self, MetricKind};
@@ -132,7 +133,7 @@ async fn every_dashboard_query_is_valid_promql() {
     );
     let client = reqwest::Client::new();
     let url = format!("{}/api/v1/query", prometheus.url());
-    support::eventually("prometheus to answer", || async {
+    support::eventually(Duration::from_secs(60), "prometheus to answer", || async {
         let up = client
             .get(&url)
             .query(&[("query", "1")])

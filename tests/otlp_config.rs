@@ -89,10 +89,7 @@ fn environment_turns_push_on() {
 async fn header_secrets_stay_secret() {
     let secret = "s3cr3t-token";
     // Nothing listens: exports fail and get logged.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let port = support::free_addr();
     let mut config = config(&[
         ("OTEL_EXPORTER_OTLP_ENDPOINT", &format!("http://{port}")),
         (

@@ -69,10 +69,7 @@ async fn pushes_to_rotel_and_exits_zero() {
 
 #[test]
 fn exits_zero_when_the_collector_is_unreachable() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let port = support::free_addr();
     let (output, took) = run(&format!("http://{port}"));
     assert!(output.status.success(), "{output:?}");
     // One second of demo, then a shutdown bounded by 2 s.

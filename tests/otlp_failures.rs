@@ -14,6 +14,14 @@ use streamhouse_observability::otlp::{OtlpConfig, OtlpProtocol, Signal};
 use streamhouse_observability::{Telemetry, TelemetryConfig};
 use support::otlp_receiver::Receiver;
 
+/// The exposed sample of `n` records produced to `orders`.
+fn orders_records(n: u64) -> String {
+    format!(
+        "{}{{topic=\"orders\"}} {n}\n",
+        catalog::PRODUCER_RECORDS.prometheus_name
+    )
+}
+
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn telemetry(endpoint: &str, protocol: OtlpProtocol) -> Telemetry {
@@ -30,14 +38,6 @@ fn telemetry(endpoint: &str, protocol: OtlpProtocol) -> Telemetry {
             .with_otlp(otlp),
     )
     .unwrap()
-}
-
-/// A loopback address nobody listens on.
-fn closed_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
 }
 
 fn failures_on_metrics_page(body: &str, signal: &str) -> f64 {
@@ -79,7 +79,7 @@ fn record_burst(telemetry: &Telemetry) -> Duration {
 }
 
 async fn collector_down_from_the_start(protocol: OtlpProtocol) {
-    let telemetry = telemetry(&format!("http://{}", closed_port()), protocol);
+    let telemetry = telemetry(&format!("http://{}", support::free_addr()), protocol);
     let addr = support::serve(metrics_router(&telemetry)).await;
 
     let took = record_burst(&telemetry);
@@ -100,7 +100,7 @@ async fn collector_down_from_the_start(protocol: OtlpProtocol) {
         .unwrap();
     assert!(failures_on_metrics_page(&body, "metrics") >= 1.0);
     assert!(failures_on_metrics_page(&body, "traces") >= 1.0);
-    assert!(body.contains("streamhouse_producer_records_total{topic=\"orders\"} 5000"));
+    assert!(body.contains(&orders_records(5000)), "{body}");
     // 5000 spans against a queue of 64 and a dead collector: most are dropped, and counted.
     let dropped = telemetry.dropped_spans();
     assert!(dropped > 1_000 && dropped < 5_000, "dropped {dropped}");
@@ -173,10 +173,7 @@ async fn collector_restarts(protocol: OtlpProtocol) {
         .text()
         .await
         .unwrap();
-    assert!(
-        body.contains("streamhouse_producer_records_total{topic=\"orders\"} 5002"),
-        "{body}"
-    );
+    assert!(body.contains(&orders_records(5002)), "{body}");
     assert!(failures_on_metrics_page(&body, "metrics") >= 1.0);
 
     let back = Receiver::start_on(grpc, http).await;

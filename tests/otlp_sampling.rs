@@ -112,7 +112,10 @@ async fn delta_temporality_is_pushed_while_metrics_page_stays_cumulative() {
         .record_batch("orders", 4, 1, Duration::from_millis(1));
     let text = telemetry.render_prometheus();
     assert!(
-        text.contains(r#"streamhouse_producer_records_total{topic="orders"} 7"#),
+        text.contains(&format!(
+            "{}{{topic=\"orders\"}} 7\n",
+            catalog::PRODUCER_RECORDS.prometheus_name
+        )),
         "{text}"
     );
     telemetry.shutdown().unwrap();

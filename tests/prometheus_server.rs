@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use axum::extract::Request;
 use axum::http::header::ACCEPT;
 use serde_json::Value;
@@ -58,11 +60,15 @@ async fn prometheus_scrapes_openmetrics_with_exemplars_and_text_with_the_same_va
     // Exemplars come back with our trace id: OpenMetrics was negotiated.
     let latency = format!("{}_bucket", catalog::PRODUCER_LATENCY.prometheus_name);
     let exemplar_query = format!("{latency}{{job=\"openmetrics\"}}");
-    let exemplars = support::eventually("exemplars from Prometheus", || async {
-        let body = query(&client, &base, "/api/v1/query_exemplars", &exemplar_query).await;
-        let data = body["data"].as_array()?.clone();
-        (!data.is_empty()).then_some(data)
-    })
+    let exemplars = support::eventually(
+        Duration::from_secs(60),
+        "exemplars from Prometheus",
+        || async {
+            let body = query(&client, &base, "/api/v1/query_exemplars", &exemplar_query).await;
+            let data = body["data"].as_array()?.clone();
+            (!data.is_empty()).then_some(data)
+        },
+    )
     .await;
     let trace_ids: Vec<&str> = exemplars
         .iter()
@@ -77,24 +83,28 @@ async fn prometheus_scrapes_openmetrics_with_exemplars_and_text_with_the_same_va
 
     // Both targets report the same values, series by series.
     let records = catalog::PRODUCER_RECORDS.prometheus_name;
-    let by_job = support::eventually("samples from both jobs", || async {
-        let body = query(&client, &base, "/api/v1/query", records).await;
-        let results = body["data"]["result"].as_array()?.clone();
-        let of = |job: &str| -> Vec<(String, String)> {
-            let mut v: Vec<_> = results
-                .iter()
-                .filter(|r| r["metric"]["job"] == job)
-                .map(|r| {
-                    let topic = r["metric"]["topic"].as_str().unwrap_or_default().to_owned();
-                    (topic, r["value"][1].as_str().unwrap().to_owned())
-                })
-                .collect();
-            v.sort();
-            v
-        };
-        let (om, text) = (of("openmetrics"), of("text"));
-        (!om.is_empty() && !text.is_empty()).then_some((om, text))
-    })
+    let by_job = support::eventually(
+        Duration::from_secs(60),
+        "samples from both jobs",
+        || async {
+            let body = query(&client, &base, "/api/v1/query", records).await;
+            let results = body["data"]["result"].as_array()?.clone();
+            let of = |job: &str| -> Vec<(String, String)> {
+                let mut v: Vec<_> = results
+                    .iter()
+                    .filter(|r| r["metric"]["job"] == job)
+                    .map(|r| {
+                        let topic = r["metric"]["topic"].as_str().unwrap_or_default().to_owned();
+                        (topic, r["value"][1].as_str().unwrap().to_owned())
+                    })
+                    .collect();
+                v.sort();
+                v
+            };
+            let (om, text) = (of("openmetrics"), of("text"));
+            (!om.is_empty() && !text.is_empty()).then_some((om, text))
+        },
+    )
     .await;
     assert_eq!(by_job.0, by_job.1);
     assert_eq!(by_job.0.len(), 1 + support::HOSTILE.len());

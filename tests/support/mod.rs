@@ -205,10 +205,7 @@ impl Prometheus {
         for (name, contents) in files {
             std::fs::write(dir.path().join(name), contents).expect("write file");
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = free_addr().port();
         let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log file");
         let child = Command::new("prometheus")
             .arg(format!("--config.file={}", config_path.display()))
@@ -247,21 +244,29 @@ impl Drop for Prometheus {
     }
 }
 
-/// Polls `probe` until it returns `Some`, for at most a minute.
-pub async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    mut probe: impl FnMut() -> F,
-) -> T {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+/// A loopback address nothing listens on (until a test binds it, soon after).
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free loopback port")
+}
+
+/// Polls `check` until it returns `Some`, failing after `timeout` with `what`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + timeout;
     loop {
-        if let Some(found) = probe().await {
-            return found;
+        if let Some(value) = check().await {
+            return value;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
+            "timed out after {timeout:?} waiting for {what}"
         );
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -1,7 +1,7 @@
 //! The real OTLP collector `rotel` (PyPI package, installed into `.venv` by `scripts/test`),
 //! started on free loopback ports with its debug exporter printing what it receives.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,17 +25,12 @@ pub struct Rotel {
     child: Child,
 }
 
-fn free_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-    listener.local_addr().unwrap()
-}
-
 impl Rotel {
     /// Starts rotel with OTLP receivers on free ports, the blackhole exporter and the
     /// detailed debug log of metrics, traces and logs on its standard output (kept in a file).
     pub fn start(name: &str) -> Rotel {
-        let grpc_addr = free_port();
-        let http_addr = free_port();
+        let grpc_addr = super::free_addr();
+        let http_addr = super::free_addr();
         let dir =
             std::env::temp_dir().join(format!("streamhouse-rotel-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

@@ -118,7 +118,7 @@ impl SegmentCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use streamhouse_observability::TelemetryConfig;
+    use streamhouse_observability::{TelemetryConfig, catalog};
 
     #[test]
     fn evicts_least_recently_used_to_stay_within_bytes() {
@@ -134,8 +134,10 @@ mod tests {
         cache.insert(Path::from("huge"), records, 101);
         assert_eq!(cache.len(), 2);
         let text = telemetry.render_prometheus();
-        assert!(text.contains("streamhouse_cache_size_bytes 90"), "{text}");
-        assert!(text.contains("streamhouse_cache_hits_total 1"), "{text}");
-        assert!(text.contains("streamhouse_cache_misses_total 1"), "{text}");
+        let line =
+            |def: &catalog::MetricDef, value: u64| format!("{} {value}\n", def.prometheus_name);
+        assert!(text.contains(&line(&catalog::CACHE_SIZE, 90)), "{text}");
+        assert!(text.contains(&line(&catalog::CACHE_HITS, 1)), "{text}");
+        assert!(text.contains(&line(&catalog::CACHE_MISSES, 1)), "{text}");
     }
 }
