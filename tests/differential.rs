@@ -9,7 +9,7 @@ use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use prometheus::{Encoder, TextEncoder};
-use streamhouse_observability::config::PrometheusConfig;
+use streamhouse_observability::config::{PrometheusConfig, ScopeLabels};
 use streamhouse_observability::prometheus::PrometheusReader;
 use streamhouse_observability::views::catalog_view;
 
@@ -23,11 +23,11 @@ fn our_bridge_and_opentelemetry_prometheus_expose_the_same_samples() {
         .without_counter_suffixes()
         .build()
         .unwrap();
-    let ours = PrometheusReader::new(PrometheusConfig {
-        target_info: true,
-        scope_labels: true,
-        ..PrometheusConfig::default()
-    });
+    let ours = PrometheusReader::new(
+        PrometheusConfig::default()
+            .with_target_info(true)
+            .with_scope_labels(ScopeLabels::All),
+    );
     let provider = SdkMeterProvider::builder()
         .with_resource(
             Resource::builder_empty()

@@ -14,7 +14,8 @@
 //! | `STREAMHOUSE_EXEMPLARS` | capture exemplars for OpenMetrics | `true` |
 //! | `STREAMHOUSE_METRICS_MAX_CONCURRENT_SCRAPES` | scrapes served at once; more get 503 | 4 |
 //! | `STREAMHOUSE_PROMETHEUS_TARGET_INFO` | expose `target_info` | `true` |
-//! | `STREAMHOUSE_PROMETHEUS_SCOPE_LABELS` | add `otel_scope_*` labels | `false` |
+//! | `STREAMHOUSE_PROMETHEUS_SCOPE_LABELS` | which series get `otel_scope_*` labels: `none`, `foreign` (every scope but `streamhouse`) or `all` | `foreign` |
+//! | `STREAMHOUSE_PROMETHEUS_CREATED` | OpenMetrics `_created` samples on counters and histograms | `false` |
 //! | `STREAMHOUSE_SHUTDOWN_TIMEOUT_MS` | bound on [`Telemetry::shutdown`](crate::Telemetry::shutdown) | 5000 |
 //! | `STREAMHOUSE_METRICS_ADDR` | address the examples serve `/metrics` on | `127.0.0.1:9464` |
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` | collector base URL; turns on push of metrics, traces and logs | off |
@@ -45,6 +46,8 @@ pub const DEFAULT_CARDINALITY_LIMIT: usize = 2000;
 pub const MAX_CARDINALITY_LIMIT: usize = 1_000_000;
 /// Default number of scrapes `/metrics` serves at once.
 pub const DEFAULT_MAX_CONCURRENT_SCRAPES: usize = 4;
+/// Largest accepted number of concurrent scrapes.
+pub const MAX_CONCURRENT_SCRAPES: usize = 1024;
 /// Default address for `/metrics` in the examples.
 pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
 
@@ -81,14 +84,44 @@ impl ConfigError {
     }
 }
 
+/// Which series carry the instrumentation scope as labels (`otel_scope_name`,
+/// `otel_scope_version`, `otel_scope_schema_url`, `otel_scope_<attribute>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScopeLabels {
+    /// No series.
+    None,
+    /// Every scope's but StreamHouse's own ([`SCOPE_NAME`](crate::SCOPE_NAME)): the
+    /// catalog's series stay exactly as the seed lists them, while a third-party library's
+    /// say where they come from (the OpenTelemetry specification's default).
+    #[default]
+    Foreign,
+    /// Every series.
+    All,
+}
+
+impl ScopeLabels {
+    fn parse(variable: &str, raw: &str) -> Result<Self, ConfigError> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "none" | "false" => Ok(ScopeLabels::None),
+            "foreign" => Ok(ScopeLabels::Foreign),
+            "all" | "true" => Ok(ScopeLabels::All),
+            _ => Err(ConfigError::new(variable, raw, "none, foreign or all")),
+        }
+    }
+}
+
 /// How the Prometheus bridge renders `/metrics`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PrometheusConfig {
-    /// Expose the resource as a `target_info` gauge.
+    /// Expose the resource as `target_info` (OpenMetrics: the info family `target`).
     pub target_info: bool,
-    /// Add `otel_scope_name` and `otel_scope_version` labels to every series.
-    pub scope_labels: bool,
-    /// Scrapes served at once; past it `/metrics` answers 503.
+    /// Which series carry scope labels.
+    pub scope_labels: ScopeLabels,
+    /// Add OpenMetrics `_created` samples (start time) to counters and histograms.
+    pub created_samples: bool,
+    /// Scrapes served at once (1 to [`MAX_CONCURRENT_SCRAPES`]); past it `/metrics`
+    /// answers 503.
     pub max_concurrent_scrapes: usize,
 }
 
@@ -96,9 +129,52 @@ impl Default for PrometheusConfig {
     fn default() -> Self {
         PrometheusConfig {
             target_info: true,
-            scope_labels: false,
+            scope_labels: ScopeLabels::default(),
+            created_samples: false,
             max_concurrent_scrapes: DEFAULT_MAX_CONCURRENT_SCRAPES,
         }
+    }
+}
+
+impl PrometheusConfig {
+    /// Sets whether `target_info` is exposed.
+    pub fn with_target_info(mut self, target_info: bool) -> Self {
+        self.target_info = target_info;
+        self
+    }
+
+    /// Sets which series carry scope labels.
+    pub fn with_scope_labels(mut self, scope_labels: ScopeLabels) -> Self {
+        self.scope_labels = scope_labels;
+        self
+    }
+
+    /// Sets whether OpenMetrics carries `_created` samples.
+    pub fn with_created_samples(mut self, created_samples: bool) -> Self {
+        self.created_samples = created_samples;
+        self
+    }
+
+    /// Sets the number of scrapes served at once.
+    pub fn with_max_concurrent_scrapes(mut self, max: usize) -> Self {
+        self.max_concurrent_scrapes = max;
+        self
+    }
+
+    /// Checks the values set in code as [`TelemetryConfig::from_env`] checks the environment.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the setting, for example a `max_concurrent_scrapes` of 0
+    /// (every scrape would get 503) or above [`MAX_CONCURRENT_SCRAPES`].
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=MAX_CONCURRENT_SCRAPES).contains(&self.max_concurrent_scrapes) {
+            return Err(ConfigError::new(
+                "PrometheusConfig::max_concurrent_scrapes",
+                &self.max_concurrent_scrapes.to_string(),
+                format!("an integer from 1 to {MAX_CONCURRENT_SCRAPES}"),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -223,14 +299,22 @@ impl TelemetryConfig {
         }
         if let Some(raw) = get("STREAMHOUSE_METRICS_MAX_CONCURRENT_SCRAPES") {
             config.prometheus.max_concurrent_scrapes =
-                parse_limit("STREAMHOUSE_METRICS_MAX_CONCURRENT_SCRAPES", &raw, 1024)?;
+                parse_limit(
+                "STREAMHOUSE_METRICS_MAX_CONCURRENT_SCRAPES",
+                &raw,
+                MAX_CONCURRENT_SCRAPES,
+            )?;
         }
         if let Some(raw) = get("STREAMHOUSE_PROMETHEUS_TARGET_INFO") {
             config.prometheus.target_info = parse_bool("STREAMHOUSE_PROMETHEUS_TARGET_INFO", &raw)?;
         }
         if let Some(raw) = get("STREAMHOUSE_PROMETHEUS_SCOPE_LABELS") {
             config.prometheus.scope_labels =
-                parse_bool("STREAMHOUSE_PROMETHEUS_SCOPE_LABELS", &raw)?;
+                ScopeLabels::parse("STREAMHOUSE_PROMETHEUS_SCOPE_LABELS", &raw)?;
+        }
+        if let Some(raw) = get("STREAMHOUSE_PROMETHEUS_CREATED") {
+            config.prometheus.created_samples =
+                parse_bool("STREAMHOUSE_PROMETHEUS_CREATED", &raw)?;
         }
         if let Some(raw) = get("STREAMHOUSE_SHUTDOWN_TIMEOUT_MS") {
             config.shutdown_timeout = parse_millis("STREAMHOUSE_SHUTDOWN_TIMEOUT_MS", &raw)?;
@@ -413,7 +497,8 @@ mod tests {
             ("STREAMHOUSE_INSTANCE_ID", "i-1"),
             ("STREAMHOUSE_METRIC_CARDINALITY_LIMIT", "10"),
             ("STREAMHOUSE_PROMETHEUS_TARGET_INFO", "false"),
-            ("STREAMHOUSE_PROMETHEUS_SCOPE_LABELS", "true"),
+            ("STREAMHOUSE_PROMETHEUS_SCOPE_LABELS", "ALL"),
+            ("STREAMHOUSE_PROMETHEUS_CREATED", "true"),
             ("STREAMHOUSE_EXEMPLARS", "false"),
             ("STREAMHOUSE_METRICS_MAX_CONCURRENT_SCRAPES", "2"),
             ("STREAMHOUSE_SHUTDOWN_TIMEOUT_MS", "250"),
@@ -432,7 +517,8 @@ mod tests {
         assert_eq!(config.service_instance_id.as_deref(), Some("i-1"));
         assert_eq!(config.cardinality_limit, 10);
         assert!(!config.prometheus.target_info);
-        assert!(config.prometheus.scope_labels);
+        assert_eq!(config.prometheus.scope_labels, ScopeLabels::All);
+        assert!(config.prometheus.created_samples);
         assert!(!config.exemplars);
         assert_eq!(config.prometheus.max_concurrent_scrapes, 2);
         assert_eq!(config.shutdown_timeout, Duration::from_millis(250));
@@ -453,6 +539,8 @@ mod tests {
             ),
             ("STREAMHOUSE_PROMETHEUS_TARGET_INFO", "1"),
             ("STREAMHOUSE_EXEMPLARS", "on"),
+            ("STREAMHOUSE_PROMETHEUS_SCOPE_LABELS", "some"),
+            ("STREAMHOUSE_PROMETHEUS_CREATED", "yes"),
             ("STREAMHOUSE_METRICS_MAX_CONCURRENT_SCRAPES", "0"),
             ("STREAMHOUSE_SHUTDOWN_TIMEOUT_MS", "5s"),
             ("STREAMHOUSE_METRICS_ADDR", "localhost"),

@@ -122,9 +122,11 @@ impl Telemetry {
     /// Builds an independent instance: its own providers, recorders and `/metrics` state.
     ///
     /// # Errors
-    /// [`TelemetryError::Exporter`] when an OTLP exporter cannot be built (configuration
-    /// from [`TelemetryConfig::from_env`] has already been checked, so this is rare).
+    /// [`TelemetryError::Config`] when a value set in code is out of range (see
+    /// [`PrometheusConfig::validate`](crate::config::PrometheusConfig::validate));
+    /// [`TelemetryError::Exporter`] when an OTLP exporter cannot be built.
     pub fn new(config: TelemetryConfig) -> Result<Self, TelemetryError> {
+        config.prometheus.validate()?;
         let resource = build_resource(&config);
         let export_failures = Arc::new(ExportFailures::default());
         let mut meters = SdkMeterProvider::builder().with_resource(resource.clone());

@@ -84,13 +84,13 @@ fn resource_carries_service_identity() {
 
 #[test]
 fn target_info_and_scope_labels_follow_the_config() {
-    use streamhouse_observability::config::PrometheusConfig;
+    use streamhouse_observability::config::{PrometheusConfig, ScopeLabels};
     let t = Telemetry::new(
-        TelemetryConfig::default().with_prometheus(PrometheusConfig {
-            target_info: false,
-            scope_labels: true,
-            ..PrometheusConfig::default()
-        }),
+        TelemetryConfig::default().with_prometheus(
+            PrometheusConfig::default()
+                .with_target_info(false)
+                .with_scope_labels(ScopeLabels::All),
+        ),
     )
     .unwrap();
     t.storage().record_cache_hit();

@@ -173,7 +173,15 @@ impl<'a> Snapshot<'a> {
 
         let mut by_name: BTreeMap<Cow<'a, str>, Family<'a>> = BTreeMap::new();
         for scope_metrics in metrics.scope_metrics() {
-            let scope = options.scope_labels.then(|| scope_metrics.scope());
+            let scope = match options.scope_labels {
+                crate::config::ScopeLabels::None => None,
+                crate::config::ScopeLabels::Foreign
+                    if scope_metrics.scope().name() == crate::SCOPE_NAME =>
+                {
+                    None
+                }
+                _ => Some(scope_metrics.scope()),
+            };
             for metric in scope_metrics.metrics() {
                 let Some(kind) = family_type(metric) else {
                     continue;
