@@ -6,7 +6,7 @@ use std::path::Path;
 use streamhouse_observability::catalog;
 
 const HEADER: &str = "# StreamHouse metrics\n\n\
-Generated from `crates/streamhouse-observability/src/catalog.rs` by `tests/catalog_docs.rs`;\n\
+Generated from `crates/streamhouse-observability/src/catalog/mod.rs` by `tests/catalog_docs.rs`;\n\
 do not edit by hand. `streamhouse_partitions_total` and `streamhouse_topics_total` are gauges\n\
 whose `_total` names come from the original contract and are kept for existing dashboards.\n\n";
 

@@ -10,6 +10,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use prometheus::{Encoder, TextEncoder};
 use streamhouse_observability::config::{PrometheusConfig, ScopeLabels};
+use streamhouse_observability::catalog::Catalog;
 use streamhouse_observability::prometheus::PrometheusReader;
 use streamhouse_observability::views::catalog_view;
 
@@ -39,7 +40,7 @@ fn our_bridge_and_opentelemetry_prometheus_expose_the_same_samples() {
         )
         .with_reader(ours.clone())
         .with_reader(reference)
-        .with_view(catalog_view(2000))
+        .with_view(catalog_view(&Catalog::streamhouse(), 2000))
         .build();
 
     let meter = provider.meter_with_scope(

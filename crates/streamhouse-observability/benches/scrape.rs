@@ -19,7 +19,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
-use streamhouse_observability::catalog;
+use streamhouse_observability::catalog::{self, Catalog};
 use streamhouse_observability::config::PrometheusConfig;
 use streamhouse_observability::prometheus::{Format, PrometheusReader};
 use streamhouse_observability::views::catalog_view;
@@ -57,7 +57,7 @@ fn provider(reader: impl MetricReader, n: usize, data: &[Series]) -> SdkMeterPro
     let provider = SdkMeterProvider::builder()
         .with_resource(Resource::builder_empty().with_service_name("bench").build())
         .with_reader(reader)
-        .with_view(catalog_view(n))
+        .with_view(catalog_view(&Catalog::streamhouse(), n))
         .build();
     let meter = provider.meter("streamhouse");
     let counter = meter.u64_counter(COUNTER.otel_name).build();

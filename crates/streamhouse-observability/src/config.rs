@@ -35,6 +35,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::catalog::{Catalog, CatalogError, MetricDef};
 use crate::otlp::OtlpConfig;
 use crate::sampling::TraceSampler;
 
@@ -215,6 +216,9 @@ pub struct TelemetryConfig {
     pub otlp: OtlpConfig,
     /// Which spans are recorded.
     pub sampler: TraceSampler,
+    /// The metrics whose names and buckets views pin: the built-in catalog plus what
+    /// components register with [`TelemetryConfig::with_metrics`].
+    pub catalog: Catalog,
 }
 
 impl Default for TelemetryConfig {
@@ -234,6 +238,7 @@ impl Default for TelemetryConfig {
                 .expect("default address parses"),
             otlp: OtlpConfig::default(),
             sampler: TraceSampler::default(),
+            catalog: Catalog::streamhouse(),
         }
     }
 }
@@ -347,6 +352,18 @@ impl TelemetryConfig {
     pub fn with_otlp(mut self, otlp: OtlpConfig) -> Self {
         self.otlp = otlp;
         self
+    }
+
+    /// Registers a component's own catalog entries, so every reader exposes them under their
+    /// pinned names and buckets (see [`Catalog`] for an example).
+    ///
+    /// # Errors
+    /// The first entry [`Catalog::register`] refuses.
+    pub fn with_metrics(mut self, metrics: &[MetricDef]) -> Result<Self, CatalogError> {
+        for def in metrics {
+            self.catalog.register(*def)?;
+        }
+        Ok(self)
     }
 
     /// Sets the trace sampler.

@@ -4,20 +4,22 @@
 
 use opentelemetry_sdk::metrics::{Aggregation, Instrument, Stream};
 
-use crate::catalog::{self, MetricKind};
+use crate::catalog::{Catalog, MetricKind};
 
-/// The view for a meter provider: catalog instruments get their pinned name, unit,
+/// The view for a meter provider: `catalog` instruments get their pinned name, unit,
 /// description and buckets; every instrument gets the cardinality limit, past which the SDK
 /// folds new label sets into the series labelled `otel.metric.overflow="true"`.
 ///
 /// No attribute allow-list is set: the recorders pass exactly the catalog's labels, and the
 /// SDK's filter would copy the attributes of every unbound measurement.
 pub fn catalog_view(
+    catalog: &Catalog,
     cardinality_limit: usize,
 ) -> impl Fn(&Instrument) -> Option<Stream> + Send + Sync + 'static {
+    let catalog = catalog.clone();
     move |instrument| {
         let builder = Stream::builder().with_cardinality_limit(cardinality_limit);
-        let builder = match catalog::by_otel_name(instrument.name()) {
+        let builder = match catalog.by_otel_name(instrument.name()) {
             None => builder,
             Some(def) => {
                 let builder = builder

@@ -1,60 +1,23 @@
-//! The model both exposition encoders write: metric families sorted by name, each with its
-//! series sorted by label set, built from one SDK collection without copying label values.
+//! The model both exposition encoders write: metric families sorted by name, each with one
+//! type and its series sorted by label set, built from one SDK collection without copying
+//! label values. Every input gives a valid exposition: name clashes, duplicate series and
+//! values a type cannot hold are resolved by the rules of `docs/exposition.md`, and what is
+//! left out is reported in [`Dropped`].
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
-use std::ops::Range;
+use std::cmp::Ordering;
+use std::collections::HashSet;
+use std::time::SystemTime;
 
-use opentelemetry::{InstrumentationScope, KeyValue, Value};
-use opentelemetry_sdk::Resource;
+use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::metrics::data::{
     AggregatedMetrics, HistogramDataPoint, Metric, MetricData, ResourceMetrics,
 };
 
-use super::naming::{family_name, label_name};
+use super::labels::{Arena, Label, LabelSet, ScopeLabels};
+use super::naming::{FamilyType, family_name};
 use super::write::{self, Number};
-use crate::config::PrometheusConfig;
-
-/// The Prometheus type of a family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum FamilyType {
-    Counter,
-    Gauge,
-    Histogram,
-}
-
-impl FamilyType {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            FamilyType::Counter => "counter",
-            FamilyType::Gauge => "gauge",
-            FamilyType::Histogram => "histogram",
-        }
-    }
-}
-
-/// A label of a series: an exposed name and a borrowed value.
-#[derive(Debug, Clone)]
-pub(crate) struct Label<'a> {
-    pub(crate) name: Cow<'a, str>,
-    pub(crate) value: LabelValue<'a>,
-}
-
-/// A label value: an attribute's value or plain text (scope name and version).
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum LabelValue<'a> {
-    Attribute(&'a Value),
-    Text(&'a str),
-}
-
-impl LabelValue<'_> {
-    pub(crate) fn text(&self) -> Cow<'_, str> {
-        match self {
-            LabelValue::Attribute(value) => value.as_str(),
-            LabelValue::Text(text) => Cow::Borrowed(text),
-        }
-    }
-}
+use crate::config::{PrometheusConfig, ScopeLabels as ScopeLabelMode};
 
 /// A histogram data point of any number type.
 #[derive(Debug, Clone, Copy)]
@@ -90,12 +53,16 @@ impl HistogramPoint<'_> {
         }
     }
 
-    pub(crate) fn sum(&self) -> Number {
-        match self {
-            HistogramPoint::U64(p) => Number::U64(p.sum()),
-            HistogramPoint::I64(p) => Number::I64(p.sum()),
-            HistogramPoint::F64(p) => Number::F64(p.sum()),
-        }
+    /// The sum, unless OpenMetrics forbids it: with a negative bucket bound the sum is no
+    /// longer a counter. Left out in both formats, so a series never depends on the format.
+    pub(crate) fn sum(&self) -> Option<Number> {
+        let (first_bound, sum) = match self {
+            HistogramPoint::U64(p) => (p.bounds().next(), Number::U64(p.sum())),
+            HistogramPoint::I64(p) => (p.bounds().next(), Number::I64(p.sum())),
+            HistogramPoint::F64(p) => (p.bounds().next(), Number::F64(p.sum())),
+        };
+        let negative_bounds = first_bound.is_some_and(|b| b < 0.0);
+        (!negative_bounds && !sum.is_nan()).then_some(sum)
     }
 }
 
@@ -106,24 +73,21 @@ pub(crate) enum Sample<'a> {
     Histogram(HistogramPoint<'a>),
 }
 
-/// The labels of one series: ranges into [`Snapshot::labels`] and into the rendered text
-/// (`a="x",b="y"`, escaped, no braces) that both sorting and encoding use.
-#[derive(Debug, Clone)]
-pub(crate) struct LabelSet {
-    labels: Range<usize>,
-    text: Range<usize>,
-}
-
-/// One series: its labels and its sample.
+/// One series: its labels, its sample, and where it came from.
 #[derive(Debug, Clone)]
 pub(crate) struct Series<'a> {
     pub(crate) labels: LabelSet,
     pub(crate) sample: Sample<'a>,
+    /// Index into [`Snapshot::sources`].
+    pub(crate) source: u32,
+    /// Index of the data point within its stream, to break ties deterministically.
+    point: u32,
 }
 
 /// One metric family.
 #[derive(Debug)]
 pub(crate) struct Family<'a> {
+    /// The name in text 0.0.4 (counters end in `_total`).
     pub(crate) name: Cow<'a, str>,
     pub(crate) help: &'a str,
     pub(crate) unit: &'a str,
@@ -131,25 +95,64 @@ pub(crate) struct Family<'a> {
     pub(crate) series: Vec<Series<'a>>,
 }
 
-/// Labels of every series of a snapshot, and their rendered text, in two flat buffers.
-#[derive(Debug, Default)]
-struct Arena<'a> {
-    labels: Vec<Label<'a>>,
-    text: String,
+/// A stream whose series are exposed.
+#[derive(Debug)]
+pub(crate) struct Source<'a> {
+    metric: &'a Metric,
+    /// From StreamHouse's own scope: its series may carry catalog exemplars.
+    pub(crate) own: bool,
+    /// Start time of a cumulative counter or histogram.
+    pub(crate) start: Option<SystemTime>,
 }
 
-impl<'a> Arena<'a> {
-    /// Ends the label set begun at `start`: sorts it by name, adds scope labels, renders it.
-    fn finish(&mut self, start: usize, scope: Option<&'a InstrumentationScope>) -> LabelSet {
-        self.labels[start..].sort_by(|a, b| a.name.cmp(&b.name));
-        if let Some(scope) = scope {
-            push_scope_labels(scope, &mut self.labels);
+/// Why a series was left out of an exposition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum DropReason {
+    /// Its family's name, or one of the names it would emit, belongs to another family.
+    NameConflict,
+    /// Another series of its family has the same labels.
+    DuplicateSeries,
+    /// A counter value that is NaN or negative.
+    InvalidValue,
+    /// An exponential histogram, which the text formats cannot express.
+    Unsupported,
+}
+
+impl DropReason {
+    /// Every reason, in the order of [`Dropped::counts`].
+    pub(crate) const ALL: [DropReason; 4] = [
+        DropReason::NameConflict,
+        DropReason::DuplicateSeries,
+        DropReason::InvalidValue,
+        DropReason::Unsupported,
+    ];
+
+    /// The `reason` label value.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            DropReason::NameConflict => "name_conflict",
+            DropReason::DuplicateSeries => "duplicate_series",
+            DropReason::InvalidValue => "invalid_value",
+            DropReason::Unsupported => "unsupported",
         }
-        let text_start = self.text.len();
-        write::labels(&mut self.text, &self.labels[start..]);
-        LabelSet {
-            labels: start..self.labels.len(),
-            text: text_start..self.text.len(),
+    }
+}
+
+/// Series left out of one snapshot: counts per reason, and the (name, reason) pairs.
+#[derive(Debug, Default)]
+pub(crate) struct Dropped<'a> {
+    pub(crate) counts: [u64; DropReason::ALL.len()],
+    pub(crate) names: Vec<(Cow<'a, str>, DropReason)>,
+}
+
+impl<'a> Dropped<'a> {
+    fn add(&mut self, name: &Cow<'a, str>, reason: DropReason, series: u64) {
+        if series == 0 {
+            return;
+        }
+        self.counts[reason as usize] += series;
+        if self.names.last() != Some(&(name.clone(), reason)) {
+            self.names.push((name.clone(), reason));
         }
     }
 }
@@ -160,74 +163,172 @@ pub(crate) struct Snapshot<'a> {
     /// Labels of `target_info`, when it is exposed.
     pub(crate) target_info: Option<LabelSet>,
     pub(crate) families: Vec<Family<'a>>,
+    pub(crate) sources: Vec<Source<'a>>,
+    pub(crate) dropped: Dropped<'a>,
     arena: Arena<'a>,
 }
 
+/// One stream on its way to a family.
+struct Candidate<'a> {
+    name: Cow<'a, str>,
+    kind: FamilyType,
+    scope: &'a InstrumentationScope,
+    metric: &'a Metric,
+    own: bool,
+}
+
 impl<'a> Snapshot<'a> {
-    /// Builds the families of `metrics`. Exponential histograms have no text representation
-    /// and are left out; a family whose name is taken by another type is left out too.
+    /// Builds the families of `metrics` by the rules of `docs/exposition.md`.
     pub(crate) fn new(metrics: &'a ResourceMetrics, options: &PrometheusConfig) -> Self {
         let mut arena = Arena::default();
-        let target_info = (options.target_info && !metrics.resource().is_empty())
-            .then(|| resource_labels(metrics.resource(), &mut arena));
+        let mut dropped = Dropped::default();
+        let reserve_scope = options.scope_labels != ScopeLabelMode::None;
+        let no_scope = ScopeLabels::default();
+        let resource = metrics.resource();
+        let target_info = (options.target_info && !resource.is_empty())
+            .then(|| {
+                let attributes = resource.iter().map(|(key, value)| (key.as_str(), value));
+                arena.push(attributes, &no_scope, reserve_scope)
+            });
 
-        let mut by_name: BTreeMap<Cow<'a, str>, Family<'a>> = BTreeMap::new();
+        let mut candidates = Vec::new();
         for scope_metrics in metrics.scope_metrics() {
-            let scope = match options.scope_labels {
-                crate::config::ScopeLabels::None => None,
-                crate::config::ScopeLabels::Foreign
-                    if scope_metrics.scope().name() == crate::SCOPE_NAME =>
-                {
-                    None
-                }
-                _ => Some(scope_metrics.scope()),
-            };
+            let scope = scope_metrics.scope();
             for metric in scope_metrics.metrics() {
                 let Some(kind) = family_type(metric) else {
+                    let name = Cow::Borrowed(metric.name());
+                    dropped.add(&name, DropReason::Unsupported, points(metric));
                     continue;
                 };
-                let name = family_name(metric.name(), metric.unit(), kind == FamilyType::Counter);
-                let family = by_name.entry(name.clone()).or_insert_with(|| Family {
-                    name,
-                    help: metric.description(),
-                    unit: metric.unit(),
+                candidates.push(Candidate {
+                    name: family_name(metric.name(), metric.unit(), kind),
                     kind,
-                    series: Vec::new(),
+                    scope,
+                    metric,
+                    own: scope.name() == crate::SCOPE_NAME,
                 });
-                if family.kind == kind {
-                    push_series(metric, scope, &mut arena, &mut family.series);
-                }
             }
         }
+        candidates.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| precedence(a, b)));
 
-        let mut families: Vec<Family<'a>> = by_name
-            .into_values()
-            .filter(|f| !f.series.is_empty())
-            .collect();
-        // By rendered labels: one contiguous byte comparison per step. Label sets are unique
-        // within a family (the SDK merges equal ones), so an unstable sort is deterministic.
-        let text = &arena.text;
-        for family in &mut families {
-            family.series.sort_unstable_by(|a, b| {
-                text[a.labels.text.clone()].cmp(&text[b.labels.text.clone()])
-            });
+        // Groups of one name, admitted resource first, then own-scope families, then the
+        // rest; each group in name order (the sort is stable).
+        let mut groups: Vec<std::ops::Range<usize>> = Vec::new();
+        for (i, candidate) in candidates.iter().enumerate() {
+            match groups.last_mut() {
+                Some(group) if candidates[group.start].name == candidate.name => group.end = i + 1,
+                _ => groups.push(i..i + 1),
+            }
         }
+        groups.sort_by_key(|group| !candidates[group.start].own);
+
+        let mut claimed: HashSet<String> = HashSet::new();
+        if target_info.is_some() {
+            claimed.extend(["target".to_owned(), "target_info".to_owned()]);
+        }
+        let mut families = Vec::with_capacity(groups.len());
+        let mut sources = Vec::new();
+        for group in groups {
+            let lead = &candidates[group.start];
+            let names = lead.kind.claimed_names(&lead.name);
+            if names.iter().any(|name| claimed.contains(name)) {
+                for candidate in &candidates[group] {
+                    let series = points(candidate.metric);
+                    dropped.add(&candidate.name, DropReason::NameConflict, series);
+                }
+                continue;
+            }
+            claimed.extend(names);
+            let mut family = Family {
+                name: lead.name.clone(),
+                help: lead.metric.description(),
+                unit: lead.metric.unit(),
+                kind: lead.kind,
+                series: Vec::new(),
+            };
+            for candidate in &candidates[group] {
+                if candidate.kind != family.kind {
+                    let series = points(candidate.metric);
+                    dropped.add(&candidate.name, DropReason::NameConflict, series);
+                    continue;
+                }
+                let scope_labels = match (options.scope_labels, candidate.own) {
+                    (ScopeLabelMode::All, _) | (ScopeLabelMode::Foreign, false) => {
+                        ScopeLabels::new(candidate.scope)
+                    }
+                    _ => ScopeLabels::default(),
+                };
+                let source = Source {
+                    metric: candidate.metric,
+                    own: candidate.own,
+                    start: start_time(candidate.metric),
+                };
+                let invalid = push_series(
+                    &source,
+                    sources.len() as u32,
+                    &scope_labels,
+                    reserve_scope,
+                    &mut arena,
+                    &mut family.series,
+                );
+                dropped.add(&family.name, DropReason::InvalidValue, invalid);
+                sources.push(source);
+            }
+            families.push(family);
+        }
+        families.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+
+        for family in &mut families {
+            let duplicates = sort_and_dedup(&mut family.series, &arena, &sources);
+            dropped.add(&family.name, DropReason::DuplicateSeries, duplicates);
+        }
+        families.retain(|family| !family.series.is_empty());
         Snapshot {
             target_info,
             families,
+            sources,
+            dropped,
             arena,
         }
     }
 
     /// The labels of a series (or of `target_info`).
     pub(crate) fn labels(&self, set: &LabelSet) -> &[Label<'a>] {
-        &self.arena.labels[set.labels.clone()]
+        self.arena.labels(set)
     }
 
     /// The rendered labels of a series (or of `target_info`): `a="x",b="y"`, escaped.
     pub(crate) fn label_text(&self, set: &LabelSet) -> &str {
-        &self.arena.text[set.text.clone()]
+        self.arena.text(set)
     }
+}
+
+/// The order of streams that share a name: StreamHouse's own scope first, then by scope,
+/// instrument name, description, unit and type. Independent of hash and creation order.
+fn precedence(a: &Candidate<'_>, b: &Candidate<'_>) -> Ordering {
+    let (sa, sb) = (a.scope, b.scope);
+    b.own
+        .cmp(&a.own)
+        .then_with(|| sa.name().cmp(sb.name()))
+        .then_with(|| sa.version().cmp(&sb.version()))
+        .then_with(|| sa.schema_url().cmp(&sb.schema_url()))
+        .then_with(|| compare_attributes(sa.attributes(), sb.attributes()))
+        .then_with(|| a.metric.name().cmp(b.metric.name()))
+        .then_with(|| a.metric.description().cmp(b.metric.description()))
+        .then_with(|| a.metric.unit().cmp(b.metric.unit()))
+        .then_with(|| a.kind.cmp(&b.kind))
+}
+
+/// Orders attribute lists by key, then by value type and text.
+fn compare_attributes<'a>(
+    a: impl Iterator<Item = &'a KeyValue>,
+    b: impl Iterator<Item = &'a KeyValue>,
+) -> Ordering {
+    let key = |kv: &'a KeyValue| {
+        let tag = format!("{:?}", std::mem::discriminant(&kv.value));
+        (kv.key.as_str(), tag, write::value_text(&kv.value))
+    };
+    a.map(key).cmp(b.map(key))
 }
 
 fn family_type(metric: &Metric) -> Option<FamilyType> {
@@ -247,33 +348,56 @@ fn family_type(metric: &Metric) -> Option<FamilyType> {
     }
 }
 
-fn push_series<'a>(
-    metric: &'a Metric,
-    scope: Option<&'a InstrumentationScope>,
-    arena: &mut Arena<'a>,
-    out: &mut Vec<Series<'a>>,
-) {
-    let mut push = |attributes: &mut dyn Iterator<Item = &'a KeyValue>, sample: Sample<'a>| {
-        let start = arena.labels.len();
-        arena.labels.extend(attributes.map(|kv| Label {
-            name: label_name(kv.key.as_str()),
-            value: LabelValue::Attribute(&kv.value),
-        }));
-        let labels = arena.finish(start, scope);
-        out.push(Series { labels, sample });
+/// The number of data points of a stream.
+fn points(metric: &Metric) -> u64 {
+    fn of<T>(data: &MetricData<T>) -> usize {
+        match data {
+            MetricData::Gauge(g) => g.data_points().count(),
+            MetricData::Sum(s) => s.data_points().count(),
+            MetricData::Histogram(h) => h.data_points().count(),
+            MetricData::ExponentialHistogram(e) => e.data_points().count(),
+        }
+    }
+    let n = match metric.data() {
+        AggregatedMetrics::U64(data) => of(data),
+        AggregatedMetrics::I64(data) => of(data),
+        AggregatedMetrics::F64(data) => of(data),
     };
+    n as u64
+}
+
+fn start_time(metric: &Metric) -> Option<SystemTime> {
+    fn of<T>(data: &MetricData<T>) -> Option<SystemTime> {
+        match data {
+            MetricData::Sum(s) if s.is_monotonic() => Some(s.start_time()),
+            MetricData::Histogram(h) => Some(h.start_time()),
+            _ => None,
+        }
+    }
+    match metric.data() {
+        AggregatedMetrics::U64(data) => of(data),
+        AggregatedMetrics::I64(data) => of(data),
+        AggregatedMetrics::F64(data) => of(data),
+    }
+}
+
+/// Calls `f` with the attributes of each data point of `metric`, in order.
+fn for_each_point<'a>(
+    metric: &'a Metric,
+    mut f: impl FnMut(&mut dyn Iterator<Item = &'a KeyValue>, Sample<'a>),
+) {
     macro_rules! points {
         ($data:expr, $number:path, $histogram:path) => {
             match $data {
                 MetricData::Gauge(g) => g
                     .data_points()
-                    .for_each(|p| push(&mut p.attributes(), Sample::Number($number(p.value())))),
+                    .for_each(|p| f(&mut p.attributes(), Sample::Number($number(p.value())))),
                 MetricData::Sum(s) => s
                     .data_points()
-                    .for_each(|p| push(&mut p.attributes(), Sample::Number($number(p.value())))),
+                    .for_each(|p| f(&mut p.attributes(), Sample::Number($number(p.value())))),
                 MetricData::Histogram(h) => h
                     .data_points()
-                    .for_each(|p| push(&mut p.attributes(), Sample::Histogram($histogram(p)))),
+                    .for_each(|p| f(&mut p.attributes(), Sample::Histogram($histogram(p)))),
                 MetricData::ExponentialHistogram(_) => {}
             }
         };
@@ -285,26 +409,89 @@ fn push_series<'a>(
     }
 }
 
-fn push_scope_labels<'a>(scope: &'a InstrumentationScope, labels: &mut Vec<Label<'a>>) {
-    labels.push(Label {
-        name: Cow::Borrowed("otel_scope_name"),
-        value: LabelValue::Text(scope.name()),
-    });
-    if let Some(version) = scope.version() {
-        labels.push(Label {
-            name: Cow::Borrowed("otel_scope_version"),
-            value: LabelValue::Text(version),
+/// Adds the series of `source`; returns how many counter values were NaN or negative and
+/// left out.
+fn push_series<'a>(
+    source: &Source<'a>,
+    index: u32,
+    scope: &ScopeLabels<'a>,
+    reserve_scope: bool,
+    arena: &mut Arena<'a>,
+    out: &mut Vec<Series<'a>>,
+) -> u64 {
+    let is_counter = family_type(source.metric) == Some(FamilyType::Counter);
+    let mut point = 0;
+    let mut invalid = 0;
+    for_each_point(source.metric, |attributes, sample| {
+        point += 1;
+        if is_counter && let Sample::Number(value) = sample
+            && (value.is_nan() || value.is_negative())
+        {
+            invalid += 1;
+            return;
+        }
+        let pairs = attributes.map(|kv| (kv.key.as_str(), &kv.value));
+        let labels = arena.push(pairs, scope, reserve_scope);
+        out.push(Series {
+            labels,
+            sample,
+            source: index,
+            point: point - 1,
         });
-    }
+    });
+    invalid
 }
 
-fn resource_labels<'a>(resource: &'a Resource, arena: &mut Arena<'a>) -> LabelSet {
-    let start = arena.labels.len();
-    arena
-        .labels
-        .extend(resource.iter().map(|(key, value)| Label {
-            name: label_name(key.as_str()),
-            value: LabelValue::Attribute(value),
-        }));
-    arena.finish(start, None)
+/// Sorts `series` by label text and keeps one series per label set: the first stream's in
+/// precedence order, and within one stream the one whose attributes sort first. Returns how
+/// many were left out.
+fn sort_and_dedup(series: &mut Vec<Series<'_>>, arena: &Arena<'_>, sources: &[Source<'_>]) -> u64 {
+    let text = |s: &Series<'_>| arena.text(&s.labels);
+    // Ties only exist among duplicates; (source, point) makes the order total.
+    series.sort_unstable_by(|a, b| {
+        text(a)
+            .cmp(text(b))
+            .then_with(|| a.source.cmp(&b.source))
+            .then_with(|| a.point.cmp(&b.point))
+    });
+    let before = series.len();
+    let mut start = 0;
+    while start < series.len() {
+        let end = start
+            + series[start..]
+                .iter()
+                .take_while(|s| text(s) == text(&series[start]))
+                .count();
+        if end - start > 1 {
+            let first_source = series[start].source;
+            let best = (start..end)
+                .take_while(|&i| series[i].source == first_source)
+                .min_by(|&i, &j| compare_points(sources, &series[i], &series[j]))
+                .unwrap_or(start);
+            series.swap(start, best);
+            series.drain(start + 1..end);
+        }
+        start += 1;
+    }
+    (before - series.len()) as u64
+}
+
+/// Orders two series of one stream by their original attributes.
+fn compare_points(sources: &[Source<'_>], a: &Series<'_>, b: &Series<'_>) -> Ordering {
+    let metric = sources[a.source as usize].metric;
+    let attributes = |wanted: u32| {
+        let mut found = Vec::new();
+        let mut index = 0;
+        for_each_point(metric, |attributes, _| {
+            if index == wanted {
+                found = attributes.collect();
+            }
+            index += 1;
+        });
+        found
+    };
+    compare_attributes(
+        attributes(a.point).into_iter(),
+        attributes(b.point).into_iter(),
+    )
 }

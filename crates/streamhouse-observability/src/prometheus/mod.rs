@@ -4,15 +4,22 @@
 //! Names follow the OpenTelemetry "Prometheus and OpenMetrics Compatibility" specification:
 //! dots become underscores, a unit suffix and `_total` are appended when missing (catalog
 //! streams already carry their pinned names), attribute keys become label names, and the
-//! resource is exposed as `target_info`.
+//! resource is exposed as `target_info`. Any collection renders to a valid exposition: name
+//! and label collisions, reserved names, clashing families and values a type cannot hold each
+//! have one deterministic outcome, written down in `docs/exposition.md`, and what is left out
+//! is counted in `streamhouse_telemetry_exposition_dropped_total`.
 
 mod families;
-mod naming;
+mod labels;
+pub(crate) mod naming;
 mod negotiate;
 pub mod openmetrics;
 mod reader;
 pub mod text;
 mod write;
 
-pub use negotiate::Format;
+pub use negotiate::{Format, ScrapeProtocol};
 pub use reader::PrometheusReader;
+
+#[cfg(test)]
+mod tests;

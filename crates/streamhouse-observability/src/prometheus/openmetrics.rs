@@ -4,21 +4,31 @@
 //! `# UNIT`; a counter family is named without `_total` and sampled as `_total`; histograms
 //! as in the text format, each bucket line carrying the exemplar of that bucket when one
 //! was captured, `# {trace_id="…",span_id="…"} value timestamp`; counters carry theirs on
-//! the `_total` line; the resource is the info family `target`; `# EOF` ends the body.
+//! the `_total` line; optional `_created` samples follow a series' last line; the resource
+//! is the info family `target`; `# EOF` ends the body. `le` is spelled as in the text format
+//! (`le="1"`, not the canonical `1.0`) so a bucket series is the same in both formats.
 //! Families and series are ordered as in the text format.
 
 use std::sync::Arc;
+use std::time::UNIX_EPOCH;
 
-use super::families::{Family, FamilyType, Label, Sample, Snapshot};
-use super::naming::{label_name, unit_suffix};
+use super::families::{Family, Sample, Snapshot};
+use super::labels::Label;
+use super::naming::{FamilyType, label_name, unit_suffix};
 use super::write::{self, BoundTexts, Number};
 use crate::exemplars::{Exemplar, ExemplarStore, SeriesExemplars};
 
 /// The content type of this format.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Appends `snapshot` to `out`, with the exemplars `store` holds for its series.
-pub(crate) fn encode(snapshot: &Snapshot<'_>, store: &ExemplarStore, out: &mut String) {
+/// Appends `snapshot` to `out`, with the exemplars `store` holds for its series, and
+/// `_created` samples when `created`.
+pub(crate) fn encode(
+    snapshot: &Snapshot<'_>,
+    store: &ExemplarStore,
+    created: bool,
+    out: &mut String,
+) {
     if let Some(set) = &snapshot.target_info {
         out.push_str("# TYPE target info\n# HELP target Target metadata\n");
         let labels = snapshot.label_text(set);
@@ -33,9 +43,13 @@ pub(crate) fn encode(snapshot: &Snapshot<'_>, store: &ExemplarStore, out: &mut S
         header(out, stem, family);
         let exemplars = store.metric(&family.name);
         for series in &family.series {
+            let source = &snapshot.sources[series.source as usize];
             let series_labels = snapshot.labels(&series.labels);
             let labels = snapshot.label_text(&series.labels);
-            let slots = exemplars.and_then(|m| m.lookup(|name| label_text(series_labels, name)));
+            // Catalog exemplars belong to StreamHouse's own streams only.
+            let slots = exemplars
+                .filter(|_| source.own)
+                .and_then(|m| m.lookup(|name| label_text(series_labels, name)));
             let exemplar = |i: usize| slots.as_ref().and_then(|s: &Arc<SeriesExemplars>| s.get(i));
             match (family.kind, series.sample) {
                 (FamilyType::Counter, Sample::Number(value)) => {
@@ -50,16 +64,19 @@ pub(crate) fn encode(snapshot: &Snapshot<'_>, store: &ExemplarStore, out: &mut S
                         index += 1;
                     });
                     bucket(out, stem, labels, "+Inf", point.count(), exemplar(index));
-                    sample(out, stem, "_sum", labels, point.sum(), None);
-                    sample(
-                        out,
-                        stem,
-                        "_count",
-                        labels,
-                        Number::U64(point.count()),
-                        None,
-                    );
+                    if let Some(sum) = point.sum() {
+                        sample(out, stem, "_sum", labels, sum, None);
+                    }
+                    let count = Number::U64(point.count());
+                    sample(out, stem, "_count", labels, count, None);
                 }
+            }
+            if created && let Some(start) = source.start {
+                let seconds = start
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs_f64();
+                sample(out, stem, "_created", labels, Number::F64(seconds), None);
             }
         }
     }
@@ -86,16 +103,15 @@ fn header(out: &mut String, stem: &str, family: &Family<'_>) {
     write::openmetrics_help(out, family.help);
     out.push('\n');
     // OpenMetrics requires a family with a UNIT to end in it.
-    let is_counter = family.kind == FamilyType::Counter;
-    if let Some(unit) = unit_suffix(family.unit, is_counter)
+    if let Some(unit) = unit_suffix(family.unit, family.kind)
         && stem
-            .strip_suffix(unit)
+            .strip_suffix(&*unit)
             .is_some_and(|rest| rest.ends_with('_'))
     {
         out.push_str("# UNIT ");
         out.push_str(stem);
         out.push(' ');
-        out.push_str(unit);
+        out.push_str(&unit);
         out.push('\n');
     }
 }

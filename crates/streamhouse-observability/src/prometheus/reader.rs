@@ -1,6 +1,8 @@
 //! The bridge reader: a [`MetricReader`] that collects from the SDK when scraped.
 
+use std::collections::HashSet;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -9,7 +11,7 @@ use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::reader::MetricReader;
 use opentelemetry_sdk::metrics::{InstrumentKind, ManualReader, Pipeline, Temporality};
 
-use super::families::Snapshot;
+use super::families::{DropReason, Dropped, Snapshot};
 use super::{Format, openmetrics, text};
 use crate::config::PrometheusConfig;
 use crate::exemplars::ExemplarStore;
@@ -37,8 +39,53 @@ struct Inner {
     sdk: ManualReader,
     options: PrometheusConfig,
     exemplars: ExemplarStore,
+    dropped: Arc<DroppedSeries>,
     // Reused between scrapes: the SDK refills its vectors in place.
     scratch: Mutex<Scratch>,
+}
+
+/// Series left out of rendered expositions, per reason, and the (name, reason) pairs
+/// already logged.
+#[derive(Debug, Default)]
+pub(crate) struct DroppedSeries {
+    counts: [AtomicU64; DropReason::ALL.len()],
+    logged: Mutex<HashSet<(String, DropReason)>>,
+}
+
+/// Names remembered for logging once; past it, new names are not logged (still counted).
+const MAX_LOGGED_NAMES: usize = 1024;
+
+impl DroppedSeries {
+    /// Calls `f` with each reason's `reason` label value and its count so far.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&'static str, u64)) {
+        for reason in DropReason::ALL {
+            f(reason.as_str(), self.counts[reason as usize].load(Ordering::Relaxed));
+        }
+    }
+
+    fn record(&self, dropped: &Dropped<'_>) {
+        for reason in DropReason::ALL {
+            let n = dropped.counts[reason as usize];
+            if n > 0 {
+                self.counts[reason as usize].fetch_add(n, Ordering::Relaxed);
+            }
+        }
+        if dropped.names.is_empty() {
+            return;
+        }
+        let mut logged = self.logged.lock().unwrap_or_else(PoisonError::into_inner);
+        for (name, reason) in &dropped.names {
+            let key = (name.to_string(), *reason);
+            if logged.len() < MAX_LOGGED_NAMES && !logged.contains(&key) {
+                tracing::warn!(
+                    metric = %name,
+                    reason = reason.as_str(),
+                    "series left out of /metrics; see docs/exposition.md"
+                );
+                logged.insert(key);
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -70,6 +117,7 @@ impl PrometheusReader {
                     .build(),
                 options,
                 exemplars,
+                dropped: Arc::default(),
                 scratch: Mutex::new(Scratch::default()),
             }),
         }
@@ -97,12 +145,24 @@ impl PrometheusReader {
         self.inner.sdk.collect(metrics)?;
         let mut out = String::with_capacity(*last_len + *last_len / 8);
         let snapshot = Snapshot::new(metrics, &self.inner.options);
+        self.inner.dropped.record(&snapshot.dropped);
+        let options = &self.inner.options;
         match format {
             Format::Text => text::encode(&snapshot, &mut out),
-            Format::OpenMetrics => openmetrics::encode(&snapshot, &self.inner.exemplars, &mut out),
+            Format::OpenMetrics => openmetrics::encode(
+                &snapshot,
+                &self.inner.exemplars,
+                options.created_samples,
+                &mut out,
+            ),
         }
         *last_len = out.len();
         Ok(out)
+    }
+
+    /// Series left out of rendered expositions so far, by reason.
+    pub(crate) fn dropped_series(&self) -> Arc<DroppedSeries> {
+        Arc::clone(&self.inner.dropped)
     }
 }
 

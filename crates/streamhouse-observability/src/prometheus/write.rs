@@ -1,24 +1,8 @@
 //! Escaping and number formatting shared by the exposition encoders.
 
-use opentelemetry::Value;
+use std::borrow::Cow;
 
-use super::families::{Label, LabelValue};
-
-/// Writes `a="x",b="y"` (no braces) for `labels`.
-pub(crate) fn labels(out: &mut String, labels: &[Label<'_>]) {
-    for (i, label) in labels.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&label.name);
-        out.push_str("=\"");
-        match label.value {
-            LabelValue::Attribute(value) => attribute_value(out, value),
-            LabelValue::Text(text) => label_value(out, text),
-        }
-        out.push('"');
-    }
-}
+use opentelemetry::{Array, Value};
 
 /// Writes `name{labels} value`, without the line end (exemplars may follow).
 pub(crate) fn sample(out: &mut String, name: &str, suffix: &str, labels: &str, value: Number) {
@@ -102,15 +86,57 @@ fn escape(out: &mut String, text: &str, quotes: bool) {
     }
 }
 
-/// Writes an attribute value as a label value.
+/// Writes an attribute value as a label value, escaped.
 pub(crate) fn attribute_value(out: &mut String, value: &Value) {
     match value {
         Value::String(s) => label_value(out, s.as_str()),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::I64(i) => out.push_str(itoa::Buffer::new().format(*i)),
         Value::F64(f) => float(out, *f),
-        other => label_value(out, &other.as_str()),
+        other => label_value(out, &value_text(other)),
     }
+}
+
+/// An attribute value as label text, unescaped: strings as they are, numbers as Prometheus
+/// spells them, arrays as JSON (the attribute specification's rule for non-OTLP formats).
+pub(crate) fn value_text(value: &Value) -> Cow<'_, str> {
+    let mut out = String::new();
+    match value {
+        Value::String(s) => return Cow::Borrowed(s.as_str()),
+        Value::Bool(b) => return Cow::Borrowed(if *b { "true" } else { "false" }),
+        Value::I64(i) => out.push_str(itoa::Buffer::new().format(*i)),
+        Value::F64(f) => float(&mut out, *f),
+        Value::Array(array) => {
+            out.push('[');
+            let mut item = |i: usize, write: &mut dyn FnMut(&mut String)| {
+                if i > 0 {
+                    out.push(',');
+                }
+                write(&mut out);
+            };
+            match array {
+                Array::Bool(v) => v.iter().enumerate().for_each(|(i, b)| {
+                    item(i, &mut |o| o.push_str(if *b { "true" } else { "false" }))
+                }),
+                Array::I64(v) => v.iter().enumerate().for_each(|(i, n)| {
+                    item(i, &mut |o| o.push_str(itoa::Buffer::new().format(*n)))
+                }),
+                Array::F64(v) => v
+                    .iter()
+                    .enumerate()
+                    .for_each(|(i, f)| item(i, &mut |o| float(o, *f))),
+                Array::String(v) => v.iter().enumerate().for_each(|(i, s)| {
+                    item(i, &mut |o| {
+                        o.push_str(&serde_json::Value::from(s.as_str()).to_string())
+                    })
+                }),
+                other => item(0, &mut |o| o.push_str(&other.to_string())),
+            }
+            out.push(']');
+        }
+        other => return Cow::Owned(other.as_str().into_owned()),
+    }
+    Cow::Owned(out)
 }
 
 /// A sample value of any of the SDK's number types.
@@ -122,6 +148,18 @@ pub(crate) enum Number {
 }
 
 impl Number {
+    pub(crate) fn is_nan(self) -> bool {
+        matches!(self, Number::F64(v) if v.is_nan())
+    }
+
+    pub(crate) fn is_negative(self) -> bool {
+        match self {
+            Number::U64(_) => false,
+            Number::I64(v) => v < 0,
+            Number::F64(v) => v < 0.0,
+        }
+    }
+
     pub(crate) fn write(self, out: &mut String) {
         match self {
             Number::U64(v) => out.push_str(itoa::Buffer::new().format(v)),

@@ -3,7 +3,8 @@
 //! Each [`MetricDef`] names an OpenTelemetry instrument (dotted name, UCUM unit) and the
 //! Prometheus name it is pinned to. Views, recorders, docs and tests are derived from this
 //! table; no other file spells a metric name. The Prometheus names are a contract with
-//! dashboards and alerts (see the seed document): never rename one.
+//! dashboards and alerts (see the seed document): never rename one. Components outside this
+//! crate declare their own entries and register them in a [`Catalog`].
 //!
 //! ```
 //! use streamhouse_observability::catalog::{self, MetricKind};
@@ -13,6 +14,10 @@
 //! assert_eq!(latency.kind, MetricKind::Histogram);
 //! assert!(catalog::by_prometheus_name("streamhouse_topics_total").is_some());
 //! ```
+
+mod registry;
+
+pub use registry::{Catalog, CatalogError};
 
 /// How a metric is recorded and exposed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -71,6 +76,8 @@ pub mod label {
     pub const OPERATION: &str = "operation";
     /// The telemetry signal an exporter carries: `metrics`, `traces` or `logs`.
     pub const SIGNAL: &str = "signal";
+    /// Why a series was left out of `/metrics` (see `docs/exposition.md`).
+    pub const REASON: &str = "reason";
     /// HTTP request method (semantic conventions).
     pub const HTTP_REQUEST_METHOD: &str = "http.request.method";
     /// Matched route template, such as `/topics/{topic}` (semantic conventions).
@@ -81,7 +88,7 @@ pub mod label {
 
 use label::{
     CONSUMER_GROUP, ERROR_TYPE, HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE, HTTP_ROUTE,
-    OPERATION, PARTITION, SIGNAL, TOPIC,
+    OPERATION, PARTITION, REASON, SIGNAL, TOPIC,
 };
 
 /// Produce latency buckets, 1 ms to 5 s (seed contract).
@@ -99,65 +106,70 @@ pub const HTTP_SERVER_DURATION_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
-const fn counter(
-    otel_name: &'static str,
-    prometheus_name: &'static str,
-    unit: &'static str,
-    description: &'static str,
-    labels: &'static [&'static str],
-) -> MetricDef {
-    MetricDef {
-        otel_name,
-        prometheus_name,
-        kind: MetricKind::Counter,
-        unit,
-        description,
-        labels,
-        buckets: &[],
+impl MetricDef {
+    /// A counter entry (no buckets).
+    pub const fn counter(
+        otel_name: &'static str,
+        prometheus_name: &'static str,
+        unit: &'static str,
+        description: &'static str,
+        labels: &'static [&'static str],
+    ) -> MetricDef {
+        MetricDef {
+            otel_name,
+            prometheus_name,
+            kind: MetricKind::Counter,
+            unit,
+            description,
+            labels,
+            buckets: &[],
+        }
     }
-}
 
-const fn gauge(
-    otel_name: &'static str,
-    prometheus_name: &'static str,
-    unit: &'static str,
-    description: &'static str,
-    labels: &'static [&'static str],
-) -> MetricDef {
-    MetricDef {
-        otel_name,
-        prometheus_name,
-        kind: MetricKind::Gauge,
-        unit,
-        description,
-        labels,
-        buckets: &[],
+    /// A gauge entry (no buckets).
+    pub const fn gauge(
+        otel_name: &'static str,
+        prometheus_name: &'static str,
+        unit: &'static str,
+        description: &'static str,
+        labels: &'static [&'static str],
+    ) -> MetricDef {
+        MetricDef {
+            otel_name,
+            prometheus_name,
+            kind: MetricKind::Gauge,
+            unit,
+            description,
+            labels,
+            buckets: &[],
+        }
     }
-}
 
-const fn histogram(
-    otel_name: &'static str,
-    prometheus_name: &'static str,
-    unit: &'static str,
-    description: &'static str,
-    labels: &'static [&'static str],
-    buckets: &'static [f64],
-) -> MetricDef {
-    MetricDef {
-        otel_name,
-        prometheus_name,
-        kind: MetricKind::Histogram,
-        unit,
-        description,
-        labels,
-        buckets,
+    /// A histogram entry with bucket upper bounds `buckets`, ascending.
+    pub const fn histogram(
+        otel_name: &'static str,
+        prometheus_name: &'static str,
+        unit: &'static str,
+        description: &'static str,
+        labels: &'static [&'static str],
+        buckets: &'static [f64],
+    ) -> MetricDef {
+        MetricDef {
+            otel_name,
+            prometheus_name,
+            kind: MetricKind::Histogram,
+            unit,
+            description,
+            labels,
+            buckets,
+        }
     }
 }
 
 // Producer.
 
 /// Records accepted by produce requests, per topic.
-pub const PRODUCER_RECORDS: MetricDef = counter(
+pub const PRODUCER_RECORDS: MetricDef = MetricDef::counter(
     "streamhouse.producer.records",
     "streamhouse_producer_records_total",
     "{record}",
@@ -165,7 +177,7 @@ pub const PRODUCER_RECORDS: MetricDef = counter(
     &[TOPIC],
 );
 /// Payload bytes accepted by produce requests, per topic.
-pub const PRODUCER_BYTES: MetricDef = counter(
+pub const PRODUCER_BYTES: MetricDef = MetricDef::counter(
     "streamhouse.producer.bytes",
     "streamhouse_producer_bytes_total",
     "By",
@@ -173,7 +185,7 @@ pub const PRODUCER_BYTES: MetricDef = counter(
     &[TOPIC],
 );
 /// Produce request latency, per topic.
-pub const PRODUCER_LATENCY: MetricDef = histogram(
+pub const PRODUCER_LATENCY: MetricDef = MetricDef::histogram(
     "streamhouse.producer.latency",
     "streamhouse_producer_latency_seconds",
     "s",
@@ -182,7 +194,7 @@ pub const PRODUCER_LATENCY: MetricDef = histogram(
     PRODUCER_LATENCY_BUCKETS,
 );
 /// Records per produce request, per topic.
-pub const PRODUCER_BATCH_SIZE: MetricDef = histogram(
+pub const PRODUCER_BATCH_SIZE: MetricDef = MetricDef::histogram(
     "streamhouse.producer.batch.size",
     "streamhouse_producer_batch_size",
     "{record}",
@@ -191,7 +203,7 @@ pub const PRODUCER_BATCH_SIZE: MetricDef = histogram(
     PRODUCER_BATCH_SIZE_BUCKETS,
 );
 /// Failed produce requests, per topic and error type.
-pub const PRODUCER_ERRORS: MetricDef = counter(
+pub const PRODUCER_ERRORS: MetricDef = MetricDef::counter(
     "streamhouse.producer.errors",
     "streamhouse_producer_errors_total",
     "{error}",
@@ -202,7 +214,7 @@ pub const PRODUCER_ERRORS: MetricDef = counter(
 // Consumer.
 
 /// Records delivered to consumers, per topic and group.
-pub const CONSUMER_RECORDS: MetricDef = counter(
+pub const CONSUMER_RECORDS: MetricDef = MetricDef::counter(
     "streamhouse.consumer.records",
     "streamhouse_consumer_records_total",
     "{record}",
@@ -210,7 +222,7 @@ pub const CONSUMER_RECORDS: MetricDef = counter(
     &[TOPIC, CONSUMER_GROUP],
 );
 /// High watermark minus committed offset, per topic, partition and group.
-pub const CONSUMER_LAG: MetricDef = gauge(
+pub const CONSUMER_LAG: MetricDef = MetricDef::gauge(
     "streamhouse.consumer.lag",
     "streamhouse_consumer_lag",
     "{record}",
@@ -218,7 +230,7 @@ pub const CONSUMER_LAG: MetricDef = gauge(
     &[TOPIC, PARTITION, CONSUMER_GROUP],
 );
 /// Consumer group rebalances, per group.
-pub const CONSUMER_REBALANCES: MetricDef = counter(
+pub const CONSUMER_REBALANCES: MetricDef = MetricDef::counter(
     "streamhouse.consumer.rebalances",
     "streamhouse_consumer_rebalances_total",
     "{rebalance}",
@@ -226,7 +238,7 @@ pub const CONSUMER_REBALANCES: MetricDef = counter(
     &[CONSUMER_GROUP],
 );
 /// Failed consume requests, per topic, group and error type.
-pub const CONSUMER_ERRORS: MetricDef = counter(
+pub const CONSUMER_ERRORS: MetricDef = MetricDef::counter(
     "streamhouse.consumer.errors",
     "streamhouse_consumer_errors_total",
     "{error}",
@@ -237,7 +249,7 @@ pub const CONSUMER_ERRORS: MetricDef = counter(
 // Storage.
 
 /// Segments written by the writer pool, per topic and partition.
-pub const SEGMENT_WRITES: MetricDef = counter(
+pub const SEGMENT_WRITES: MetricDef = MetricDef::counter(
     "streamhouse.segment.writes",
     "streamhouse_segment_writes_total",
     "{segment}",
@@ -245,7 +257,7 @@ pub const SEGMENT_WRITES: MetricDef = counter(
     &[TOPIC, PARTITION],
 );
 /// Segment flushes to object storage, per topic and partition.
-pub const SEGMENT_FLUSHES: MetricDef = counter(
+pub const SEGMENT_FLUSHES: MetricDef = MetricDef::counter(
     "streamhouse.segment.flushes",
     "streamhouse_segment_flushes_total",
     "{flush}",
@@ -253,7 +265,7 @@ pub const SEGMENT_FLUSHES: MetricDef = counter(
     &[TOPIC, PARTITION],
 );
 /// Object store requests, per operation.
-pub const S3_REQUESTS: MetricDef = counter(
+pub const S3_REQUESTS: MetricDef = MetricDef::counter(
     "streamhouse.s3.requests",
     "streamhouse_s3_requests_total",
     "{request}",
@@ -261,7 +273,7 @@ pub const S3_REQUESTS: MetricDef = counter(
     &[OPERATION],
 );
 /// Failed object store requests, per operation and error type.
-pub const S3_ERRORS: MetricDef = counter(
+pub const S3_ERRORS: MetricDef = MetricDef::counter(
     "streamhouse.s3.errors",
     "streamhouse_s3_errors_total",
     "{error}",
@@ -269,7 +281,7 @@ pub const S3_ERRORS: MetricDef = counter(
     &[OPERATION, ERROR_TYPE],
 );
 /// Object store request latency, per operation.
-pub const S3_LATENCY: MetricDef = histogram(
+pub const S3_LATENCY: MetricDef = MetricDef::histogram(
     "streamhouse.s3.latency",
     "streamhouse_s3_latency_seconds",
     "s",
@@ -278,7 +290,7 @@ pub const S3_LATENCY: MetricDef = histogram(
     S3_LATENCY_BUCKETS,
 );
 /// Segment cache hits.
-pub const CACHE_HITS: MetricDef = counter(
+pub const CACHE_HITS: MetricDef = MetricDef::counter(
     "streamhouse.cache.hits",
     "streamhouse_cache_hits_total",
     "{hit}",
@@ -286,7 +298,7 @@ pub const CACHE_HITS: MetricDef = counter(
     &[],
 );
 /// Segment cache misses.
-pub const CACHE_MISSES: MetricDef = counter(
+pub const CACHE_MISSES: MetricDef = MetricDef::counter(
     "streamhouse.cache.misses",
     "streamhouse_cache_misses_total",
     "{miss}",
@@ -294,7 +306,7 @@ pub const CACHE_MISSES: MetricDef = counter(
     &[],
 );
 /// Bytes held by the segment cache.
-pub const CACHE_SIZE: MetricDef = gauge(
+pub const CACHE_SIZE: MetricDef = MetricDef::gauge(
     "streamhouse.cache.size",
     "streamhouse_cache_size_bytes",
     "By",
@@ -305,7 +317,7 @@ pub const CACHE_SIZE: MetricDef = gauge(
 // System.
 
 /// Open client connections.
-pub const CONNECTIONS_ACTIVE: MetricDef = gauge(
+pub const CONNECTIONS_ACTIVE: MetricDef = MetricDef::gauge(
     "streamhouse.connections.active",
     "streamhouse_connections_active",
     "{connection}",
@@ -313,7 +325,7 @@ pub const CONNECTIONS_ACTIVE: MetricDef = gauge(
     &[],
 );
 /// Partitions per topic. A gauge: the seed named it `_total` and dashboards use that name.
-pub const PARTITIONS: MetricDef = gauge(
+pub const PARTITIONS: MetricDef = MetricDef::gauge(
     "streamhouse.partitions",
     "streamhouse_partitions_total",
     "{partition}",
@@ -321,7 +333,7 @@ pub const PARTITIONS: MetricDef = gauge(
     &[TOPIC],
 );
 /// Topics. A gauge: the seed named it `_total` and dashboards use that name.
-pub const TOPICS: MetricDef = gauge(
+pub const TOPICS: MetricDef = MetricDef::gauge(
     "streamhouse.topics",
     "streamhouse_topics_total",
     "{topic}",
@@ -329,7 +341,7 @@ pub const TOPICS: MetricDef = gauge(
     &[],
 );
 /// Running agents.
-pub const AGENTS_ACTIVE: MetricDef = gauge(
+pub const AGENTS_ACTIVE: MetricDef = MetricDef::gauge(
     "streamhouse.agents.active",
     "streamhouse_agents_active",
     "{agent}",
@@ -337,7 +349,7 @@ pub const AGENTS_ACTIVE: MetricDef = gauge(
     &[],
 );
 /// Seconds since the telemetry handle was created.
-pub const UPTIME: MetricDef = gauge(
+pub const UPTIME: MetricDef = MetricDef::gauge(
     "streamhouse.uptime",
     "streamhouse_uptime_seconds",
     "s",
@@ -348,7 +360,7 @@ pub const UPTIME: MetricDef = gauge(
 // HTTP server and telemetry self-metrics (added after the seed).
 
 /// Duration of HTTP server requests, per method, route template and status code.
-pub const HTTP_SERVER_REQUEST_DURATION: MetricDef = histogram(
+pub const HTTP_SERVER_REQUEST_DURATION: MetricDef = MetricDef::histogram(
     "http.server.request.duration",
     "http_server_request_duration_seconds",
     "s",
@@ -357,7 +369,7 @@ pub const HTTP_SERVER_REQUEST_DURATION: MetricDef = histogram(
     HTTP_SERVER_DURATION_BUCKETS,
 );
 /// OTLP export attempts that failed, per signal (`metrics`, `traces`, `logs`).
-pub const TELEMETRY_EXPORT_FAILURES: MetricDef = counter(
+pub const TELEMETRY_EXPORT_FAILURES: MetricDef = MetricDef::counter(
     "streamhouse.telemetry.export.failures",
     "streamhouse_telemetry_export_failures_total",
     "{failure}",
@@ -366,12 +378,22 @@ pub const TELEMETRY_EXPORT_FAILURES: MetricDef = counter(
 );
 
 /// Spans dropped because the export queue was full (the collector is down or slow).
-pub const TELEMETRY_SPANS_DROPPED: MetricDef = counter(
+pub const TELEMETRY_SPANS_DROPPED: MetricDef = MetricDef::counter(
     "streamhouse.telemetry.spans.dropped",
     "streamhouse_telemetry_spans_dropped_total",
     "{span}",
     "Total spans dropped because the OTLP export queue was full",
     &[],
+);
+
+/// Series left out of rendered `/metrics` bodies, per reason: `name_conflict`,
+/// `duplicate_series`, `invalid_value`, `unsupported` (see `docs/exposition.md`).
+pub const TELEMETRY_EXPOSITION_DROPPED: MetricDef = MetricDef::counter(
+    "streamhouse.telemetry.exposition.dropped",
+    "streamhouse_telemetry_exposition_dropped_total",
+    "{series}",
+    "Total series left out of /metrics renders because they would break the exposition",
+    &[REASON],
 );
 
 /// Every metric of the catalog: the seed's 22 in the seed's order, then later additions.
@@ -401,6 +423,7 @@ pub const ALL: &[MetricDef] = &[
     HTTP_SERVER_REQUEST_DURATION,
     TELEMETRY_EXPORT_FAILURES,
     TELEMETRY_SPANS_DROPPED,
+    TELEMETRY_EXPOSITION_DROPPED,
 ];
 
 /// The catalog entry for an OpenTelemetry instrument name.

@@ -1,0 +1,233 @@
+//! Attributes to label sets: sanitised names, reserved names renamed, colliding names
+//! merged, sorted, and rendered once as `a="x",b="y"` (rules in `docs/exposition.md`).
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use opentelemetry::{InstrumentationScope, Value};
+
+use super::naming::label_name;
+use super::write;
+
+/// A label of a series: an exposed name and its value.
+#[derive(Debug, Clone)]
+pub(crate) struct Label<'a> {
+    pub(crate) name: Cow<'a, str>,
+    pub(crate) value: LabelValue<'a>,
+}
+
+/// A label value: an attribute's value, plain text (scope name and version), or the values of
+/// attributes whose names collided, joined with `;`.
+#[derive(Debug, Clone)]
+pub(crate) enum LabelValue<'a> {
+    Attribute(&'a Value),
+    Text(&'a str),
+    Joined(String),
+}
+
+impl LabelValue<'_> {
+    /// The value as exposed, before escaping.
+    pub(crate) fn text(&self) -> Cow<'_, str> {
+        match self {
+            LabelValue::Attribute(value) => write::value_text(value),
+            LabelValue::Text(text) => Cow::Borrowed(text),
+            LabelValue::Joined(text) => Cow::Borrowed(text),
+        }
+    }
+}
+
+/// The labels of one series: ranges into [`Arena::labels`] and into its rendered text.
+#[derive(Debug, Clone)]
+pub(crate) struct LabelSet {
+    labels: Range<usize>,
+    text: Range<usize>,
+}
+
+/// Labels of every series of a snapshot, and their rendered text, in two flat buffers.
+#[derive(Debug, Default)]
+pub(crate) struct Arena<'a> {
+    labels: Vec<Label<'a>>,
+    text: String,
+    /// The attributes of the label set being added; reused.
+    pending: Vec<(&'a str, &'a Value)>,
+}
+
+/// The scope labels of one stream, computed once per stream.
+#[derive(Debug, Default)]
+pub(crate) struct ScopeLabels<'a> {
+    /// Scope attributes: exposed name, original key, value.
+    attributes: Vec<Named<'a>>,
+    /// `otel_scope_name`, `otel_scope_version`, `otel_scope_schema_url`: no attribute can
+    /// take these names.
+    fixed: Vec<Label<'a>>,
+    /// Attributes merged, then the fixed labels: what a series gets on the fast path.
+    merged: Vec<Label<'a>>,
+    /// A scope attribute was renamed `exported_…`, which a point attribute may be named too.
+    renamed: bool,
+}
+
+/// An attribute on its way to a label: exposed name, original key, value.
+type Named<'a> = (Cow<'a, str>, &'a str, &'a Value);
+
+const SCOPE_NAME: &str = "otel_scope_name";
+const SCOPE_VERSION: &str = "otel_scope_version";
+const SCOPE_SCHEMA_URL: &str = "otel_scope_schema_url";
+
+impl<'a> ScopeLabels<'a> {
+    /// `otel_scope_name`, `otel_scope_version` and `otel_scope_schema_url` (each when set) and
+    /// one `otel_scope_<key>` per scope attribute (`exported_otel_scope_<key>` for the keys
+    /// `name`, `version` and `schema_url`).
+    pub(crate) fn new(scope: &'a InstrumentationScope) -> Self {
+        let mut fixed = vec![Label {
+            name: Cow::Borrowed(SCOPE_NAME),
+            value: LabelValue::Text(scope.name()),
+        }];
+        let optional = [
+            (SCOPE_VERSION, scope.version()),
+            (SCOPE_SCHEMA_URL, scope.schema_url()),
+        ];
+        for (name, value) in optional {
+            if let Some(value) = value.filter(|v| !v.is_empty()) {
+                fixed.push(Label {
+                    name: Cow::Borrowed(name),
+                    value: LabelValue::Text(value),
+                });
+            }
+        }
+        let mut renamed = false;
+        let attributes: Vec<Named<'a>> = scope
+            .attributes()
+            .map(|kv| {
+                let key = kv.key.as_str();
+                let name = label_name(&format!("otel_scope_{key}")).into_owned();
+                let name = match [SCOPE_NAME, SCOPE_VERSION, SCOPE_SCHEMA_URL].contains(&&*name) {
+                    true => {
+                        renamed = true;
+                        format!("exported_{name}")
+                    }
+                    false => name,
+                };
+                (Cow::Owned(name), key, &kv.value)
+            })
+            .collect();
+        let mut merged = merge(attributes.clone());
+        merged.extend(fixed.iter().cloned());
+        ScopeLabels {
+            attributes,
+            fixed,
+            merged,
+            renamed,
+        }
+    }
+}
+
+impl<'a> Arena<'a> {
+    /// Adds the label set of `attributes` (key, value) plus the `scope` labels. Names are
+    /// sanitised, reserved ones (`le`, `quantile`, and `otel_scope_*` when `reserve_scope`)
+    /// renamed `exported_<name>`, and names that collide merged, values joined with `;` in
+    /// the order of their original keys.
+    pub(crate) fn push(
+        &mut self,
+        attributes: impl Iterator<Item = (&'a str, &'a Value)>,
+        scope: &ScopeLabels<'a>,
+        reserve_scope: bool,
+    ) -> LabelSet {
+        let start = self.labels.len();
+        self.pending.clear();
+        self.pending.extend(attributes);
+        let plain = !scope.renamed
+            && self
+                .pending
+                .iter()
+                .all(|(key, _)| matches!(exposed_name(key, reserve_scope), Cow::Borrowed(_)));
+        if plain {
+            // Every name is its key: keys are unique, so nothing can collide.
+            self.labels.extend(self.pending.iter().map(|&(key, value)| Label {
+                name: Cow::Borrowed(key),
+                value: LabelValue::Attribute(value),
+            }));
+            self.labels.extend(scope.merged.iter().cloned());
+        } else {
+            let mut all: Vec<Named<'a>> = self
+                .pending
+                .iter()
+                .map(|&(key, value)| (exposed_name(key, reserve_scope), key, value))
+                .collect();
+            all.extend(scope.attributes.iter().cloned());
+            self.labels.extend(merge(all));
+            self.labels.extend(scope.fixed.iter().cloned());
+        }
+        self.finish(start)
+    }
+
+    /// The rendered labels of `set`: `a="x",b="y"`, escaped, no braces.
+    pub(crate) fn text(&self, set: &LabelSet) -> &str {
+        &self.text[set.text.clone()]
+    }
+
+    /// The labels of `set`.
+    pub(crate) fn labels(&self, set: &LabelSet) -> &[Label<'a>] {
+        &self.labels[set.labels.clone()]
+    }
+
+    /// Ends the label set begun at `start`: sorts it by name and renders it.
+    fn finish(&mut self, start: usize) -> LabelSet {
+        self.labels[start..].sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        let text_start = self.text.len();
+        write_labels(&mut self.text, &self.labels[start..]);
+        LabelSet {
+            labels: start..self.labels.len(),
+            text: text_start..self.text.len(),
+        }
+    }
+}
+
+/// The label name of attribute `key`: sanitised, and `exported_<name>` when reserved.
+fn exposed_name(key: &str, reserve_scope: bool) -> Cow<'_, str> {
+    let name = label_name(key);
+    let reserved =
+        name == "le" || name == "quantile" || (reserve_scope && name.starts_with("otel_scope_"));
+    match reserved {
+        true => Cow::Owned(format!("exported_{name}")),
+        false => name,
+    }
+}
+
+/// Merges labels whose names are equal, values joined with `;` in the order of their
+/// original keys.
+fn merge<'a>(mut labels: Vec<Named<'a>>) -> Vec<Label<'a>> {
+    labels.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+    let mut out: Vec<Label<'a>> = Vec::with_capacity(labels.len());
+    for (name, _, value) in labels {
+        match out.last_mut() {
+            Some(last) if last.name == name => {
+                let mut joined = last.value.text().into_owned();
+                joined.push(';');
+                joined.push_str(&write::value_text(value));
+                last.value = LabelValue::Joined(joined);
+            }
+            _ => out.push(Label {
+                name,
+                value: LabelValue::Attribute(value),
+            }),
+        }
+    }
+    out
+}
+
+/// Writes `a="x",b="y"` (no braces) for `labels`.
+fn write_labels(out: &mut String, labels: &[Label<'_>]) {
+    for (i, label) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&label.name);
+        out.push_str("=\"");
+        match &label.value {
+            LabelValue::Attribute(value) => write::attribute_value(out, value),
+            LabelValue::Text(text) => write::label_value(out, text),
+            LabelValue::Joined(text) => write::label_value(out, text),
+        }
+        out.push('"');
+    }
+}
