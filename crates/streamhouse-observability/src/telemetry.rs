@@ -312,11 +312,22 @@ impl Telemetry {
         self.render(Format::Text)
     }
 
-    /// The current state in `format`. Empty when telemetry is disabled or shut down.
+    /// The current state in `format`. When telemetry is disabled or shut down there is
+    /// nothing to render: the text format is then empty, and OpenMetrics is `# EOF\n` alone
+    /// (an OpenMetrics body must end with it).
+    ///
+    /// ```
+    /// use streamhouse_observability::prometheus::Format;
+    /// use streamhouse_observability::{Telemetry, TelemetryConfig};
+    ///
+    /// let telemetry = Telemetry::new(TelemetryConfig::default().with_disabled(true)).unwrap();
+    /// assert_eq!(telemetry.render(Format::OpenMetrics), "# EOF\n");
+    /// assert_eq!(telemetry.render(Format::Text), "");
+    /// ```
     pub fn render(&self, format: Format) -> String {
         self.prometheus()
             .and_then(|reader| reader.render(format).ok())
-            .unwrap_or_default()
+            .unwrap_or_else(|| format.empty_body().to_owned())
     }
 
     /// Flushes and shuts down both providers, waiting at most the configured
