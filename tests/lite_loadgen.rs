@@ -29,6 +29,7 @@ async fn every_metric_moves_under_the_load_generator() {
                     &catalog::S3_ERRORS,
                     &catalog::TELEMETRY_EXPORT_FAILURES,
                     &catalog::TELEMETRY_SPANS_DROPPED,
+                    &catalog::TELEMETRY_EXPOSITION_DROPPED,
                 ]
                 .contains(def)
             })
@@ -49,6 +50,8 @@ async fn every_metric_moves_under_the_load_generator() {
     })
     .await;
     generator.abort();
+    // The main job's own exposition never leaves a series out.
+    assert_eq!(m.sum(&catalog::TELEMETRY_EXPOSITION_DROPPED, ""), 0.0);
     // Two groups consume: both have lag series and consumed records.
     for group in ["analytics", "billing"] {
         assert!(

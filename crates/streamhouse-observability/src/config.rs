@@ -303,8 +303,7 @@ impl TelemetryConfig {
             config.exemplars = parse_bool("STREAMHOUSE_EXEMPLARS", &raw)?;
         }
         if let Some(raw) = get("STREAMHOUSE_METRICS_MAX_CONCURRENT_SCRAPES") {
-            config.prometheus.max_concurrent_scrapes =
-                parse_limit(
+            config.prometheus.max_concurrent_scrapes = parse_limit(
                 "STREAMHOUSE_METRICS_MAX_CONCURRENT_SCRAPES",
                 &raw,
                 MAX_CONCURRENT_SCRAPES,
@@ -318,8 +317,7 @@ impl TelemetryConfig {
                 ScopeLabels::parse("STREAMHOUSE_PROMETHEUS_SCOPE_LABELS", &raw)?;
         }
         if let Some(raw) = get("STREAMHOUSE_PROMETHEUS_CREATED") {
-            config.prometheus.created_samples =
-                parse_bool("STREAMHOUSE_PROMETHEUS_CREATED", &raw)?;
+            config.prometheus.created_samples = parse_bool("STREAMHOUSE_PROMETHEUS_CREATED", &raw)?;
         }
         if let Some(raw) = get("STREAMHOUSE_SHUTDOWN_TIMEOUT_MS") {
             config.shutdown_timeout = parse_millis("STREAMHOUSE_SHUTDOWN_TIMEOUT_MS", &raw)?;

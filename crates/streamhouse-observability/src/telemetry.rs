@@ -146,7 +146,7 @@ impl Telemetry {
             // One view for every reader: push carries the same names and buckets as /metrics.
             meters = meters
                 .with_reader(reader.clone())
-                .with_view(catalog_view(config.cardinality_limit));
+                .with_view(catalog_view(&config.catalog, config.cardinality_limit));
             let Pipelines {
                 metric_reader,
                 span_processor,
@@ -178,10 +178,9 @@ impl Telemetry {
             cardinality_limit: config.cardinality_limit,
         };
         let recorders = Recorders::new(&instruments, Instant::now());
-        let self_metrics = if config.disabled {
-            Vec::new()
-        } else {
-            register_self_metrics(&meter, &export_failures)
+        let self_metrics = match &prometheus {
+            None => Vec::new(),
+            Some(reader) => register_self_metrics(&meter, &export_failures, reader),
         };
         Ok(Telemetry {
             inner: Arc::new(Inner {
@@ -374,11 +373,13 @@ fn scope() -> InstrumentationScope {
         .build()
 }
 
-/// Exposes export failures and dropped spans; every series always, zero when push is off,
-/// so dashboards and alerts need not special-case a missing series.
+/// Exposes export failures, dropped spans and series left out of `/metrics`; every series
+/// always, zero when nothing failed, so dashboards and alerts need not special-case a missing
+/// series.
 fn register_self_metrics(
     meter: &Meter,
     failures: &Arc<ExportFailures>,
+    reader: &PrometheusReader,
 ) -> Vec<ObservableCounter<u64>> {
     let def = &catalog::TELEMETRY_EXPORT_FAILURES;
     let counts = Arc::clone(failures);
@@ -403,7 +404,19 @@ fn register_self_metrics(
         .with_description(def.description)
         .with_callback(move |observer| observer.observe(queue.dropped(), &[]))
         .build();
-    vec![export_failures, spans_dropped]
+    let def = &catalog::TELEMETRY_EXPOSITION_DROPPED;
+    let dropped = reader.dropped_series();
+    let exposition_dropped = meter
+        .u64_observable_counter(def.otel_name)
+        .with_unit(def.unit)
+        .with_description(def.description)
+        .with_callback(move |observer| {
+            dropped.for_each(|reason, count| {
+                observer.observe(count, &[KeyValue::new(label::REASON, reason)]);
+            })
+        })
+        .build();
+    vec![export_failures, spans_dropped, exposition_dropped]
 }
 
 fn build_resource(config: &TelemetryConfig) -> Resource {

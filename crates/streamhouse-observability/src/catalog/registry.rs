@@ -143,7 +143,10 @@ fn check_entry(def: &MetricDef) -> Result<(), String> {
         return Err(format!("invalid instrument name {otel:?}"));
     }
     if def.unit.len() > 63 || !def.unit.is_ascii() {
-        return Err(format!("invalid unit {:?}: at most 63 ASCII characters", def.unit));
+        return Err(format!(
+            "invalid unit {:?}: at most 63 ASCII characters",
+            def.unit
+        ));
     }
     let exposed = def.prometheus_name;
     let kind = FamilyType::of(def.kind);

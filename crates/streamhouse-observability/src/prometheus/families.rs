@@ -185,11 +185,10 @@ impl<'a> Snapshot<'a> {
         let reserve_scope = options.scope_labels != ScopeLabelMode::None;
         let no_scope = ScopeLabels::default();
         let resource = metrics.resource();
-        let target_info = (options.target_info && !resource.is_empty())
-            .then(|| {
-                let attributes = resource.iter().map(|(key, value)| (key.as_str(), value));
-                arena.push(attributes, &no_scope, reserve_scope)
-            });
+        let target_info = (options.target_info && !resource.is_empty()).then(|| {
+            let attributes = resource.iter().map(|(key, value)| (key.as_str(), value));
+            arena.push(attributes, &no_scope, reserve_scope)
+        });
 
         let mut candidates = Vec::new();
         for scope_metrics in metrics.scope_metrics() {
@@ -424,7 +423,8 @@ fn push_series<'a>(
     let mut invalid = 0;
     for_each_point(source.metric, |attributes, sample| {
         point += 1;
-        if is_counter && let Sample::Number(value) = sample
+        if is_counter
+            && let Sample::Number(value) = sample
             && (value.is_nan() || value.is_negative())
         {
             invalid += 1;

@@ -142,10 +142,11 @@ impl<'a> Arena<'a> {
                 .all(|(key, _)| matches!(exposed_name(key, reserve_scope), Cow::Borrowed(_)));
         if plain {
             // Every name is its key: keys are unique, so nothing can collide.
-            self.labels.extend(self.pending.iter().map(|&(key, value)| Label {
-                name: Cow::Borrowed(key),
-                value: LabelValue::Attribute(value),
-            }));
+            self.labels
+                .extend(self.pending.iter().map(|&(key, value)| Label {
+                    name: Cow::Borrowed(key),
+                    value: LabelValue::Attribute(value),
+                }));
             self.labels.extend(scope.merged.iter().cloned());
         } else {
             let mut all: Vec<Named<'a>> = self

@@ -13,9 +13,9 @@ mod families;
 mod labels;
 pub(crate) mod naming;
 mod negotiate;
-pub mod openmetrics;
+mod openmetrics;
 mod reader;
-pub mod text;
+mod text;
 mod write;
 
 pub use negotiate::{Format, ScrapeProtocol};

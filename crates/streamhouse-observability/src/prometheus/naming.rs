@@ -229,7 +229,12 @@ mod tests {
     #[test]
     fn translates_otel_names() {
         let cases = [
-            ("http.server.request.duration", "s", Histogram, "http_server_request_duration_seconds"),
+            (
+                "http.server.request.duration",
+                "s",
+                Histogram,
+                "http_server_request_duration_seconds",
+            ),
             ("rpc.calls", "{call}", Counter, "rpc_calls_total"),
             ("disk.io", "By", Counter, "disk_io_bytes_total"),
             ("cpu.utilization", "1", Gauge, "cpu_utilization_ratio"),
@@ -249,7 +254,11 @@ mod tests {
             ("foo_", "s", Counter, "foo_seconds_total"),
         ];
         for (name, unit, kind, want) in cases {
-            assert_eq!(family_name(name, unit, kind), want, "{name} {unit} {kind:?}");
+            assert_eq!(
+                family_name(name, unit, kind),
+                want,
+                "{name} {unit} {kind:?}"
+            );
         }
     }
 

@@ -129,7 +129,7 @@ impl ScrapeProtocol {
     /// ```
     pub fn content_type(self) -> &'static str {
         match self {
-            ScrapeProtocol::PrometheusText0_0_4 => super::text::CONTENT_TYPE,
+            ScrapeProtocol::PrometheusText0_0_4 => "text/plain; version=0.0.4; charset=utf-8",
             ScrapeProtocol::PrometheusText1_0_0 => {
                 "text/plain; version=1.0.0; charset=utf-8; escaping=underscores"
             }

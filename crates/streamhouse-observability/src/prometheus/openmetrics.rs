@@ -18,9 +18,6 @@ use super::naming::{FamilyType, label_name, unit_suffix};
 use super::write::{self, BoundTexts, Number};
 use crate::exemplars::{Exemplar, ExemplarStore, SeriesExemplars};
 
-/// The content type of this format.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
 /// Appends `snapshot` to `out`, with the exemplars `store` holds for its series, and
 /// `_created` samples when `created`.
 pub(crate) fn encode(

@@ -28,7 +28,9 @@ use crate::exemplars::ExemplarStore;
 /// let reader = PrometheusReader::new(PrometheusConfig::default());
 /// let provider = SdkMeterProvider::builder().with_reader(reader.clone()).build();
 /// provider.meter("demo").u64_counter("jobs").build().add(2, &[]);
-/// assert!(reader.render_text().unwrap().contains("jobs_total 2"));
+/// // A scope other than StreamHouse's own is labelled, as the specification's default.
+/// let text = reader.render_text().unwrap();
+/// assert!(text.contains(r#"jobs_total{otel_scope_name="demo"} 2"#));
 /// ```
 #[derive(Clone)]
 pub struct PrometheusReader {
@@ -59,7 +61,10 @@ impl DroppedSeries {
     /// Calls `f` with each reason's `reason` label value and its count so far.
     pub(crate) fn for_each(&self, mut f: impl FnMut(&'static str, u64)) {
         for reason in DropReason::ALL {
-            f(reason.as_str(), self.counts[reason as usize].load(Ordering::Relaxed));
+            f(
+                reason.as_str(),
+                self.counts[reason as usize].load(Ordering::Relaxed),
+            );
         }
     }
 
@@ -123,7 +128,7 @@ impl PrometheusReader {
         }
     }
 
-    /// Collects and renders the text format 0.0.4 ([`text::CONTENT_TYPE`]).
+    /// Collects and renders the text format 0.0.4.
     ///
     /// # Errors
     /// The SDK's error when the provider is shut down or not yet built.

@@ -56,9 +56,9 @@ fn samples(body: &str) -> Vec<&str> {
 
 fn dropped(reader: &PrometheusReader) -> HashMap<&'static str, u64> {
     let mut counts = HashMap::new();
-    reader
-        .dropped_series()
-        .for_each(|reason, n| drop(counts.insert(reason, n)));
+    reader.dropped_series().for_each(|reason, n| {
+        counts.insert(reason, n);
+    });
     counts
 }
 
@@ -88,7 +88,10 @@ fn reserved_label_names_are_exported_everywhere() {
     let p = provider(&r, empty(), &[]);
     let meter = p.meter_with_scope(scope("lib"));
     let h = meter.f64_histogram("h").with_boundaries(vec![1.0]).build();
-    h.record(0.5, &[KeyValue::new("le", "x"), KeyValue::new("exported_le", "y")]);
+    h.record(
+        0.5,
+        &[KeyValue::new("le", "x"), KeyValue::new("exported_le", "y")],
+    );
     let g = meter.i64_gauge("g").build();
     g.record(
         3,
@@ -164,7 +167,11 @@ fn instrument_names_that_expose_one_name_form_one_family() {
     let r = reader(no_scope_labels());
     let p = provider(&r, empty(), &[]);
     let meter = p.meter("m");
-    meter.u64_counter("jobs").with_description("first").build().add(1, &[]);
+    meter
+        .u64_counter("jobs")
+        .with_description("first")
+        .build()
+        .add(1, &[]);
     meter
         .u64_counter("jobs_total")
         .with_description("second")
@@ -193,7 +200,10 @@ fn clashing_families_keep_one_by_the_documented_order() {
     let meter = p.meter("lib");
     meter.u64_counter("jobs").build().add(1, &[]);
     meter.u64_gauge("jobs").build().record(2, &[]);
-    let foo = meter.f64_histogram("foo").with_boundaries(vec![1.0]).build();
+    let foo = meter
+        .f64_histogram("foo")
+        .with_boundaries(vec![1.0])
+        .build();
     foo.record(0.5, &[]);
     meter.u64_gauge("foo_count").build().record(9, &[]);
     meter.u64_gauge("target_info").build().record(5, &[]);
@@ -238,7 +248,10 @@ fn the_resource_merges_colliding_keys() {
     p.meter("m").u64_counter("c").build().add(1, &[]);
     assert_eq!(
         samples(&text(&r)),
-        [r#"target_info{exported_le="x",service_name="a;b"} 1"#, "c_total 1"]
+        [
+            r#"target_info{exported_le="x",service_name="a;b"} 1"#,
+            "c_total 1"
+        ]
     );
 }
 
@@ -291,12 +304,12 @@ fn foreign_scopes_get_scope_labels_by_default_and_own_scope_does_not() {
     let lib = InstrumentationScope::builder("lib")
         .with_version("1.2")
         .with_schema_url("https://opentelemetry.io/schemas/1.30.0")
-        .with_attributes([
-            KeyValue::new("team", "x"),
-            KeyValue::new("name", "shadow"),
-        ])
+        .with_attributes([KeyValue::new("team", "x"), KeyValue::new("name", "shadow")])
         .build();
-    p.meter_with_scope(lib).u64_counter("lib_calls").build().add(1, &[]);
+    p.meter_with_scope(lib)
+        .u64_counter("lib_calls")
+        .build()
+        .add(1, &[]);
     p.meter(crate::SCOPE_NAME)
         .u64_counter("own_calls")
         .build()
@@ -322,8 +335,14 @@ fn the_same_state_renders_the_same_bytes_whatever_the_creation_order() {
             let p = p.clone();
             steps.push(Box::new(move || {
                 let meter = p.meter_with_scope(scope(scope_name));
-                let c = meter.u64_counter(instrument).with_description(scope_name).build();
-                c.add(value, &[KeyValue::new("a.b", "v"), KeyValue::new("a_b", "w")]);
+                let c = meter
+                    .u64_counter(instrument)
+                    .with_description(scope_name)
+                    .build();
+                c.add(
+                    value,
+                    &[KeyValue::new("a.b", "v"), KeyValue::new("a_b", "w")],
+                );
             }));
         }
         if reverse {
@@ -334,7 +353,11 @@ fn the_same_state_renders_the_same_bytes_whatever_the_creation_order() {
     };
     let forward = build(false);
     assert_eq!(forward, build(true));
-    assert!(forward.0.contains("# HELP same_name_total s1\n"), "{}", forward.0);
+    assert!(
+        forward.0.contains("# HELP same_name_total s1\n"),
+        "{}",
+        forward.0
+    );
 }
 
 #[test]
@@ -357,7 +380,11 @@ fn openmetrics_units_created_samples_and_counter_families() {
     let lines: Vec<&str> = body.lines().collect();
     assert_eq!(
         &lines[..3],
-        ["# TYPE io_bytes counter", "# HELP io_bytes ", "# UNIT io_bytes bytes"]
+        [
+            "# TYPE io_bytes counter",
+            "# HELP io_bytes ",
+            "# UNIT io_bytes bytes"
+        ]
     );
     assert_eq!(lines[3], "io_bytes_total 5");
     assert!(lines[4].starts_with("io_bytes_created 1"), "{body}");

@@ -10,9 +10,6 @@ use super::families::{Sample, Snapshot};
 use super::naming::FamilyType;
 use super::write::{self, BoundTexts, Number};
 
-/// The content type of this format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
 const TARGET_INFO_HELP: &str = "Target metadata";
 
 /// Appends `snapshot` to `out`.
