@@ -9,8 +9,8 @@ use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use prometheus::{Encoder, TextEncoder};
-use streamhouse_observability::config::{PrometheusConfig, ScopeLabels};
 use streamhouse_observability::catalog::Catalog;
+use streamhouse_observability::config::{PrometheusConfig, ScopeLabels};
 use streamhouse_observability::prometheus::PrometheusReader;
 use streamhouse_observability::views::catalog_view;
 
