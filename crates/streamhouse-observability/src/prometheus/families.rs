@@ -54,7 +54,9 @@ impl HistogramPoint<'_> {
     }
 
     /// The sum, unless OpenMetrics forbids it: with a negative bucket bound the sum is no
-    /// longer a counter. Left out in both formats, so a series never depends on the format.
+    /// longer a counter. Without a sum OpenMetrics allows no `_count` either (the `+Inf`
+    /// bucket still holds it), so encoders write both or neither, in both formats, so a
+    /// series never depends on the format.
     pub(crate) fn sum(&self) -> Option<Number> {
         let (first_bound, sum) = match self {
             HistogramPoint::U64(p) => (p.bounds().next(), Number::U64(p.sum())),

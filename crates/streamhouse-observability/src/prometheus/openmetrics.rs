@@ -63,9 +63,9 @@ pub(crate) fn encode(
                     bucket(out, stem, labels, "+Inf", point.count(), exemplar(index));
                     if let Some(sum) = point.sum() {
                         sample(out, stem, "_sum", labels, sum, None);
+                        let count = Number::U64(point.count());
+                        sample(out, stem, "_count", labels, count, None);
                     }
-                    let count = Number::U64(point.count());
-                    sample(out, stem, "_count", labels, count, None);
                 }
             }
             if created && let Some(start) = source.start {

@@ -2,7 +2,7 @@
 //!
 //! Contract: every family gets `# HELP` and `# TYPE`; counters are named with `_total`;
 //! histograms emit cumulative `_bucket{le}` lines in ascending bound order ending with
-//! `+Inf`, then `_sum` (left out when a bound is negative) and `_count`; label values escape `\`, `"` and newline, help text `\`
+//! `+Inf`, then `_sum` and `_count` (both left out when a bound is negative); label values escape `\`, `"` and newline, help text `\`
 //! and newline. Families come sorted by name and series by label set,
 //! so the same state always renders the same bytes.
 
@@ -41,8 +41,8 @@ pub(crate) fn encode(snapshot: &Snapshot<'_>, out: &mut String) {
                     bucket(out, name, labels, "+Inf", point.count());
                     if let Some(sum) = point.sum() {
                         sample(out, name, "_sum", labels, sum);
+                        sample(out, name, "_count", labels, Number::U64(point.count()));
                     }
-                    sample(out, name, "_count", labels, Number::U64(point.count()));
                 }
             }
         }
