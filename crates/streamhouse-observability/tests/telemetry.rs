@@ -121,3 +121,55 @@ fn shutdown_is_bounded_and_repeatable() {
     t.storage().record_cache_miss();
     assert_eq!(t.render_prometheus(), "");
 }
+
+#[test]
+fn a_component_registers_its_metrics_and_gets_pinned_names_and_buckets() {
+    use opentelemetry::KeyValue;
+    use opentelemetry::metrics::MeterProvider as _;
+    use streamhouse_observability::catalog::MetricDef;
+
+    // Declared once, in the component's own crate.
+    const COMPACTION: MetricDef = MetricDef::histogram(
+        "streamhouse.compactor.duration",
+        "streamhouse_compactor_duration_seconds",
+        "s",
+        "Compaction duration",
+        &["topic"],
+        &[0.5, 5.0],
+    );
+    let config = TelemetryConfig::default()
+        .with_service_instance_id("i")
+        .with_metrics(&[COMPACTION])
+        .unwrap();
+    let telemetry = Telemetry::new(config).unwrap();
+    let meter = telemetry
+        .meter_provider()
+        .meter(streamhouse_observability::SCOPE_NAME);
+    let duration = meter.f64_histogram(COMPACTION.otel_name).build();
+    duration.record(1.0, &[KeyValue::new("topic", "orders")]);
+    let text = telemetry.render_prometheus();
+    let name = COMPACTION.prometheus_name;
+    for line in [
+        format!("# HELP {name} Compaction duration\n# TYPE {name} histogram\n"),
+        format!("{name}_bucket{{topic=\"orders\",le=\"0.5\"}} 0\n"),
+        format!("{name}_bucket{{topic=\"orders\",le=\"5\"}} 1\n"),
+        format!("{name}_bucket{{topic=\"orders\",le=\"+Inf\"}} 1\n"),
+        format!("{name}_count{{topic=\"orders\"}} 1\n"),
+    ] {
+        assert!(text.contains(&line), "{line}\n{text}");
+    }
+
+    // A registration that clashes with the catalog names the entry and never starts.
+    let clash = MetricDef::gauge(
+        "streamhouse.compactor.records",
+        catalog::PRODUCER_RECORDS.prometheus_name,
+        "{record}",
+        "Clashes with the producer counter",
+        &[],
+    );
+    let err = TelemetryConfig::default()
+        .with_metrics(&[clash])
+        .unwrap_err();
+    assert_eq!(err.metric, "streamhouse.compactor.records");
+    assert!(err.to_string().contains(catalog::PRODUCER_RECORDS.prometheus_name));
+}
