@@ -171,5 +171,8 @@ fn a_component_registers_its_metrics_and_gets_pinned_names_and_buckets() {
         .with_metrics(&[clash])
         .unwrap_err();
     assert_eq!(err.metric, "streamhouse.compactor.records");
-    assert!(err.to_string().contains(catalog::PRODUCER_RECORDS.prometheus_name));
+    assert!(
+        err.to_string()
+            .contains(catalog::PRODUCER_RECORDS.prometheus_name)
+    );
 }

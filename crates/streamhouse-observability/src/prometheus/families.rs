@@ -148,13 +148,13 @@ pub(crate) struct Dropped<'a> {
 }
 
 impl<'a> Dropped<'a> {
-    fn add(&mut self, name: &Cow<'a, str>, reason: DropReason, series: u64) {
+    fn add(&mut self, name: Cow<'a, str>, reason: DropReason, series: u64) {
         if series == 0 {
             return;
         }
         self.counts[reason as usize] += series;
         if self.names.last() != Some(&(name.clone(), reason)) {
-            self.names.push((name.clone(), reason));
+            self.names.push((name, reason));
         }
     }
 }
@@ -198,7 +198,7 @@ impl<'a> Snapshot<'a> {
             for metric in scope_metrics.metrics() {
                 let Some(kind) = family_type(metric) else {
                     let name = Cow::Borrowed(metric.name());
-                    dropped.add(&name, DropReason::Unsupported, points(metric));
+                    dropped.add(name, DropReason::Unsupported, points(metric));
                     continue;
                 };
                 candidates.push(Candidate {
@@ -235,7 +235,7 @@ impl<'a> Snapshot<'a> {
             if names.iter().any(|name| claimed.contains(name)) {
                 for candidate in &candidates[group] {
                     let series = points(candidate.metric);
-                    dropped.add(&candidate.name, DropReason::NameConflict, series);
+                    dropped.add(candidate.name.clone(), DropReason::NameConflict, series);
                 }
                 continue;
             }
@@ -250,7 +250,7 @@ impl<'a> Snapshot<'a> {
             for candidate in &candidates[group] {
                 if candidate.kind != family.kind {
                     let series = points(candidate.metric);
-                    dropped.add(&candidate.name, DropReason::NameConflict, series);
+                    dropped.add(candidate.name.clone(), DropReason::NameConflict, series);
                     continue;
                 }
                 let scope_labels = match (options.scope_labels, candidate.own) {
@@ -272,7 +272,7 @@ impl<'a> Snapshot<'a> {
                     &mut arena,
                     &mut family.series,
                 );
-                dropped.add(&family.name, DropReason::InvalidValue, invalid);
+                dropped.add(family.name.clone(), DropReason::InvalidValue, invalid);
                 sources.push(source);
             }
             families.push(family);
@@ -281,7 +281,7 @@ impl<'a> Snapshot<'a> {
 
         for family in &mut families {
             let duplicates = sort_and_dedup(&mut family.series, &arena, &sources);
-            dropped.add(&family.name, DropReason::DuplicateSeries, duplicates);
+            dropped.add(family.name.clone(), DropReason::DuplicateSeries, duplicates);
         }
         families.retain(|family| !family.series.is_empty());
         Snapshot {
