@@ -564,3 +564,130 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
         self.clone()
     }
 }
+
+pub mod exposition;
+
+/// What `promtool check metrics` made of a body.
+#[derive(Debug)]
+pub enum PromtoolVerdict {
+    /// Exit 0: parsed, nothing to say.
+    Clean,
+    /// Exit 3: parsed; only lint advice (naming, missing HELP), one line each.
+    Lint(Vec<String>),
+    /// Any other exit (1): the text parser rejected the body ("error while linting: text
+    /// format parsing error in line N: ...").
+    ParseError(String),
+}
+
+/// Runs `promtool check metrics` on `body` and tells a parse error from lint advice by the
+/// exit code, which promtool 2.x sets to 3 for lint problems and 1 for failures.
+pub fn promtool_verdict(body: &str) -> PromtoolVerdict {
+    let output = run_with_stdin(Command::new("promtool").args(["check", "metrics"]), body);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    match output.status.code() {
+        Some(0) => PromtoolVerdict::Clean,
+        Some(3) => PromtoolVerdict::Lint(text.lines().map(str::to_owned).collect()),
+        code => PromtoolVerdict::ParseError(format!("exit {code:?}: {}", text.trim())),
+    }
+}
+
+/// A sample as the long-lived Python peer parsed it: name, labels, value.
+pub type PeerSample = (String, BTreeMap<String, String>, f64);
+
+/// A body as the long-lived Python peer parsed it.
+#[derive(Debug, Default)]
+pub struct PeerParsed {
+    /// Family name to (type, help, unit).
+    pub families: BTreeMap<String, (String, String, String)>,
+    pub samples: Vec<PeerSample>,
+}
+
+/// One `tests/peers/check_stream.py` for the whole test binary: starting Python per body
+/// would cost more than the rendering under test.
+struct StreamPeer {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+fn stream_peer() -> &'static Mutex<StreamPeer> {
+    static PEER: std::sync::OnceLock<Mutex<StreamPeer>> = std::sync::OnceLock::new();
+    PEER.get_or_init(|| {
+        let mut child = Command::new(python())
+            .arg(root().join("tests/peers/check_stream.py"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start tests/peers/check_stream.py");
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
+        Mutex::new(StreamPeer {
+            child,
+            stdin,
+            stdout,
+        })
+    })
+}
+
+/// Parses `body` with Python `prometheus_client` (`format`: `openmetrics`, the strict
+/// parser, or `text`) in the shared long-lived peer, legacy name validation on. `Err` is the
+/// parser's message.
+pub fn prometheus_client_check(format: &str, body: &str) -> Result<PeerParsed, String> {
+    use std::io::BufRead;
+    let mut peer = stream_peer()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let peer = &mut *peer;
+    let sent = writeln!(peer.stdin, "{format} {}", body.len())
+        .and_then(|()| peer.stdin.write_all(body.as_bytes()))
+        .and_then(|()| peer.stdin.flush());
+    let mut answer = String::new();
+    let read = sent.and_then(|()| peer.stdout.read_line(&mut answer));
+    if !matches!(read, Ok(n) if n > 0) {
+        let status = peer.child.try_wait();
+        panic!("check_stream.py stopped answering ({read:?}, exit {status:?})");
+    }
+    let json: serde_json::Value = serde_json::from_str(&answer).expect("peer prints JSON");
+    if json["ok"] != serde_json::Value::Bool(true) {
+        return Err(json["error"].as_str().unwrap_or("no message").to_owned());
+    }
+    let number = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => match s.as_str() {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            _ => f64::NAN,
+        },
+        n => n.as_f64().expect("number"),
+    };
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    let families = json["families"]
+        .as_object()
+        .expect("families")
+        .iter()
+        .map(|(name, f)| (name.clone(), (text(&f[0]), text(&f[1]), text(&f[2]))))
+        .collect();
+    let samples = json["samples"]
+        .as_array()
+        .expect("samples")
+        .iter()
+        .map(|s| {
+            let labels = s[1]
+                .as_object()
+                .expect("labels")
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().expect("label").to_owned()))
+                .collect();
+            (
+                s[0].as_str().expect("name").to_owned(),
+                labels,
+                number(&s[2]),
+            )
+        })
+        .collect();
+    Ok(PeerParsed { families, samples })
+}
