@@ -691,3 +691,76 @@ pub fn prometheus_client_check(format: &str, body: &str) -> Result<PeerParsed, S
         .collect();
     Ok(PeerParsed { families, samples })
 }
+
+impl Prometheus {
+    /// Starts Prometheus with the configuration `config` makes from the port Prometheus will
+    /// listen on, so that a job can scrape Prometheus's own `/metrics`.
+    pub fn start_with_own_port(config: impl FnOnce(u16) -> String) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_addr().port();
+        let config_path = dir.path().join("prometheus.yml");
+        std::fs::write(&config_path, config(port)).expect("write config");
+        let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log file");
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start prometheus (scripts/test installs it)");
+        Prometheus {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    /// Runs an instant PromQL query; `None` until Prometheus answers with a result vector.
+    pub async fn query(
+        &self,
+        client: &reqwest::Client,
+        promql: &str,
+    ) -> Option<Vec<serde_json::Value>> {
+        let response = client
+            .get(format!("{}/api/v1/query", self.url()))
+            .query(&[("query", promql)])
+            .send()
+            .await
+            .ok()?;
+        let body: serde_json::Value = serde_json::from_slice(&response.bytes().await.ok()?).ok()?;
+        (body["status"] == "success").then(|| body["data"]["result"].as_array().cloned())?
+    }
+
+    /// Every series matching `selector` (label sets, `__name__` included).
+    pub async fn series(
+        &self,
+        client: &reqwest::Client,
+        selector: &str,
+    ) -> Option<Vec<BTreeMap<String, String>>> {
+        let response = client
+            .get(format!("{}/api/v1/series", self.url()))
+            .query(&[("match[]", selector)])
+            .send()
+            .await
+            .ok()?;
+        let body: serde_json::Value = serde_json::from_slice(&response.bytes().await.ok()?).ok()?;
+        let series = body["data"].as_array()?;
+        Some(
+            series
+                .iter()
+                .filter_map(|s| {
+                    s.as_object().map(|labels| {
+                        labels
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                            .collect()
+                    })
+                })
+                .collect(),
+        )
+    }
+}
