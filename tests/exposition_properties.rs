@@ -1,16 +1,18 @@
-//! Property tests of docs/exposition.md: random hostile states (scopes, every instrument kind,
-//! hostile names given through views, colliding and reserved attribute keys, hostile values,
-//! a hostile resource, every bridge option) render bodies that
+//! Property tests of docs/exposition.md. Random hostile states (scopes, every instrument
+//! kind, hostile names given through views, colliding and reserved attribute keys, hostile
+//! values, a hostile resource, every bridge option) render bodies that
 //!
 //! - `promtool check metrics` parses (lint advice is fine, a parse error is not),
 //! - the strict OpenMetrics parser of Python `prometheus_client` accepts whole, sample for
 //!   sample as we read them,
 //! - repeat no series, no label within a line, no family; put every sample under the family
 //!   whose header precedes it; let no two families own one name; rename reserved labels;
+//! - name families and labels only as the contract derives them from the state,
 //! - expose one series set in both formats (`_created` aside) and `_created` only when asked,
 //! - and are byte-identical when the same state is built in another order.
 //!
-//! A failure prints the shrunk state and the offending lines.
+//! Arbitrary text (label keys and values, HELP, names, units) comes back as it went in.
+//! A failure prints the shrunk input and the offending lines.
 
 mod support;
 
