@@ -456,14 +456,17 @@ fn sort_and_dedup(series: &mut Vec<Series<'_>>, arena: &Arena<'_>, sources: &[So
             .then_with(|| a.source.cmp(&b.source))
             .then_with(|| a.point.cmp(&b.point))
     });
+    let same = |i: usize| text(&series[i]) == text(&series[i + 1]);
+    if !(0..series.len().saturating_sub(1)).any(same) {
+        return 0;
+    }
     let before = series.len();
     let mut start = 0;
     while start < series.len() {
-        let end = start
-            + series[start..]
-                .iter()
-                .take_while(|s| text(s) == text(&series[start]))
-                .count();
+        let mut end = start + 1;
+        while end < series.len() && text(&series[end]) == text(&series[start]) {
+            end += 1;
+        }
         if end - start > 1 {
             let first_source = series[start].source;
             let best = (start..end)

@@ -134,21 +134,19 @@ impl<'a> Arena<'a> {
     ) -> LabelSet {
         let start = self.labels.len();
         self.pending.clear();
-        self.pending.extend(attributes);
-        let plain = !scope.renamed
-            && self
-                .pending
-                .iter()
-                .all(|(key, _)| matches!(exposed_name(key, reserve_scope), Cow::Borrowed(_)));
-        if plain {
-            // Every name is its key: keys are unique, so nothing can collide.
-            self.labels
-                .extend(self.pending.iter().map(|&(key, value)| Label {
-                    name: Cow::Borrowed(key),
-                    value: LabelValue::Attribute(value),
-                }));
-            self.labels.extend(scope.merged.iter().cloned());
-        } else {
+        let mut changed = scope.renamed;
+        for (key, value) in attributes {
+            self.pending.push((key, value));
+            let name = exposed_name(key, reserve_scope);
+            changed |= matches!(name, Cow::Owned(_));
+            self.labels.push(Label {
+                name,
+                value: LabelValue::Attribute(value),
+            });
+        }
+        if changed {
+            // Rare: a changed name may collide with another, so merge by the original keys.
+            self.labels.truncate(start);
             let mut all: Vec<Named<'a>> = self
                 .pending
                 .iter()
@@ -157,6 +155,9 @@ impl<'a> Arena<'a> {
             all.extend(scope.attributes.iter().cloned());
             self.labels.extend(merge(all));
             self.labels.extend(scope.fixed.iter().cloned());
+        } else {
+            // Every name is its key: keys are unique, so nothing collides.
+            self.labels.extend(scope.merged.iter().cloned());
         }
         self.finish(start)
     }

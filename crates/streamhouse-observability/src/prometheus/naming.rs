@@ -101,13 +101,10 @@ fn ends_with_word(name: &str, word: &str) -> bool {
 /// which Prometheus reserves, never starts a name, and no leading `_` is invented). Empty
 /// input becomes `key_`.
 pub(crate) fn sanitize(name: &str, colon: bool) -> Cow<'_, str> {
-    let valid = |c: char| c.is_ascii_alphanumeric() || c == '_' || (colon && c == ':');
-    let clean = name.starts_with(|c: char| c.is_ascii_alphabetic() || (colon && c == ':'))
-        && name.chars().all(valid)
-        && !name.contains("__");
-    if clean {
+    if is_clean(name, colon) {
         return Cow::Borrowed(name);
     }
+    let valid = |c: char| c.is_ascii_alphanumeric() || c == '_' || (colon && c == ':');
     let mut out = String::with_capacity(name.len() + 4);
     if name.starts_with(|c: char| c.is_ascii_digit()) {
         out.push_str("key_");
@@ -125,6 +122,28 @@ pub(crate) fn sanitize(name: &str, colon: bool) -> Cow<'_, str> {
         out.push('_');
     }
     Cow::Owned(out)
+}
+
+/// True when [`sanitize`] leaves `name` as it is. One pass over the bytes: it runs for every
+/// label of every series of a scrape.
+fn is_clean(name: &str, colon: bool) -> bool {
+    let bytes = name.as_bytes();
+    let Some((&first, rest)) = bytes.split_first() else {
+        return false;
+    };
+    if !(first.is_ascii_alphabetic() || (colon && first == b':')) {
+        return false;
+    }
+    let mut previous = first;
+    for &c in rest {
+        let valid =
+            c.is_ascii_alphanumeric() || (c == b'_' && previous != b'_') || (colon && c == b':');
+        if !valid {
+            return false;
+        }
+        previous = c;
+    }
+    true
 }
 
 /// The Prometheus suffix of a UCUM unit: the specification's table, `a/b` as
