@@ -1772,6 +1772,30 @@ fn the_documented_collisions_render_as_documented() {
 }
 
 #[test]
+fn an_empty_label_value_is_the_series_without_that_label() {
+    // Found by the property: `x{k=""}` and `x` are one series to Prometheus, which keeps
+    // the first sample of a scrape and silently drops the other.
+    let state = one_scope(vec![
+        inst(
+            Kind::CounterU64,
+            "x",
+            "",
+            vec![m(vec![], 1.0), m(vec![("k", s(""))], 2.0)],
+        ),
+        InstSpec {
+            buckets: Buckets::Explicit(vec![0.0]),
+            ..inst(
+                Kind::HistogramF64,
+                "h",
+                "",
+                vec![m(vec![], 1.0), m(vec![("__name__", s(""))], 2.0)],
+            )
+        },
+    ]);
+    assert_checks(&state);
+}
+
+#[test]
 fn names_with_nothing_valid_become_key_() {
     // Three streams with nothing valid in their names all become `key_`: one family, one
     // series kept (the duplicates are dropped, never exposed twice).

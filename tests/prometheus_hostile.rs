@@ -118,6 +118,10 @@ fn hostile_telemetry() -> Telemetry {
             .build()
             .add(1, &[]);
     }
+    // `k=""` is no label to Prometheus: these are one series, which must be exposed once.
+    let empty = meter.u64_counter("empty").build();
+    empty.add(1, &[]);
+    empty.add(2, &[KeyValue::new("k", "")]);
     for value in support::HOSTILE {
         meter
             .u64_counter("values")
@@ -290,6 +294,30 @@ async fn scraped_and_stored(
     read_scraped_and_stored(prometheus, client, job).await
 }
 
+/// What our own reader finds wrong in the body `target` serves to `job`'s scrapes.
+async fn body_violations(client: &reqwest::Client, target: &str, job: &str) -> Vec<String> {
+    use support::exposition::{self, Dialect};
+    // Prometheus 2.x's own `Accept`.
+    const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,\
+        application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    let body = client
+        .get(format!("http://{target}/metrics"))
+        .header(ACCEPT, PROMETHEUS_ACCEPT)
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("body");
+    let dialect = match job.starts_with("om_") {
+        true => Dialect::OpenMetrics,
+        false => Dialect::Text,
+    };
+    let (read, mut violations) = exposition::read(&body, dialect);
+    violations.extend(exposition::contract_violations(&read, dialect, true));
+    violations
+}
+
 /// The value of Prometheus's own `counter` in a self-scrape taken after `after` (seconds).
 async fn self_scraped(
     prometheus: &support::Prometheus,
@@ -324,8 +352,10 @@ async fn prometheus_scrapes_a_hostile_state_whole_in_both_formats() {
         observed(reader_router(reader), Arc::clone(&asked[3]), true),
     ];
     let mut jobs = String::new();
+    let mut targets = Vec::new();
     for (job, router) in JOBS.iter().zip(routers) {
         let target = support::serve(router).await;
+        targets.push(target);
         jobs.push_str(&format!(
             "- job_name: {job}\n  static_configs:\n  - targets: ['{target}']\n"
         ));
@@ -361,14 +391,17 @@ async fn prometheus_scrapes_a_hostile_state_whole_in_both_formats() {
     // scraped with the series it holds; and its own counters of rejected samples (which
     // see a series given two values for one timestamp across scrapes) stay 0, read from a
     // self-scrape taken after those scrapes.
-    for job in JOBS {
+    for (job, target) in JOBS.into_iter().zip(&targets) {
         let (scraped, stored) = support::eventually(
             Duration::from_secs(30),
             "scraped and stored samples",
             || scraped_and_stored(&prometheus, &client, job),
         )
         .await;
-        assert_eq!(scraped, stored, "{job}: samples scraped vs series stored");
+        if scraped != stored {
+            let said = body_violations(&client, &target.to_string(), job).await;
+            panic!("{job}: {scraped} samples scraped, {stored} series stored; the body: {said:#?}");
+        }
     }
     let after = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -38,8 +38,15 @@ impl SampleLine {
         self.labels.iter().cloned().collect()
     }
 
+    /// The series Prometheus stores the sample in: a label with an empty value is no label
+    /// (Prometheus data model), so `x{k=""}` and `x` are one series.
     fn series_key(&self) -> SeriesKey {
-        let mut labels = self.labels.clone();
+        let mut labels: Vec<_> = self
+            .labels
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .cloned()
+            .collect();
         labels.sort();
         (self.name.clone(), labels)
     }
