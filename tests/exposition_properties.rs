@@ -3,7 +3,8 @@
 //! values, a hostile resource, every bridge option) render bodies that
 //!
 //! - `promtool check metrics` parses (lint advice is fine, a parse error is not),
-//! - the strict OpenMetrics parser of Python `prometheus_client` accepts whole, sample for
+//! - Prometheus's own OpenMetrics parser (through `promtool tsdb create-blocks-from`) and
+//!   the strict one of Python `prometheus_client` accept whole, the latter sample for
 //!   sample as we read them,
 //! - repeat no series, no label within a line, no family; put every sample under the family
 //!   whose header precedes it; let no two families own one name; rename reserved labels;
@@ -1263,6 +1264,12 @@ fn check(state: &State) -> Result<(), String> {
             exposition::context(&text, line)
         ));
     }
+    if let Some(e) = support::promtool_openmetrics_error(&om) {
+        report.add(format!(
+            "Prometheus's OpenMetrics parser rejects the body: {}",
+            exposition::truncate(&e, 600)
+        ));
+    }
     let python = support::prometheus_client_check("openmetrics", &om);
     if let Err(e) = &python {
         report.add(format!(
@@ -1503,6 +1510,12 @@ fn round_trip(t: &Texts) -> Result<(), String> {
     }
     let text_exposition = read_body(&mut report, "text", &text, Dialect::Text, false);
     let om_exposition = read_body(&mut report, "openmetrics", &om, Dialect::OpenMetrics, false);
+    if let Some(e) = support::promtool_openmetrics_error(&om) {
+        report.add(format!(
+            "Prometheus's OpenMetrics parser rejects the body: {}",
+            exposition::truncate(&e, 600)
+        ));
+    }
     let python = support::prometheus_client_check("openmetrics", &om);
 
     // The label: the key's name, `exported_` when reserved (Labels rule 2).
@@ -1897,6 +1910,11 @@ fn promtool_tells_a_parse_error_from_lint_advice() {
         support::promtool_verdict("a{x=\"1} 1\n"),
         PromtoolVerdict::ParseError(_)
     ));
+    // And Prometheus's OpenMetrics parser, through the backfill command.
+    let good = "# TYPE a gauge\na{x=\"\\\"\"} 1\n# EOF\n";
+    assert_eq!(support::promtool_openmetrics_error(good), None);
+    let bad = "# TYPE a gauge\na{x=\"1\"} 1\n";
+    assert!(support::promtool_openmetrics_error(bad).is_some());
 }
 
 #[test]

@@ -764,3 +764,35 @@ impl Prometheus {
         )
     }
 }
+
+/// Runs Prometheus's own OpenMetrics parser (the one its scrapes use) on `body` through
+/// `promtool tsdb create-blocks-from openmetrics`, which needs a timestamp on every sample:
+/// one is appended to each sample line (so `body` must carry no exemplars). `Some` is the
+/// parser's complaint.
+pub fn promtool_openmetrics_error(body: &str) -> Option<String> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let input = dir.path().join("body.om");
+    let stamped: String = body
+        .split_inclusive('\n')
+        .map(|line| match line.strip_suffix('\n') {
+            Some(sample) if !sample.starts_with('#') => format!("{sample} 1700000000\n"),
+            _ => line.to_owned(),
+        })
+        .collect();
+    std::fs::write(&input, stamped).expect("write body");
+    let output = Command::new("promtool")
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(&input)
+        .arg(dir.path().join("blocks"))
+        .output()
+        .expect("run promtool");
+    (!output.status.success()).then(|| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+        .trim()
+        .to_owned()
+    })
+}
