@@ -31,6 +31,7 @@ use proptest::collection::vec;
 use proptest::option;
 use proptest::prelude::*;
 use proptest::sample::select;
+use streamhouse_observability::SCOPE_NAME;
 use streamhouse_observability::config::{PrometheusConfig, ScopeLabels};
 use streamhouse_observability::prometheus::{Format, PrometheusReader};
 use support::PromtoolVerdict;
@@ -1167,6 +1168,30 @@ fn naming_violations(state: &State, text: &Exposition) -> Vec<String> {
                     ));
                 }
             }
+            // Labels rule 4: `foreign` labels every scope but StreamHouse's own, `all` every
+            // scope (a scope named "" gives an empty label, which may be left out).
+            let scope_name = sample
+                .labels
+                .iter()
+                .find(|(label, _)| label == "otel_scope_name")
+                .map(|(_, value)| value.as_str());
+            let wrong = match state.scope_labels {
+                ScopeLabels::Foreign => scope_name == Some(SCOPE_NAME),
+                ScopeLabels::All => {
+                    !resource
+                        && scope_name.is_none()
+                        && state.scopes.iter().all(|s| !s.name.is_empty())
+                }
+                ScopeLabels::None => false,
+            };
+            if wrong {
+                violations.push(format!(
+                    "line {}: scope labels {:?} broken: {}",
+                    sample.line,
+                    state.scope_labels,
+                    exposition::truncate(&sample.raw, 300)
+                ));
+            }
         }
     }
     violations
@@ -1932,6 +1957,25 @@ fn the_naming_oracle_flags_names_from_nowhere() {
     assert_eq!(found.len(), 2, "{found:?}");
     assert!(found[0].contains("label exported_job"), "{found:?}");
     assert!(found[1].contains("family jobs_total"), "{found:?}");
+}
+
+#[test]
+fn the_scope_label_check_flags_streamhouse_labelled_as_foreign() {
+    let mut state = one_scope(vec![inst(Kind::GaugeF64, "g", "", vec![m(vec![], 1.0)])]);
+    state.scope_labels = ScopeLabels::Foreign;
+    let body =
+        "# TYPE g gauge\ng{otel_scope_name=\"streamhouse\"} 1\ng{otel_scope_name=\"lib\"} 1\n";
+    let (exposition, _) = exposition::read(body, Dialect::Text);
+    let found = naming_violations(&state, &exposition);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("line 2: scope labels Foreign"),
+        "{found:?}"
+    );
+    state.scope_labels = ScopeLabels::All;
+    let body = "# TYPE g gauge\ng 1\n";
+    let (exposition, _) = exposition::read(body, Dialect::Text);
+    assert_eq!(naming_violations(&state, &exposition).len(), 1);
 }
 
 #[test]
