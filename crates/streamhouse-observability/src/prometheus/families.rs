@@ -53,18 +53,24 @@ impl HistogramPoint<'_> {
         }
     }
 
-    /// The sum, unless OpenMetrics forbids it: with a negative bucket bound the sum is no
-    /// longer a counter. Without a sum OpenMetrics allows no `_count` either (the `+Inf`
-    /// bucket still holds it), so encoders write both or neither, in both formats, so a
-    /// series never depends on the format.
+    /// The sum, unless OpenMetrics forbids it: a histogram of values that can be negative
+    /// (a negative bucket bound, minimum or sum) has a sum that is no counter. Without a
+    /// sum OpenMetrics allows no `_count` either (the `+Inf` bucket still holds it), so
+    /// encoders write both or neither, in both formats, so a series never depends on the
+    /// format.
     pub(crate) fn sum(&self) -> Option<Number> {
-        let (first_bound, sum) = match self {
-            HistogramPoint::U64(p) => (p.bounds().next(), Number::U64(p.sum())),
-            HistogramPoint::I64(p) => (p.bounds().next(), Number::I64(p.sum())),
-            HistogramPoint::F64(p) => (p.bounds().next(), Number::F64(p.sum())),
+        fn of<T: Copy + Into<Number>>(p: &HistogramDataPoint<T>) -> (bool, Number) {
+            let below_zero = |n: Number| n.is_negative() || n.is_nan();
+            let signed = p.bounds().next().is_some_and(|b| b < 0.0)
+                || p.min().is_some_and(|min| below_zero(min.into()));
+            (signed || below_zero(p.sum().into()), p.sum().into())
+        }
+        let (signed, sum) = match self {
+            HistogramPoint::U64(p) => of(*p),
+            HistogramPoint::I64(p) => of(*p),
+            HistogramPoint::F64(p) => of(*p),
         };
-        let negative_bounds = first_bound.is_some_and(|b| b < 0.0);
-        (!negative_bounds && !sum.is_nan()).then_some(sum)
+        (!signed).then_some(sum)
     }
 }
 
@@ -318,6 +324,47 @@ fn precedence(a: &Candidate<'_>, b: &Candidate<'_>) -> Ordering {
         .then_with(|| a.metric.description().cmp(b.metric.description()))
         .then_with(|| a.metric.unit().cmp(b.metric.unit()))
         .then_with(|| a.kind.cmp(&b.kind))
+        .then_with(|| number_type(a.metric).cmp(&number_type(b.metric)))
+        // Streams alike in all of the above (a sync and an observable counter of one name):
+        // their data decides, and equal data renders equal bytes whichever comes first.
+        .then_with(|| content(a.metric).cmp(&content(b.metric)))
+}
+
+fn number_type(metric: &Metric) -> u8 {
+    match metric.data() {
+        AggregatedMetrics::U64(_) => 0,
+        AggregatedMetrics::I64(_) => 1,
+        AggregatedMetrics::F64(_) => 2,
+    }
+}
+
+/// Every data point of `metric` as text, sorted: a total order on stream contents.
+fn content(metric: &Metric) -> Vec<String> {
+    let mut points = Vec::new();
+    for_each_point(metric, |attributes, sample| {
+        let mut line = String::new();
+        for kv in attributes {
+            let tag = format!("{:?}", std::mem::discriminant(&kv.value));
+            line.push_str(&format!(
+                "{}={tag}:{},",
+                kv.key,
+                write::value_text(&kv.value)
+            ));
+        }
+        match sample {
+            Sample::Number(n) => n.write(&mut line),
+            Sample::Histogram(h) => {
+                h.cumulative_buckets(|bound, count| line.push_str(&format!(" {bound}:{count}")));
+                line.push_str(&format!(" {} ", h.count()));
+                if let Some(sum) = h.sum() {
+                    sum.write(&mut line);
+                }
+            }
+        }
+        points.push(line);
+    });
+    points.sort_unstable();
+    points
 }
 
 /// Orders attribute lists by key, then by value type and text.

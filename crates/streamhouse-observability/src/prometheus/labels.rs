@@ -74,15 +74,13 @@ const SCOPE_VERSION: &str = "otel_scope_version";
 const SCOPE_SCHEMA_URL: &str = "otel_scope_schema_url";
 
 impl<'a> ScopeLabels<'a> {
-    /// `otel_scope_name`, `otel_scope_version` and `otel_scope_schema_url` (each when set) and
+    /// `otel_scope_name`, `otel_scope_version` and `otel_scope_schema_url` (each when not empty) and
     /// one `otel_scope_<key>` per scope attribute (`exported_otel_scope_<key>` for the keys
     /// `name`, `version` and `schema_url`).
     pub(crate) fn new(scope: &'a InstrumentationScope) -> Self {
-        let mut fixed = vec![Label {
-            name: Cow::Borrowed(SCOPE_NAME),
-            value: LabelValue::Text(scope.name()),
-        }];
+        let mut fixed = Vec::new();
         let optional = [
+            (SCOPE_NAME, Some(scope.name())),
             (SCOPE_VERSION, scope.version()),
             (SCOPE_SCHEMA_URL, scope.schema_url()),
         ];
@@ -97,6 +95,7 @@ impl<'a> ScopeLabels<'a> {
         let mut renamed = false;
         let attributes: Vec<Named<'a>> = scope
             .attributes()
+            .filter(|kv| !is_empty(&kv.value))
             .map(|kv| {
                 let key = kv.key.as_str();
                 let name = label_name(&format!("otel_scope_{key}")).into_owned();
@@ -135,7 +134,8 @@ impl<'a> Arena<'a> {
         let start = self.labels.len();
         self.pending.clear();
         let mut changed = scope.renamed;
-        for (key, value) in attributes {
+        // An empty value is no label to Prometheus: `x{k=""}` and `x` are one series.
+        for (key, value) in attributes.filter(|(_, value)| !is_empty(value)) {
             self.pending.push((key, value));
             let name = exposed_name(key, reserve_scope);
             changed |= matches!(name, Cow::Owned(_));
@@ -182,6 +182,10 @@ impl<'a> Arena<'a> {
             text: text_start..self.text.len(),
         }
     }
+}
+
+fn is_empty(value: &Value) -> bool {
+    matches!(value, Value::String(s) if s.as_str().is_empty())
 }
 
 /// The label name of attribute `key`: sanitised, and `exported_<name>` when reserved.

@@ -456,3 +456,37 @@ fn exponential_histograms_are_counted_as_unsupported() {
     assert_eq!(openmetrics(&r), "# EOF\n");
     assert_eq!(dropped(&r)["unsupported"], 2);
 }
+
+#[test]
+fn an_empty_value_is_no_label() {
+    let r = reader(PrometheusConfig::default());
+    let p = provider(&r, empty(), &[]);
+    let c = p.meter_with_scope(scope("")).u64_counter("c").build();
+    c.add(1, &[KeyValue::new("k", "")]);
+    c.add(2, &[]);
+    c.add(3, &[KeyValue::new("k", ""), KeyValue::new("j", "x")]);
+    // The scope name is empty too: no otel_scope_name label.
+    assert_eq!(samples(&text(&r)), ["c_total 2", r#"c_total{j="x"} 3"#]);
+    assert_eq!(dropped(&r)["duplicate_series"], 1);
+}
+
+#[test]
+fn a_histogram_of_signed_values_has_no_sum_or_count() {
+    let r = reader(no_scope_labels());
+    let p = provider(&r, empty(), &[]);
+    let h = p
+        .meter("m")
+        .f64_histogram("delta")
+        .with_boundaries(vec![0.0, 1.0])
+        .build();
+    h.record(-2.0, &[]);
+    h.record(0.5, &[]);
+    assert_eq!(
+        samples(&text(&r)),
+        [
+            r#"delta_bucket{le="0"} 1"#,
+            r#"delta_bucket{le="1"} 2"#,
+            r#"delta_bucket{le="+Inf"} 2"#,
+        ]
+    );
+}

@@ -147,6 +147,24 @@ pub(crate) enum Number {
     F64(f64),
 }
 
+impl From<u64> for Number {
+    fn from(v: u64) -> Self {
+        Number::U64(v)
+    }
+}
+
+impl From<i64> for Number {
+    fn from(v: i64) -> Self {
+        Number::I64(v)
+    }
+}
+
+impl From<f64> for Number {
+    fn from(v: f64) -> Self {
+        Number::F64(v)
+    }
+}
+
 impl Number {
     pub(crate) fn is_nan(self) -> bool {
         matches!(self, Number::F64(v) if v.is_nan())
