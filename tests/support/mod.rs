@@ -70,10 +70,12 @@ pub struct Parsed {
 }
 
 impl Parsed {
-    /// The value of the sample with exactly these labels.
+    /// The value of the sample with exactly these labels. As in Prometheus, a label with an
+    /// empty value is the same as no label.
     pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         let labels: BTreeMap<String, String> = labels
             .iter()
+            .filter(|(_, v)| !v.is_empty())
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         self.samples
