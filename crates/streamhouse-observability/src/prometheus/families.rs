@@ -253,6 +253,8 @@ impl<'a> Snapshot<'a> {
                 kind: lead.kind,
                 series: Vec::new(),
             };
+            let several_streams = group.len() > 1;
+            arena.take_suspect();
             for candidate in &candidates[group] {
                 if candidate.kind != family.kind {
                     let series = points(candidate.metric);
@@ -281,14 +283,21 @@ impl<'a> Snapshot<'a> {
                 dropped.add(family.name.clone(), DropReason::InvalidValue, invalid);
                 sources.push(source);
             }
-            families.push(family);
+            families.push((family, several_streams || arena.take_suspect()));
         }
-        families.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        families.sort_unstable_by(|a, b| a.0.name.cmp(&b.0.name));
 
-        for family in &mut families {
-            let duplicates = sort_and_dedup(&mut family.series, &arena, &sources);
-            dropped.add(family.name.clone(), DropReason::DuplicateSeries, duplicates);
-        }
+        let mut families: Vec<Family<'a>> = families
+            .into_iter()
+            .map(|(mut family, may_repeat)| {
+                sort_series(&mut family.series, &arena);
+                if may_repeat {
+                    let duplicates = dedup_series(&mut family.series, &arena, &sources);
+                    dropped.add(family.name.clone(), DropReason::DuplicateSeries, duplicates);
+                }
+                family
+            })
+            .collect();
         families.retain(|family| !family.series.is_empty());
         Snapshot {
             target_info,
@@ -491,18 +500,22 @@ fn push_series<'a>(
     invalid
 }
 
-/// Sorts `series` by label text and keeps one series per label set: the first stream's in
-/// precedence order, and within one stream the one whose attributes sort first. Returns how
-/// many were left out.
-fn sort_and_dedup(series: &mut Vec<Series<'_>>, arena: &Arena<'_>, sources: &[Source<'_>]) -> u64 {
+/// Sorts `series` by label text; equal texts (only duplicates) by stream, then data point.
+fn sort_series(series: &mut [Series<'_>], arena: &Arena<'_>) {
     let text = |s: &Series<'_>| arena.text(&s.labels);
-    // Ties only exist among duplicates; (source, point) makes the order total.
     series.sort_unstable_by(|a, b| {
         text(a)
             .cmp(text(b))
             .then_with(|| a.source.cmp(&b.source))
             .then_with(|| a.point.cmp(&b.point))
     });
+}
+
+/// Keeps one series per label set of sorted `series`: the first stream's in precedence
+/// order, and within one stream the one whose attributes sort first. Returns how many were
+/// left out.
+fn dedup_series(series: &mut Vec<Series<'_>>, arena: &Arena<'_>, sources: &[Source<'_>]) -> u64 {
+    let text = |s: &Series<'_>| arena.text(&s.labels);
     let same = |i: usize| text(&series[i]) == text(&series[i + 1]);
     if !(0..series.len().saturating_sub(1)).any(same) {
         return 0;

@@ -50,6 +50,10 @@ pub(crate) struct Arena<'a> {
     text: String,
     /// The attributes of the label set being added; reused.
     pending: Vec<(&'a str, &'a Value)>,
+    /// By attribute position: the last key seen there and whether it is exposed as it is.
+    plain: Vec<(&'a str, bool)>,
+    /// See [`Arena::take_suspect`].
+    suspect: bool,
 }
 
 /// The scope labels of one stream, computed once per stream.
@@ -134,18 +138,36 @@ impl<'a> Arena<'a> {
         let start = self.labels.len();
         self.pending.clear();
         let mut changed = scope.renamed;
-        // An empty value is no label to Prometheus: `x{k=""}` and `x` are one series.
-        for (key, value) in attributes.filter(|(_, value)| !is_empty(value)) {
+        for (i, (key, value)) in attributes.enumerate() {
+            match value {
+                // An empty value is no label to Prometheus: `x{k=""}` and `x` are one series.
+                Value::String(s) if s.as_str().is_empty() => {
+                    self.suspect = true;
+                    continue;
+                }
+                Value::String(_) => {}
+                // `1` and `"1"` render alike.
+                _ => self.suspect = true,
+            }
             self.pending.push((key, value));
-            let name = exposed_name(key, reserve_scope);
+            let name = self.name_of(i, key, reserve_scope);
             changed |= matches!(name, Cow::Owned(_));
             self.labels.push(Label {
                 name,
                 value: LabelValue::Attribute(value),
             });
         }
+        if !changed {
+            self.labels[start..].sort_unstable_by(|a, b| a.name.cmp(&b.name));
+            // The SDK does not merge a key given twice in one attribute set.
+            changed = self.labels[start..]
+                .windows(2)
+                .any(|pair| pair[0].name == pair[1].name);
+        }
         if changed {
-            // Rare: a changed name may collide with another, so merge by the original keys.
+            // Rare: a changed or repeated name may collide with another, so merge by the
+            // original keys.
+            self.suspect = true;
             self.labels.truncate(start);
             let mut all: Vec<Named<'a>> = self
                 .pending
@@ -156,10 +178,41 @@ impl<'a> Arena<'a> {
             self.labels.extend(merge(all));
             self.labels.extend(scope.fixed.iter().cloned());
         } else {
-            // Every name is its key: keys are unique, so nothing collides.
+            // Every name is its key and no key repeats, so nothing collides.
             self.labels.extend(scope.merged.iter().cloned());
         }
+        if changed || !scope.merged.is_empty() {
+            self.labels[start..].sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        }
         self.finish(start)
+    }
+
+    /// Whether a label set added since the last call may render like another one of the same
+    /// stream (a name changed by sanitising, an empty value left out, a value that is not a
+    /// string); resets the flag. When false, the SDK's unique attribute sets give unique
+    /// label sets and no duplicate search is needed.
+    pub(crate) fn take_suspect(&mut self) -> bool {
+        std::mem::take(&mut self.suspect)
+    }
+
+    /// The exposed name of the `position`-th attribute `key`. Keys repeat from series to
+    /// series of a stream (often the same `&'static str`), so whether a key is exposed as it
+    /// is gets remembered by its address.
+    fn name_of(&mut self, position: usize, key: &'a str, reserve_scope: bool) -> Cow<'a, str> {
+        if let Some(&(cached, plain)) = self.plain.get(position)
+            && std::ptr::eq(cached, key)
+            && plain
+        {
+            return Cow::Borrowed(key);
+        }
+        let name = exposed_name(key, reserve_scope);
+        let plain = matches!(name, Cow::Borrowed(_));
+        if position < self.plain.len() {
+            self.plain[position] = (key, plain);
+        } else {
+            self.plain.push((key, plain));
+        }
+        name
     }
 
     /// The rendered labels of `set`: `a="x",b="y"`, escaped, no braces.
@@ -172,9 +225,8 @@ impl<'a> Arena<'a> {
         &self.labels[set.labels.clone()]
     }
 
-    /// Ends the label set begun at `start`: sorts it by name and renders it.
+    /// Ends the label set begun at `start`, sorted by name: renders it.
     fn finish(&mut self, start: usize) -> LabelSet {
-        self.labels[start..].sort_unstable_by(|a, b| a.name.cmp(&b.name));
         let text_start = self.text.len();
         write_labels(&mut self.text, &self.labels[start..]);
         LabelSet {
@@ -185,6 +237,7 @@ impl<'a> Arena<'a> {
 }
 
 fn is_empty(value: &Value) -> bool {
+    // Kept in step with the filter in `Arena::push`.
     matches!(value, Value::String(s) if s.as_str().is_empty())
 }
 
@@ -200,9 +253,13 @@ fn exposed_name(key: &str, reserve_scope: bool) -> Cow<'_, str> {
 }
 
 /// Merges labels whose names are equal, values joined with `;` in the order of their
-/// original keys.
+/// original keys (a key given twice: in the order of its values).
 fn merge<'a>(mut labels: Vec<Named<'a>>) -> Vec<Label<'a>> {
-    labels.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+    labels.sort_by(|a, b| {
+        (a.0.cmp(&b.0))
+            .then_with(|| a.1.cmp(b.1))
+            .then_with(|| write::value_text(a.2).cmp(&write::value_text(b.2)))
+    });
     let mut out: Vec<Label<'a>> = Vec::with_capacity(labels.len());
     for (name, _, value) in labels {
         match out.last_mut() {

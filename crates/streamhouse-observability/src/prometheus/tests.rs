@@ -490,3 +490,26 @@ fn a_histogram_of_signed_values_has_no_sum_or_count() {
         ]
     );
 }
+
+#[test]
+fn attribute_order_and_repeated_keys_give_valid_series() {
+    // The SDK merges attribute sets given in another order, but keeps a key given twice:
+    // its values merge like colliding keys, in value order.
+    let r = reader(no_scope_labels());
+    let p = provider(&r, empty(), &[]);
+    let c = p.meter("m").u64_counter("c").build();
+    c.add(1, &[KeyValue::new("a", "1"), KeyValue::new("b", "2")]);
+    c.add(2, &[KeyValue::new("b", "2"), KeyValue::new("a", "1")]);
+    c.add(
+        4,
+        &[
+            KeyValue::new("b", "2"),
+            KeyValue::new("a", "0"),
+            KeyValue::new("a", "1"),
+        ],
+    );
+    assert_eq!(
+        samples(&text(&r)),
+        [r#"c_total{a="0;1",b="2"} 4"#, r#"c_total{a="1",b="2"} 3"#]
+    );
+}
