@@ -14,7 +14,7 @@ use opentelemetry_sdk::metrics::data::{
     AggregatedMetrics, HistogramDataPoint, Metric, MetricData, ResourceMetrics,
 };
 
-use super::labels::{Arena, Label, LabelSet, ScopeLabels};
+use super::labels::{Arena, Label, LabelSet, ScopeLabels, canonicalize, has_repeated_key};
 use super::naming::{FamilyType, family_name};
 use super::write::{self, Number};
 use crate::config::{PrometheusConfig, ScopeLabels as ScopeLabelMode};
@@ -545,15 +545,18 @@ fn dedup_series(series: &mut Vec<Series<'_>>, arena: &Arena<'_>, sources: &[Sour
 fn compare_points(sources: &[Source<'_>], a: &Series<'_>, b: &Series<'_>) -> Ordering {
     let metric = sources[a.source as usize].metric;
     let attributes = |wanted: u32| {
-        let mut found = Vec::new();
+        let mut found: Vec<(&str, &KeyValue)> = Vec::new();
         let mut index = 0;
         for_each_point(metric, |attributes, _| {
             if index == wanted {
-                found = attributes.collect();
+                found = attributes.map(|kv| (kv.key.as_str(), kv)).collect();
             }
             index += 1;
         });
-        found
+        if has_repeated_key(&found) {
+            canonicalize(&mut found);
+        }
+        found.into_iter().map(|(_, kv)| kv).collect::<Vec<_>>()
     };
     compare_attributes(
         attributes(a.point).into_iter(),

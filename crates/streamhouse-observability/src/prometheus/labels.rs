@@ -2,7 +2,6 @@
 //! merged, sorted, and rendered once as `a="x",b="y"` (rules in `docs/exposition.md`).
 
 use std::borrow::Cow;
-use std::ops::Range;
 
 use opentelemetry::{InstrumentationScope, Value};
 
@@ -37,10 +36,15 @@ impl LabelValue<'_> {
 }
 
 /// The labels of one series: ranges into [`Arena::labels`] and into its rendered text.
-#[derive(Debug, Clone)]
+/// Compact (24 bytes), since a scrape sorts one per series: a label set's text and label
+/// count fit in `u32`, and a scrape's labels in `u32` too (4 G labels would need hundreds
+/// of GiB of series).
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct LabelSet {
-    labels: Range<usize>,
-    text: Range<usize>,
+    text_start: usize,
+    text_len: u32,
+    labels_start: u32,
+    labels_len: u32,
 }
 
 /// Labels of every series of a snapshot, and their rendered text, in two flat buffers.
@@ -137,8 +141,14 @@ impl<'a> Arena<'a> {
     ) -> LabelSet {
         let start = self.labels.len();
         self.pending.clear();
+        self.pending.extend(attributes);
+        if has_repeated_key(&self.pending) {
+            canonicalize(&mut self.pending);
+            self.suspect = true;
+        }
         let mut changed = scope.renamed;
-        for (i, (key, value)) in attributes.enumerate() {
+        for i in 0..self.pending.len() {
+            let (key, value) = self.pending[i];
             match value {
                 // An empty value is no label to Prometheus: `x{k=""}` and `x` are one series.
                 Value::String(s) if s.as_str().is_empty() => {
@@ -149,7 +159,6 @@ impl<'a> Arena<'a> {
                 // `1` and `"1"` render alike.
                 _ => self.suspect = true,
             }
-            self.pending.push((key, value));
             let name = self.name_of(i, key, reserve_scope);
             changed |= matches!(name, Cow::Owned(_));
             self.labels.push(Label {
@@ -157,21 +166,14 @@ impl<'a> Arena<'a> {
                 value: LabelValue::Attribute(value),
             });
         }
-        if !changed {
-            self.labels[start..].sort_unstable_by(|a, b| a.name.cmp(&b.name));
-            // The SDK does not merge a key given twice in one attribute set.
-            changed = self.labels[start..]
-                .windows(2)
-                .any(|pair| pair[0].name == pair[1].name);
-        }
         if changed {
-            // Rare: a changed or repeated name may collide with another, so merge by the
-            // original keys.
+            // Rare: a changed name may collide with another, so merge by the original keys.
             self.suspect = true;
             self.labels.truncate(start);
             let mut all: Vec<Named<'a>> = self
                 .pending
                 .iter()
+                .filter(|(_, value)| !is_empty(value))
                 .map(|&(key, value)| (exposed_name(key, reserve_scope), key, value))
                 .collect();
             all.extend(scope.attributes.iter().cloned());
@@ -181,9 +183,7 @@ impl<'a> Arena<'a> {
             // Every name is its key and no key repeats, so nothing collides.
             self.labels.extend(scope.merged.iter().cloned());
         }
-        if changed || !scope.merged.is_empty() {
-            self.labels[start..].sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        }
+        self.labels[start..].sort_unstable_by(|a, b| a.name.cmp(&b.name));
         self.finish(start)
     }
 
@@ -217,12 +217,13 @@ impl<'a> Arena<'a> {
 
     /// The rendered labels of `set`: `a="x",b="y"`, escaped, no braces.
     pub(crate) fn text(&self, set: &LabelSet) -> &str {
-        &self.text[set.text.clone()]
+        &self.text[set.text_start..set.text_start + set.text_len as usize]
     }
 
     /// The labels of `set`.
     pub(crate) fn labels(&self, set: &LabelSet) -> &[Label<'a>] {
-        &self.labels[set.labels.clone()]
+        let start = set.labels_start as usize;
+        &self.labels[start..start + set.labels_len as usize]
     }
 
     /// Ends the label set begun at `start`, sorted by name: renders it.
@@ -230,10 +231,28 @@ impl<'a> Arena<'a> {
         let text_start = self.text.len();
         write_labels(&mut self.text, &self.labels[start..]);
         LabelSet {
-            labels: start..self.labels.len(),
-            text: text_start..self.text.len(),
+            text_start,
+            text_len: (self.text.len() - text_start) as u32,
+            labels_start: start as u32,
+            labels_len: (self.labels.len() - start) as u32,
         }
     }
+}
+
+/// Whether a key appears twice: the SDK keeps such an attribute set as given or in its
+/// canonical form, whichever its hash map yields first.
+pub(crate) fn has_repeated_key<T>(attributes: &[(&str, T)]) -> bool {
+    attributes
+        .iter()
+        .enumerate()
+        .any(|(i, (key, _))| attributes[..i].iter().any(|(k, _)| k == key))
+}
+
+/// The SDK's canonical form of an attribute set: sorted by key with the same unstable
+/// sort, then the first of each key kept, so both forms the SDK may report expose alike.
+pub(crate) fn canonicalize<T>(attributes: &mut Vec<(&str, T)>) {
+    attributes.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    attributes.dedup_by(|a, b| a.0 == b.0);
 }
 
 fn is_empty(value: &Value) -> bool {
