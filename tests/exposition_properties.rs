@@ -269,8 +269,8 @@ impl State {
 
     /// Removes what the SDK itself leaves undefined, so a difference between two orders can
     /// only come from the bridge:
-    /// - one attribute list with one key twice (the SDK keeps an arbitrary one, and reports
-    ///   the list as given or deduplicated, depending on hash order): keep the first;
+    /// - one resource or scope attribute list with one key twice (kept as given): keep the
+    ///   first (a measurement's repeated key is the bridge's to handle, and it does);
     /// - instrument names that differ only in ASCII case in one meter (the SDK merges them
     ///   under the first-created spelling): use the first spelling;
     /// - one stream identity (name, description, unit, kind, number) with two aggregations
@@ -295,9 +295,6 @@ impl State {
             dedup(&mut scope.attributes);
             let key = scope.key();
             for inst in &mut scope.instruments {
-                for m in &mut inst.measurements {
-                    dedup(&mut m.attrs);
-                }
                 inst.name = spelling
                     .entry((key.clone(), inst.name.to_ascii_lowercase()))
                     .or_insert_with(|| inst.name.clone())
