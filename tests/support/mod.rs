@@ -201,13 +201,23 @@ pub struct Prometheus {
 impl Prometheus {
     /// Starts Prometheus with `config` (YAML) written beside `files` (name, contents).
     pub fn start_with_files(config: &str, files: &[(&str, &str)]) -> Self {
+        Self::spawn(|_| config.to_owned(), files)
+    }
+
+    /// Starts Prometheus with the configuration `config` makes from the port Prometheus will
+    /// listen on, so that a job can scrape Prometheus's own `/metrics`.
+    pub fn start_with_own_port(config: impl FnOnce(u16) -> String) -> Self {
+        Self::spawn(config, &[])
+    }
+
+    fn spawn(config: impl FnOnce(u16) -> String, files: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_addr().port();
         let config_path = dir.path().join("prometheus.yml");
-        std::fs::write(&config_path, config).expect("write config");
+        std::fs::write(&config_path, config(port)).expect("write config");
         for (name, contents) in files {
             std::fs::write(dir.path().join(name), contents).expect("write file");
         }
-        let port = free_addr().port();
         let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log file");
         let child = Command::new("prometheus")
             .arg(format!("--config.file={}", config_path.display()))
@@ -695,32 +705,6 @@ pub fn prometheus_client_check(format: &str, body: &str) -> Result<PeerParsed, S
 }
 
 impl Prometheus {
-    /// Starts Prometheus with the configuration `config` makes from the port Prometheus will
-    /// listen on, so that a job can scrape Prometheus's own `/metrics`.
-    pub fn start_with_own_port(config: impl FnOnce(u16) -> String) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_addr().port();
-        let config_path = dir.path().join("prometheus.yml");
-        std::fs::write(&config_path, config(port)).expect("write config");
-        let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log file");
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start prometheus (scripts/test installs it)");
-        Prometheus {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-
     /// Runs an instant PromQL query; `None` until Prometheus answers with a result vector.
     pub async fn query(
         &self,

@@ -290,7 +290,7 @@ impl<'a> Snapshot<'a> {
         let mut families: Vec<Family<'a>> = families
             .into_iter()
             .map(|(mut family, may_repeat)| {
-                sort_series(&mut family.series, &arena);
+                sort_series(&mut family.series, &arena, may_repeat);
                 if may_repeat {
                     let duplicates = dedup_series(&mut family.series, &arena, &sources);
                     dropped.add(family.name.clone(), DropReason::DuplicateSeries, duplicates);
@@ -500,15 +500,21 @@ fn push_series<'a>(
     invalid
 }
 
-/// Sorts `series` by label text; equal texts (only duplicates) by stream, then data point.
-fn sort_series(series: &mut [Series<'_>], arena: &Arena<'_>) {
+/// Sorts `series` by label text. Where texts may repeat, equal ones (duplicates) follow
+/// by stream, then data point, so the one kept does not depend on the sort.
+fn sort_series(series: &mut [Series<'_>], arena: &Arena<'_>, may_repeat: bool) {
     let text = |s: &Series<'_>| arena.text(&s.labels);
-    series.sort_unstable_by(|a, b| {
-        text(a)
-            .cmp(text(b))
-            .then_with(|| a.source.cmp(&b.source))
-            .then_with(|| a.point.cmp(&b.point))
-    });
+    if may_repeat {
+        series.sort_unstable_by(|a, b| {
+            text(a)
+                .cmp(text(b))
+                .then_with(|| a.source.cmp(&b.source))
+                .then_with(|| a.point.cmp(&b.point))
+        });
+    } else {
+        // Unique texts: an unstable sort gives one order.
+        series.sort_unstable_by(|a, b| text(a).cmp(text(b)));
+    }
 }
 
 /// Keeps one series per label set of sorted `series`: the first stream's in precedence

@@ -54,7 +54,7 @@ pub(crate) struct Arena<'a> {
     text: String,
     /// The attributes of the label set being added; reused.
     pending: Vec<(&'a str, &'a Value)>,
-    /// By attribute position: the last key seen there and whether it is exposed as it is.
+    /// Keys seen lately and whether each is exposed as it is.
     plain: Vec<(&'a str, bool)>,
     /// See [`Arena::take_suspect`].
     suspect: bool,
@@ -76,6 +76,9 @@ pub(crate) struct ScopeLabels<'a> {
 
 /// An attribute on its way to a label: exposed name, original key, value.
 type Named<'a> = (Cow<'a, str>, &'a str, &'a Value);
+
+/// Keys [`Arena::name_of`] remembers: a few more than a series has labels.
+const MAX_REMEMBERED_KEYS: usize = 8;
 
 const SCOPE_NAME: &str = "otel_scope_name";
 const SCOPE_VERSION: &str = "otel_scope_version";
@@ -159,7 +162,7 @@ impl<'a> Arena<'a> {
                 // `1` and `"1"` render alike.
                 _ => self.suspect = true,
             }
-            let name = self.name_of(i, key, reserve_scope);
+            let name = self.name_of(key, reserve_scope);
             changed |= matches!(name, Cow::Owned(_));
             self.labels.push(Label {
                 name,
@@ -183,7 +186,7 @@ impl<'a> Arena<'a> {
             // Every name is its key and no key repeats, so nothing collides.
             self.labels.extend(scope.merged.iter().cloned());
         }
-        self.labels[start..].sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        sort_by_name(&mut self.labels[start..]);
         self.finish(start)
     }
 
@@ -195,23 +198,21 @@ impl<'a> Arena<'a> {
         std::mem::take(&mut self.suspect)
     }
 
-    /// The exposed name of the `position`-th attribute `key`. Keys repeat from series to
-    /// series of a stream (often the same `&'static str`), so whether a key is exposed as it
-    /// is gets remembered by its address.
-    fn name_of(&mut self, position: usize, key: &'a str, reserve_scope: bool) -> Cow<'a, str> {
-        if let Some(&(cached, plain)) = self.plain.get(position)
-            && std::ptr::eq(cached, key)
-            && plain
-        {
-            return Cow::Borrowed(key);
+    /// The exposed name of attribute `key`. Keys repeat from series to series of a stream
+    /// (often the same `&'static str`, though in either order: the SDK reports a set as
+    /// given or sorted), so whether a key is exposed as it is gets remembered by address.
+    fn name_of(&mut self, key: &'a str, reserve_scope: bool) -> Cow<'a, str> {
+        if let Some(&(_, plain)) = self.plain.iter().find(|(k, _)| std::ptr::eq(*k, key)) {
+            if plain {
+                return Cow::Borrowed(key);
+            }
+            return exposed_name(key, reserve_scope);
         }
         let name = exposed_name(key, reserve_scope);
-        let plain = matches!(name, Cow::Borrowed(_));
-        if position < self.plain.len() {
-            self.plain[position] = (key, plain);
-        } else {
-            self.plain.push((key, plain));
+        if self.plain.len() == MAX_REMEMBERED_KEYS {
+            self.plain.remove(0);
         }
+        self.plain.push((key, matches!(name, Cow::Borrowed(_))));
         name
     }
 
@@ -236,6 +237,20 @@ impl<'a> Arena<'a> {
             labels_start: start as u32,
             labels_len: (self.labels.len() - start) as u32,
         }
+    }
+}
+
+/// Sorts a series' labels by name. Most series have one or two labels: those skip the
+/// general sort, whose set-up costs more than the comparison.
+fn sort_by_name(labels: &mut [Label<'_>]) {
+    match labels {
+        [] | [_] => {}
+        [a, b] => {
+            if a.name > b.name {
+                std::mem::swap(a, b);
+            }
+        }
+        _ => labels.sort_unstable_by(|a, b| a.name.cmp(&b.name)),
     }
 }
 
