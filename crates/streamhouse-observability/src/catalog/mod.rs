@@ -17,6 +17,8 @@
 
 mod registry;
 
+#[cfg(test)]
+pub(crate) use registry::family_type;
 pub use registry::{Catalog, CatalogError};
 
 /// How a metric is recorded and exposed.

@@ -127,8 +127,17 @@ impl Catalog {
     }
 }
 
+/// The Prometheus type a metric of `kind` is exposed as.
+pub(crate) fn family_type(kind: MetricKind) -> FamilyType {
+    match kind {
+        MetricKind::Counter => FamilyType::Counter,
+        MetricKind::Gauge => FamilyType::Gauge,
+        MetricKind::Histogram => FamilyType::Histogram,
+    }
+}
+
 fn claimed_names(def: &MetricDef) -> Vec<String> {
-    FamilyType::of(def.kind).claimed_names(def.prometheus_name)
+    family_type(def.kind).claimed_names(def.prometheus_name)
 }
 
 fn check_entry(def: &MetricDef) -> Result<(), String> {
@@ -149,7 +158,7 @@ fn check_entry(def: &MetricDef) -> Result<(), String> {
         ));
     }
     let exposed = def.prometheus_name;
-    let kind = FamilyType::of(def.kind);
+    let kind = family_type(def.kind);
     if family_name(exposed, def.unit, kind) != exposed {
         let want = family_name(exposed, def.unit, kind);
         return Err(format!(

@@ -8,8 +8,6 @@
 
 use std::borrow::Cow;
 
-use crate::catalog::MetricKind;
-
 /// The Prometheus type of a family, which also decides its name's suffixes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum FamilyType {
@@ -24,15 +22,6 @@ impl FamilyType {
             FamilyType::Counter => "counter",
             FamilyType::Gauge => "gauge",
             FamilyType::Histogram => "histogram",
-        }
-    }
-
-    /// The type a catalog metric of `kind` is exposed as.
-    pub(crate) fn of(kind: MetricKind) -> Self {
-        match kind {
-            MetricKind::Counter => FamilyType::Counter,
-            MetricKind::Gauge => FamilyType::Gauge,
-            MetricKind::Histogram => FamilyType::Histogram,
         }
     }
 
@@ -237,7 +226,7 @@ mod tests {
     #[test]
     fn pinned_catalog_names_are_unchanged() {
         for def in crate::catalog::ALL {
-            let kind = FamilyType::of(def.kind);
+            let kind = crate::catalog::family_type(def.kind);
             assert_eq!(
                 family_name(def.prometheus_name, def.unit, kind),
                 def.prometheus_name
