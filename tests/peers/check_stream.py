@@ -13,22 +13,16 @@ UTF-8 or `__`-prefixed label name is an error here, not silently accepted.
 """
 
 import json
-import math
 import sys
 
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 from prometheus_client.validation import enable_legacy_validation
 
+# Beside this file; JSON cannot hold NaN or infinities, so both scripts spell them alike.
+from parse_exposition import number
+
 PARSERS = {"openmetrics": parse_om, "text": parse_text}
-
-
-def number(value):
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return value
 
 
 def check(fmt, body):

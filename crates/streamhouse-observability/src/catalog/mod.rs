@@ -117,15 +117,16 @@ impl MetricDef {
         description: &'static str,
         labels: &'static [&'static str],
     ) -> MetricDef {
-        MetricDef {
+        let kind = MetricKind::Counter;
+        Self::entry(
             otel_name,
             prometheus_name,
-            kind: MetricKind::Counter,
+            kind,
             unit,
             description,
             labels,
-            buckets: &[],
-        }
+            &[],
+        )
     }
 
     /// A gauge entry (no buckets).
@@ -136,15 +137,16 @@ impl MetricDef {
         description: &'static str,
         labels: &'static [&'static str],
     ) -> MetricDef {
-        MetricDef {
+        let kind = MetricKind::Gauge;
+        Self::entry(
             otel_name,
             prometheus_name,
-            kind: MetricKind::Gauge,
+            kind,
             unit,
             description,
             labels,
-            buckets: &[],
-        }
+            &[],
+        )
     }
 
     /// A histogram entry with bucket upper bounds `buckets`, ascending.
@@ -156,10 +158,31 @@ impl MetricDef {
         labels: &'static [&'static str],
         buckets: &'static [f64],
     ) -> MetricDef {
+        let kind = MetricKind::Histogram;
+        Self::entry(
+            otel_name,
+            prometheus_name,
+            kind,
+            unit,
+            description,
+            labels,
+            buckets,
+        )
+    }
+
+    const fn entry(
+        otel_name: &'static str,
+        prometheus_name: &'static str,
+        kind: MetricKind,
+        unit: &'static str,
+        description: &'static str,
+        labels: &'static [&'static str],
+        buckets: &'static [f64],
+    ) -> MetricDef {
         MetricDef {
             otel_name,
             prometheus_name,
-            kind: MetricKind::Histogram,
+            kind,
             unit,
             description,
             labels,

@@ -66,17 +66,12 @@ impl fmt::Display for CatalogError {
 impl std::error::Error for CatalogError {}
 
 impl Catalog {
-    /// The built-in StreamHouse catalog.
+    /// The built-in StreamHouse catalog. Not checked entry by entry here: it is built on
+    /// every `TelemetryConfig::default()`, and its tests register each entry instead.
     pub fn streamhouse() -> Self {
-        let mut catalog = Catalog {
-            entries: Vec::with_capacity(ALL.len()),
-        };
-        for def in ALL {
-            if let Err(err) = catalog.register(*def) {
-                unreachable!("the built-in catalog is valid (checked by its tests): {err}");
-            }
+        Catalog {
+            entries: ALL.to_vec(),
         }
-        catalog
     }
 
     /// Adds `def` after checking it: a valid instrument name, an exposed name already in the
@@ -206,7 +201,13 @@ mod tests {
 
     #[test]
     fn the_built_in_catalog_registers() {
-        assert_eq!(Catalog::streamhouse().entries(), ALL);
+        let mut catalog = Catalog {
+            entries: Vec::new(),
+        };
+        for def in ALL {
+            catalog.register(*def).unwrap();
+        }
+        assert_eq!(catalog, Catalog::streamhouse());
     }
 
     #[test]

@@ -535,10 +535,13 @@ fn dedup_series(series: &mut Vec<Series<'_>>, arena: &Arena<'_>, sources: &[Sour
         }
         if end - start > 1 {
             let first_source = series[start].source;
-            let best = (start..end)
-                .take_while(|&i| series[i].source == first_source)
-                .min_by(|&i, &j| compare_points(sources, &series[i], &series[j]))
-                .unwrap_or(start);
+            let tied = (start..end).take_while(|&i| series[i].source == first_source);
+            let points: Vec<u32> = tied.clone().map(|i| series[i].point).collect();
+            let attributes = point_attributes(sources[first_source as usize].metric, &points);
+            let best = tied
+                .zip(&attributes)
+                .min_by(|(_, a), (_, b)| compare_attributes(a.iter().copied(), b.iter().copied()))
+                .map_or(start, |(i, _)| i);
             series.swap(start, best);
             series.drain(start + 1..end);
         }
@@ -547,25 +550,21 @@ fn dedup_series(series: &mut Vec<Series<'_>>, arena: &Arena<'_>, sources: &[Sour
     (before - series.len()) as u64
 }
 
-/// Orders two series of one stream by their original attributes.
-fn compare_points(sources: &[Source<'_>], a: &Series<'_>, b: &Series<'_>) -> Ordering {
-    let metric = sources[a.source as usize].metric;
-    let attributes = |wanted: u32| {
-        let mut found: Vec<(&str, &KeyValue)> = Vec::new();
-        let mut index = 0;
-        for_each_point(metric, |attributes, _| {
-            if index == wanted {
-                found = attributes.map(|kv| (kv.key.as_str(), kv)).collect();
+/// The attributes of the data points numbered `points` (ascending) of `metric`, in the
+/// SDK's canonical form, gathered in one pass over the stream.
+fn point_attributes<'a>(metric: &'a Metric, points: &[u32]) -> Vec<Vec<&'a KeyValue>> {
+    let mut found = Vec::with_capacity(points.len());
+    let mut index = 0;
+    for_each_point(metric, |attributes, _| {
+        if points.get(found.len()) == Some(&index) {
+            let mut pairs: Vec<(&str, &KeyValue)> =
+                attributes.map(|kv| (kv.key.as_str(), kv)).collect();
+            if has_repeated_key(&pairs) {
+                canonicalize(&mut pairs);
             }
-            index += 1;
-        });
-        if has_repeated_key(&found) {
-            canonicalize(&mut found);
+            found.push(pairs.into_iter().map(|(_, kv)| kv).collect());
         }
-        found.into_iter().map(|(_, kv)| kv).collect::<Vec<_>>()
-    };
-    compare_attributes(
-        attributes(a.point).into_iter(),
-        attributes(b.point).into_iter(),
-    )
+        index += 1;
+    });
+    found
 }
