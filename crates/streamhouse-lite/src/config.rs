@@ -9,6 +9,24 @@
 //! | `STREAMHOUSE_WRITER_AGENTS` | writer-pool agents flushing segments | 4 |
 //! | `STREAMHOUSE_CACHE_MAX_BYTES` | segment cache bound | 67108864 |
 //! | `STREAMHOUSE_MAX_VALUE_BYTES` | largest record value | 1048576 |
+//! | `STREAMHOUSE_MAX_BODY_BYTES` | largest request body (413 above) | 16777216 |
+//! | `STREAMHOUSE_MAX_BATCH_RECORDS` | most records in one produce request, enforced while parsing | 10000 |
+//! | `STREAMHOUSE_MAX_RECORD_HEADER_BYTES` | header bytes of one record, trace context included | 65536 |
+//! | `STREAMHOUSE_RECORD_BAGGAGE` | `on` copies the request's W3C `baggage` into each record | `off` |
+//! | `STREAMHOUSE_HEADER_READ_TIMEOUT_MS` | a connection that has not sent a request's headers within this is closed | 5000 |
+//! | `STREAMHOUSE_REQUEST_TIMEOUT_MS` | longest a request may take, body included (503 after) | 30000 |
+//! | `STREAMHOUSE_MAX_CONNECTIONS` | client connections open at once; more wait to be accepted | 1024 |
+//! | `STREAMHOUSE_SHUTDOWN_GRACE_MS` | how long shutdown waits for requests in flight | 10000 |
+//! | `STREAMHOUSE_MAX_TOPICS` | topics (409 above) | 10000 |
+//! | `STREAMHOUSE_MAX_PARTITIONS_PER_TOPIC` | partitions in one topic | 1024 |
+//! | `STREAMHOUSE_MAX_TOTAL_PARTITIONS` | partitions over all topics | 100000 |
+//! | `STREAMHOUSE_MAX_GROUPS` | consumer groups | 10000 |
+//! | `STREAMHOUSE_MAX_GROUP_MEMBERS` | members of one group | 1000 |
+//! | `STREAMHOUSE_MEMBER_SESSION_TIMEOUT_MS` | a member silent this long leaves its group | 30000 |
+//! | `STREAMHOUSE_MAX_CONSUME_RECORDS` | most records one consume returns | 100000 |
+//! | `STREAMHOUSE_MAX_CONSUME_BYTES` | most record bytes one consume returns (`maxBytes` asks for less) | 33554432 |
+//! | `STREAMHOUSE_MAX_UNFLUSHED_BYTES` | payload bytes waiting for a flush, all partitions together (503 above) | 134217728 |
+//! | `STREAMHOUSE_WRITER_QUEUE_SEGMENTS` | sealed segments queued for the writer pool | 1024 |
 //! | `STREAMHOUSE_LOADGEN` | `off` disables the example's load generator | `on` |
 
 use std::net::SocketAddr;
@@ -106,16 +124,43 @@ pub struct LiteConfig {
     pub max_key_bytes: usize,
     /// Most headers on one record.
     pub max_headers: usize,
-    /// Most records in one produce request.
+    /// Header names and values of one record together, trace context included, in bytes.
+    pub max_record_header_bytes: usize,
+    /// Whether records carry the request's W3C `baggage` (trace context they always carry).
+    pub record_baggage: bool,
+    /// Most records in one produce request; parsing stops at the limit.
     pub max_batch_records: usize,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
-    /// Most records one consume request returns.
-    pub max_consume_records: usize,
+    /// A connection that has not sent a whole request head within this is closed.
+    pub header_read_timeout: Duration,
+    /// Longest a request may take, reading its body included.
+    pub request_timeout: Duration,
+    /// Client connections open at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// How long shutdown waits for requests in flight before closing their connections.
+    pub shutdown_grace: Duration,
+    /// Most topics.
+    pub max_topics: usize,
     /// Most partitions in one topic.
     pub max_partitions: u32,
-    /// Produce fails with 503 while this many payload bytes wait for a flush.
+    /// Most partitions over all topics.
+    pub max_total_partitions: u64,
+    /// Most consumer groups.
+    pub max_groups: usize,
+    /// Most members in one consumer group.
+    pub max_group_members: usize,
+    /// A member that sends no heartbeat (nor consume or commit naming it) within this leaves.
+    pub member_session_timeout: Duration,
+    /// Most records one consume request returns.
+    pub max_consume_records: usize,
+    /// Most record bytes (keys, values and headers) one consume request returns.
+    pub max_consume_bytes: usize,
+    /// Produce fails with 503 while this many payload bytes, over all partitions, wait for a
+    /// flush.
     pub max_unflushed_bytes: usize,
+    /// Sealed segments queued for the writer pool; sealing waits past it.
+    pub writer_queue_segments: usize,
     /// First delay before retrying a failed flush; doubles up to [`Self::flush_retry_max`].
     pub flush_retry_initial: Duration,
     /// Longest delay between flush retries.
@@ -134,11 +179,24 @@ impl Default for LiteConfig {
             max_value_bytes: 1 << 20,
             max_key_bytes: 16 << 10,
             max_headers: 64,
+            max_record_header_bytes: 64 << 10,
+            record_baggage: false,
             max_batch_records: 10_000,
             max_body_bytes: 16 << 20,
-            max_consume_records: 1_000,
+            header_read_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 1_024,
+            shutdown_grace: Duration::from_secs(10),
+            max_topics: 10_000,
             max_partitions: 1_024,
-            max_unflushed_bytes: 256 << 20,
+            max_total_partitions: 100_000,
+            max_groups: 10_000,
+            max_group_members: 1_000,
+            member_session_timeout: Duration::from_secs(30),
+            max_consume_records: 100_000,
+            max_consume_bytes: 32 << 20,
+            max_unflushed_bytes: 128 << 20,
+            writer_queue_segments: 1_024,
             flush_retry_initial: Duration::from_millis(50),
             flush_retry_max: Duration::from_secs(2),
         }
@@ -188,6 +246,70 @@ impl LiteConfig {
         }
         if let Some(raw) = get("STREAMHOUSE_MAX_VALUE_BYTES") {
             config.max_value_bytes = positive("STREAMHOUSE_MAX_VALUE_BYTES", &raw)?;
+        }
+        let count = |name: &str, field: &mut usize| -> Result<(), ConfigError> {
+            if let Some(raw) = get(name) {
+                *field = positive(name, &raw)?;
+            }
+            Ok(())
+        };
+        count("STREAMHOUSE_MAX_BODY_BYTES", &mut config.max_body_bytes)?;
+        count("STREAMHOUSE_MAX_BATCH_RECORDS", &mut config.max_batch_records)?;
+        count(
+            "STREAMHOUSE_MAX_RECORD_HEADER_BYTES",
+            &mut config.max_record_header_bytes,
+        )?;
+        count("STREAMHOUSE_MAX_CONNECTIONS", &mut config.max_connections)?;
+        count("STREAMHOUSE_MAX_TOPICS", &mut config.max_topics)?;
+        count("STREAMHOUSE_MAX_GROUPS", &mut config.max_groups)?;
+        count("STREAMHOUSE_MAX_GROUP_MEMBERS", &mut config.max_group_members)?;
+        count("STREAMHOUSE_MAX_CONSUME_RECORDS", &mut config.max_consume_records)?;
+        count("STREAMHOUSE_MAX_CONSUME_BYTES", &mut config.max_consume_bytes)?;
+        count("STREAMHOUSE_MAX_UNFLUSHED_BYTES", &mut config.max_unflushed_bytes)?;
+        count(
+            "STREAMHOUSE_WRITER_QUEUE_SEGMENTS",
+            &mut config.writer_queue_segments,
+        )?;
+        let mut partitions = config.max_partitions as usize;
+        count("STREAMHOUSE_MAX_PARTITIONS_PER_TOPIC", &mut partitions)?;
+        config.max_partitions = u32::try_from(partitions).map_err(|_| {
+            config_error(
+                "STREAMHOUSE_MAX_PARTITIONS_PER_TOPIC",
+                &partitions.to_string(),
+                "at most 4294967295",
+            )
+        })?;
+        let mut total = config.max_total_partitions as usize;
+        count("STREAMHOUSE_MAX_TOTAL_PARTITIONS", &mut total)?;
+        config.max_total_partitions = total as u64;
+        let millis = |name: &str, field: &mut Duration| -> Result<(), ConfigError> {
+            if let Some(raw) = get(name) {
+                *field = Duration::from_millis(positive(name, &raw)? as u64);
+            }
+            Ok(())
+        };
+        millis(
+            "STREAMHOUSE_HEADER_READ_TIMEOUT_MS",
+            &mut config.header_read_timeout,
+        )?;
+        millis("STREAMHOUSE_REQUEST_TIMEOUT_MS", &mut config.request_timeout)?;
+        millis("STREAMHOUSE_SHUTDOWN_GRACE_MS", &mut config.shutdown_grace)?;
+        millis(
+            "STREAMHOUSE_MEMBER_SESSION_TIMEOUT_MS",
+            &mut config.member_session_timeout,
+        )?;
+        if let Some(raw) = get("STREAMHOUSE_RECORD_BAGGAGE") {
+            config.record_baggage = match raw.trim().to_ascii_lowercase().as_str() {
+                "on" | "true" => true,
+                "off" | "false" => false,
+                _ => {
+                    return Err(config_error(
+                        "STREAMHOUSE_RECORD_BAGGAGE",
+                        &raw,
+                        "`on` or `off`",
+                    ));
+                }
+            };
         }
         Ok(config)
     }
@@ -270,5 +392,31 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.variable, "STREAMHOUSE_SEGMENT_MAX_BYTES");
         assert_eq!(err.value, "-1");
+    }
+
+    #[test]
+    fn reads_every_limit_and_names_a_bad_one() {
+        let config = LiteConfig::from_lookup(|name| match name {
+            "STREAMHOUSE_MAX_TOPICS" => Some("7".into()),
+            "STREAMHOUSE_HEADER_READ_TIMEOUT_MS" => Some("250".into()),
+            "STREAMHOUSE_MAX_TOTAL_PARTITIONS" => Some("9".into()),
+            "STREAMHOUSE_RECORD_BAGGAGE" => Some("ON".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(config.max_topics, 7);
+        assert_eq!(config.header_read_timeout, Duration::from_millis(250));
+        assert_eq!(config.max_total_partitions, 9);
+        assert!(config.record_baggage);
+        for variable in [
+            "STREAMHOUSE_MAX_CONNECTIONS",
+            "STREAMHOUSE_MEMBER_SESSION_TIMEOUT_MS",
+            "STREAMHOUSE_MAX_CONSUME_BYTES",
+            "STREAMHOUSE_RECORD_BAGGAGE",
+        ] {
+            let err = LiteConfig::from_lookup(|name| (name == variable).then(|| "0x10".into()))
+                .unwrap_err();
+            assert_eq!(err.variable, variable);
+        }
     }
 }
