@@ -61,6 +61,10 @@ pub enum CreateTopicError {
     InvalidPartitions(u32),
 }
 
+/// The label value every request naming a topic that does not exist is counted under. It lies
+/// outside the topic-name alphabet, so no real topic can share its series.
+pub const UNKNOWN_TOPIC: &str = "(unknown)";
+
 /// Checks a topic name: 1 to 249 characters of `[A-Za-z0-9._-]`, not `.` or `..` (the names
 /// are object-store path segments).
 ///
