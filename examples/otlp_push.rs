@@ -31,6 +31,11 @@ fn main() -> Result<(), Box<dyn Error>> {
     let telemetry = Telemetry::init_global(config)?;
     logging::init(&telemetry, &LoggingConfig::from_env()?)?;
     let _gauges = observe_state(&telemetry);
+    // No async work here: a runtime of its own gives the runtime gauges something to report.
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    let _runtime_gauges = telemetry
+        .process()
+        .observe_runtime(runtime.handle().clone());
 
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut round = 0u64;

@@ -1,5 +1,7 @@
 //! Initialise telemetry, record a sample of every catalog metric, and serve `/metrics` on
-//! `127.0.0.1:9464` (`STREAMHOUSE_METRICS_ADDR` overrides) until Ctrl-C.
+//! `127.0.0.1:9464` (`OTEL_EXPORTER_PROMETHEUS_HOST`/`_PORT` or `STREAMHOUSE_METRICS_ADDR`
+//! override) until Ctrl-C; with `STREAMHOUSE_METRICS_BEARER_TOKEN` set, only for scrapers
+//! that send it. (TLS and transport limits are the main job's, `unified_server`.)
 //!
 //! ```text
 //! cargo run --example quickstart
@@ -11,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use streamhouse_observability::http::metrics_router;
+use streamhouse_observability::http::{BearerAuthLayer, metrics_router};
 use streamhouse_observability::metrics::{ConsumerError, ProducerError, S3Error, S3Operation};
 use streamhouse_observability::{Telemetry, TelemetryConfig};
 
@@ -19,6 +21,7 @@ use streamhouse_observability::{Telemetry, TelemetryConfig};
 async fn main() -> Result<(), Box<dyn Error>> {
     let config = TelemetryConfig::from_env()?;
     let addr = config.metrics_addr;
+    let token = config.admin.bearer_token.clone();
     let telemetry = Telemetry::init_global(config)?;
 
     // Producer: a bound handle for the hot path, and one error.
@@ -67,7 +70,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
         "serving http://{}/metrics (Ctrl-C to stop)",
         listener.local_addr()?
     );
-    axum::serve(listener, metrics_router(&telemetry))
+    let app = match token {
+        Some(token) => metrics_router(&telemetry).layer(BearerAuthLayer::new(token)),
+        None => metrics_router(&telemetry),
+    };
+    axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

@@ -10,9 +10,15 @@
 //! overrides), stores segments under `./data` (`STREAMHOUSE_OBJECT_STORE` overrides: a
 //! directory, `memory`, or `s3://bucket/prefix`), and drives itself with a load generator
 //! unless `STREAMHOUSE_LOADGEN=off`. Ctrl-C flushes buffered segments and stops.
+//!
+//! With any admin variable set (`OTEL_EXPORTER_PROMETHEUS_HOST`/`_PORT`,
+//! `STREAMHOUSE_METRICS_ADDR`, `STREAMHOUSE_METRICS_BEARER_TOKEN`,
+//! `STREAMHOUSE_METRICS_TLS_CERT`/`_KEY`), `/metrics` and `/health*` move to the admin
+//! address (default `127.0.0.1:9464`) and the public port serves `/api/v1` only.
 
 use std::error::Error;
 
+use futures::FutureExt;
 use streamhouse_lite::server::LiteServer;
 use streamhouse_lite::{LiteConfig, loadgen};
 use streamhouse_observability::logging::{self, LoggingConfig};
@@ -29,23 +35,45 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let store = config.store.clone();
     let listener = tokio::net::TcpListener::bind(config.http_addr).await?;
     let server = LiteServer::start(config, &telemetry).await?;
+    // A bad PEM file stops the start, before anything is served.
+    let admin_tls = server.admin_tls()?;
     let base = format!("http://{}", listener.local_addr()?);
+    let admin = if telemetry.config().admin.is_separate() {
+        let admin = tokio::net::TcpListener::bind(telemetry.config().metrics_addr).await?;
+        let scheme = if admin_tls.is_some() { "https" } else { "http" };
+        let admin_base = format!("{scheme}://{}", admin.local_addr()?);
+        Some((admin, admin_base))
+    } else {
+        None
+    };
+    let admin_base = admin.as_ref().map_or(base.clone(), |(_, b)| b.clone());
 
     println!("StreamHouse lite: segments in {store:?}");
     println!("  API      {base}/api/v1/topics");
-    println!("  metrics  {base}/metrics");
-    println!("  health   {base}/health  {base}/health/live  {base}/health/ready");
+    println!("  metrics  {admin_base}/metrics");
+    println!("  health   {admin_base}/health  {admin_base}/health/live  {admin_base}/health/ready");
     let loadgen = loadgen_on.then(|| {
         println!("  load generator on (STREAMHOUSE_LOADGEN=off disables)");
         loadgen::spawn(base.clone())
     });
     println!("Ctrl-C to stop");
 
-    server
-        .serve(listener, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    .boxed()
+    .shared();
+    match admin {
+        None => server.serve(listener, stop).await?,
+        Some((admin, _)) => {
+            let (api, admin) = tokio::join!(
+                server.serve_api(listener, stop.clone()),
+                server.serve_admin(admin, admin_tls, stop),
+            );
+            api?;
+            admin?;
+        }
+    }
     if let Some(loadgen) = loadgen {
         loadgen.abort();
     }

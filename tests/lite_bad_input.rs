@@ -109,7 +109,14 @@ async fn bad_input_is_refused_with_json_and_counted() {
             &json!({ "topic": HOSTILE_TOPIC, "value": "v" }),
         )
         .await;
-    assert_error(&unknown, StatusCode::NOT_FOUND, "topic_not_found");
+    assert_error(&unknown, StatusCode::BAD_REQUEST, "invalid_topic_name");
+    let absent = server
+        .post(
+            "/api/v1/produce",
+            &json!({ "topic": "absent", "value": "v" }),
+        )
+        .await;
+    assert_error(&absent, StatusCode::NOT_FOUND, "topic_not_found");
     let no_partition = server
         .post(
             "/api/v1/produce",
@@ -148,8 +155,8 @@ async fn bad_input_is_refused_with_json_and_counted() {
             &format!("topic={}&partition=0", urlencode(HOSTILE_TOPIC)),
         )
         .await,
-        StatusCode::NOT_FOUND,
-        "topic_not_found",
+        StatusCode::BAD_REQUEST,
+        "invalid_topic_name",
     );
     assert_error(
         &consume(&server, "topic=orders&partition=9&groupId=g").await,
@@ -220,7 +227,7 @@ async fn bad_input_is_refused_with_json_and_counted() {
             &json!({ "groupId": "g", "topic": HOSTILE_TOPIC, "partition": 0, "offset": 0 }),
         )
         .await;
-    assert_error(&no_topic, StatusCode::NOT_FOUND, "topic_not_found");
+    assert_error(&no_topic, StatusCode::BAD_REQUEST, "invalid_topic_name");
     let join = server
         .post(
             "/api/v1/consumer-groups/g/members",
@@ -235,34 +242,39 @@ async fn bad_input_is_refused_with_json_and_counted() {
     let lag = server.get("/api/v1/consumer-groups/ghost/lag").await;
     assert_error(&lag, StatusCode::NOT_FOUND, "group_not_found");
 
-    // Every refusal counted exactly, hostile names round-tripping through the exposition.
+    // Every refusal counted exactly; names the client chose never become labels: invalid or
+    // absent topics and bodies without a readable topic count under the placeholder.
     let m = server.metrics().await;
-    assert_eq!(producer_errors(&m, "", "invalid_record"), 1.0, "{}", m.body);
-    assert_eq!(producer_errors(&m, "", "record_too_large"), 1.0);
-    assert_eq!(producer_errors(&m, "orders", "invalid_record"), 3.0);
+    assert_eq!(
+        producer_errors(&m, "(unknown)", "invalid_record"),
+        1.0,
+        "{}",
+        m.body
+    );
+    assert_eq!(producer_errors(&m, "(unknown)", "record_too_large"), 1.0);
+    assert_eq!(producer_errors(&m, "(unknown)", "topic_not_found"), 1.0);
+    assert_eq!(producer_errors(&m, "orders", "invalid_record"), 4.0);
     assert_eq!(producer_errors(&m, "orders", "record_too_large"), 2.0);
     assert_eq!(producer_errors(&m, "orders", "partition_not_found"), 1.0);
-    assert_eq!(producer_errors(&m, HOSTILE_TOPIC, "topic_not_found"), 1.0);
+    assert!(!m.has_label(&catalog::PRODUCER_ERRORS, "topic", HOSTILE_TOPIC));
+    assert!(!m.has_label(&catalog::PRODUCER_ERRORS, "topic", "absent"));
+    assert!(!m.has_label(&catalog::PRODUCER_ERRORS, "topic", ""));
+    // Consumer counts name only real topics and groups: group `g` never joined or
+    // committed, and the rest fall under the placeholder.
+    assert_eq!(consumer_errors(&m, "(unknown)", "", "invalid_request"), 2.0);
     assert_eq!(
-        consumer_errors(&m, HOSTILE_TOPIC, "", "topic_not_found"),
+        consumer_errors(&m, "orders", "", "partition_not_found"),
         1.0
     );
+    assert_eq!(consumer_errors(&m, "orders", "", "invalid_request"), 5.0);
     assert_eq!(
-        consumer_errors(&m, "orders", "g", "partition_not_found"),
-        1.0
-    );
-    assert_eq!(consumer_errors(&m, "orders", "g", "invalid_request"), 5.0);
-    assert_eq!(
-        consumer_errors(&m, "orders", "g", "offset_out_of_range"),
+        consumer_errors(&m, "orders", "", "offset_out_of_range"),
         2.0
     );
     assert_eq!(consumer_errors(&m, "", "", "invalid_request"), 2.0);
-    assert_eq!(
-        consumer_errors(&m, HOSTILE_TOPIC, "g", "topic_not_found"),
-        1.0
-    );
-    assert_eq!(consumer_errors(&m, "nope", "g", "topic_not_found"), 1.0);
-    assert_eq!(consumer_errors(&m, "", "ghost", "group_not_found"), 2.0);
+    assert_eq!(consumer_errors(&m, "(unknown)", "", "topic_not_found"), 1.0);
+    assert_eq!(consumer_errors(&m, "", "", "group_not_found"), 2.0);
+    assert!(!m.has_label(&catalog::CONSUMER_ERRORS, "consumer_group", "g"));
     // Nothing was appended.
     assert_eq!(m.sum(&catalog::PRODUCER_RECORDS, ""), 0.0);
     assert_eq!(m.get(&catalog::TOPICS, "", &[]), 1.0);

@@ -1,7 +1,8 @@
 //! The main job's load generator makes every catalog metric move within seconds, except the
 //! failure counters: `streamhouse_s3_errors_total`, which only a failing store may move (see
-//! `lite_failures`), and telemetry's own export failures and dropped spans (see
-//! `otlp_failures`).
+//! `lite_failures`), telemetry's own export failures and dropped spans (see
+//! `otlp_failures`), and the runtime's global queue depth, which stays at zero unless the
+//! workers fall behind (see `process_metrics`).
 
 mod support;
 
@@ -30,6 +31,7 @@ async fn every_metric_moves_under_the_load_generator() {
                     &catalog::TELEMETRY_EXPORT_FAILURES,
                     &catalog::TELEMETRY_SPANS_DROPPED,
                     &catalog::TELEMETRY_EXPOSITION_DROPPED,
+                    &catalog::RUNTIME_GLOBAL_QUEUE_DEPTH,
                 ]
                 .contains(def)
             })

@@ -53,10 +53,20 @@ async fn get(client: &reqwest::Client, url: &str, accept: &str) -> reqwest::Resp
     response
 }
 
-/// The lines of a body that stay put between two scrapes: only uptime moves.
+/// The lines of a body that stay put between two scrapes: uptime and the process and
+/// runtime figures move.
 fn stable(body: &str) -> Vec<&str> {
+    let moving = [
+        &catalog::UPTIME,
+        &catalog::PROCESS_RESIDENT_MEMORY,
+        &catalog::PROCESS_CPU,
+        &catalog::PROCESS_OPEN_FDS,
+        &catalog::PROCESS_THREADS,
+        &catalog::RUNTIME_ALIVE_TASKS,
+        &catalog::RUNTIME_GLOBAL_QUEUE_DEPTH,
+    ];
     body.lines()
-        .filter(|l| !l.starts_with(catalog::UPTIME.prometheus_name))
+        .filter(|l| !moving.iter().any(|def| l.starts_with(def.prometheus_name)))
         .collect()
 }
 

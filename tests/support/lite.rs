@@ -60,6 +60,17 @@ pub async fn start(config: LiteConfig, store: Arc<dyn ObjectStore>) -> LiteTestS
     serve(server, telemetry).await
 }
 
+/// Starts a server over `store` with `config`, recording into `telemetry` (for a telemetry
+/// configuration of the test's own, such as an admin token).
+pub async fn start_with_telemetry(
+    config: LiteConfig,
+    store: Arc<dyn ObjectStore>,
+    telemetry: Telemetry,
+) -> LiteTestServer {
+    let server = LiteServer::start_with_store(config, &telemetry, store);
+    serve(server, telemetry).await
+}
+
 /// Starts a server the way the main job does: the store `config` names, recovered.
 pub async fn start_from_config(config: LiteConfig) -> LiteTestServer {
     let telemetry = super::telemetry();
@@ -214,6 +225,17 @@ impl Metrics {
             .filter(|s| s.name == name)
             .map(|s| s.value)
             .sum()
+    }
+
+    /// Every value the label `key` takes in the series of `def` (`""` where it is absent,
+    /// as Prometheus reads an empty label).
+    pub fn label_values(&self, def: &MetricDef, key: &str) -> std::collections::BTreeSet<String> {
+        self.parsed
+            .samples
+            .iter()
+            .filter(|s| s.name.starts_with(def.prometheus_name))
+            .map(|s| s.labels.get(key).cloned().unwrap_or_default())
+            .collect()
     }
 
     /// True when some series of `def` has the label `key="value"`.

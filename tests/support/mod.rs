@@ -5,6 +5,7 @@
 
 pub mod lite;
 pub mod otlp_receiver;
+pub mod process;
 pub mod rotel;
 
 use std::collections::BTreeMap;
@@ -455,6 +456,10 @@ pub fn record_every_metric(telemetry: &Telemetry) -> Recorded {
         );
     }
 
+    let runtime = runtime_handle();
+    let workers = runtime.metrics().num_workers() as f64;
+    expect(&catalog::RUNTIME_WORKERS, "", &[], workers);
+
     let lag_topics = topics.clone();
     let partition_topics = topics.clone();
     let topic_count = topics.len() as u64;
@@ -474,11 +479,25 @@ pub fn record_every_metric(telemetry: &Telemetry) -> Recorded {
         system.observe_connections(|| 3),
         system.observe_topics(move || topic_count),
         system.observe_agents(|| 2),
+        telemetry.process().observe_runtime(runtime.clone()),
     ];
     Recorded {
         registrations,
         expected,
     }
+}
+
+/// The runtime the caller runs on, or for a test without one a runtime kept for the
+/// process, so the runtime gauges have one to report.
+fn runtime_handle() -> tokio::runtime::Handle {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    tokio::runtime::Handle::try_current().unwrap_or_else(|_| {
+        let build = || tokio::runtime::Builder::new_current_thread().build();
+        RUNTIME
+            .get_or_init(|| build().expect("runtime"))
+            .handle()
+            .clone()
+    })
 }
 
 /// Expected `_bucket`, `_sum` and `_count` samples of one observation `value`.

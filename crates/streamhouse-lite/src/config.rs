@@ -116,7 +116,8 @@ pub struct LiteConfig {
     pub segment_max_age: Duration,
     /// Writer-pool agents.
     pub writer_agents: usize,
-    /// Segment cache bound, in encoded segment bytes.
+    /// Segment cache bound, in resident bytes (segments are held encoded; see
+    /// [`crate::segment_cache`]).
     pub cache_max_bytes: u64,
     /// Largest record value, in bytes.
     pub max_value_bytes: usize,
@@ -159,7 +160,9 @@ pub struct LiteConfig {
     /// Produce fails with 503 while this many payload bytes, over all partitions, wait for a
     /// flush.
     pub max_unflushed_bytes: usize,
-    /// Sealed segments queued for the writer pool; sealing waits past it.
+    /// Sealed segments queued for the writer pool; past it sealing is deferred and records
+    /// stay readable in the active segment (the unflushed-bytes budget pushes back on
+    /// producers).
     pub writer_queue_segments: usize,
     /// First delay before retrying a failed flush; doubles up to [`Self::flush_retry_max`].
     pub flush_retry_initial: Duration,
@@ -254,7 +257,10 @@ impl LiteConfig {
             Ok(())
         };
         count("STREAMHOUSE_MAX_BODY_BYTES", &mut config.max_body_bytes)?;
-        count("STREAMHOUSE_MAX_BATCH_RECORDS", &mut config.max_batch_records)?;
+        count(
+            "STREAMHOUSE_MAX_BATCH_RECORDS",
+            &mut config.max_batch_records,
+        )?;
         count(
             "STREAMHOUSE_MAX_RECORD_HEADER_BYTES",
             &mut config.max_record_header_bytes,
@@ -262,10 +268,22 @@ impl LiteConfig {
         count("STREAMHOUSE_MAX_CONNECTIONS", &mut config.max_connections)?;
         count("STREAMHOUSE_MAX_TOPICS", &mut config.max_topics)?;
         count("STREAMHOUSE_MAX_GROUPS", &mut config.max_groups)?;
-        count("STREAMHOUSE_MAX_GROUP_MEMBERS", &mut config.max_group_members)?;
-        count("STREAMHOUSE_MAX_CONSUME_RECORDS", &mut config.max_consume_records)?;
-        count("STREAMHOUSE_MAX_CONSUME_BYTES", &mut config.max_consume_bytes)?;
-        count("STREAMHOUSE_MAX_UNFLUSHED_BYTES", &mut config.max_unflushed_bytes)?;
+        count(
+            "STREAMHOUSE_MAX_GROUP_MEMBERS",
+            &mut config.max_group_members,
+        )?;
+        count(
+            "STREAMHOUSE_MAX_CONSUME_RECORDS",
+            &mut config.max_consume_records,
+        )?;
+        count(
+            "STREAMHOUSE_MAX_CONSUME_BYTES",
+            &mut config.max_consume_bytes,
+        )?;
+        count(
+            "STREAMHOUSE_MAX_UNFLUSHED_BYTES",
+            &mut config.max_unflushed_bytes,
+        )?;
         count(
             "STREAMHOUSE_WRITER_QUEUE_SEGMENTS",
             &mut config.writer_queue_segments,
@@ -292,7 +310,10 @@ impl LiteConfig {
             "STREAMHOUSE_HEADER_READ_TIMEOUT_MS",
             &mut config.header_read_timeout,
         )?;
-        millis("STREAMHOUSE_REQUEST_TIMEOUT_MS", &mut config.request_timeout)?;
+        millis(
+            "STREAMHOUSE_REQUEST_TIMEOUT_MS",
+            &mut config.request_timeout,
+        )?;
         millis("STREAMHOUSE_SHUTDOWN_GRACE_MS", &mut config.shutdown_grace)?;
         millis(
             "STREAMHOUSE_MEMBER_SESSION_TIMEOUT_MS",

@@ -1,5 +1,5 @@
-//! Counts open HTTP connections for `streamhouse_connections_active`: a listener whose
-//! connections decrement the count when they close, however they close.
+//! Counts open HTTP connections for `streamhouse_connections_active`: every accepted stream
+//! is wrapped so that closing it, however it closes, decrements the count.
 
 use std::io;
 use std::pin::Pin;
@@ -7,26 +7,32 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
-use axum::serve::Listener;
 use streamhouse_observability::Telemetry;
 use streamhouse_observability::metrics::GaugeRegistration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
-/// A TCP listener that counts the connections it accepted and that are still open.
-pub struct CountingListener {
-    inner: TcpListener,
+/// The open connections of every listener a server serves, reported as
+/// `streamhouse_connections_active` for as long as the counter lives.
+pub struct ConnectionCounter {
     open: Arc<AtomicU64>,
     _gauge: GaugeRegistration,
 }
 
-impl CountingListener {
-    /// Wraps `inner` and registers the count as `streamhouse_connections_active`.
-    pub fn new(inner: TcpListener, telemetry: &Telemetry) -> Self {
+impl std::fmt::Debug for ConnectionCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionCounter")
+            .field("open", &self.open())
+            .finish()
+    }
+}
+
+impl ConnectionCounter {
+    /// A counter at zero, registered with `telemetry`.
+    pub fn new(telemetry: &Telemetry) -> Self {
         let open = Arc::new(AtomicU64::new(0));
         let observed = Arc::clone(&open);
-        CountingListener {
-            inner,
+        ConnectionCounter {
             _gauge: telemetry
                 .system()
                 .observe_connections(move || observed.load(Ordering::Relaxed)),
@@ -35,27 +41,17 @@ impl CountingListener {
     }
 
     /// Connections open now.
-    pub fn open_connections(&self) -> Arc<AtomicU64> {
-        Arc::clone(&self.open)
+    pub fn open(&self) -> u64 {
+        self.open.load(Ordering::Relaxed)
     }
-}
 
-impl Listener for CountingListener {
-    type Io = CountedStream;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (stream, addr) = Listener::accept(&mut self.inner).await;
+    /// Counts `stream` until the returned wrapper is dropped.
+    pub fn track(&self, stream: TcpStream) -> CountedStream {
         self.open.fetch_add(1, Ordering::Relaxed);
-        let counted = CountedStream {
+        CountedStream {
             stream,
             open: Arc::clone(&self.open),
-        };
-        (counted, addr)
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.inner.local_addr()
+        }
     }
 }
 

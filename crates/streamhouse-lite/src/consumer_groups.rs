@@ -1,13 +1,23 @@
-//! Consumer groups: members, partition assignment, rebalances, committed offsets, and the
-//! lag series each group owns.
+//! Consumer groups: members and their sessions, partition assignment, rebalances, committed
+//! offsets, and the lag series each group owns.
+//!
+//! A group exists while it has members or commits; only then is its id a label value.
+//! Members keep their session by calling (a heartbeat, or a consume or commit naming them);
+//! a reaper task removes those silent past [`GroupLimits::session_timeout`] and rebalances.
+//!
+//! Locks: the map of groups, then a group's state, never the other way round. The map's
+//! lock is held only to find, create or remove a group; rebalances take the group's lock.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use streamhouse_observability::Telemetry;
 use streamhouse_observability::metrics::GaugeRegistration;
+use tokio::task::JoinHandle;
 
+use crate::config::LiteConfig;
 use crate::topics::TopicRegistry;
 
 /// A partition of a topic.
@@ -19,10 +29,37 @@ pub struct TopicPartition {
     pub partition: u32,
 }
 
+/// How many groups and members there may be, and how long a silent member stays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupLimits {
+    /// Most groups.
+    pub max_groups: usize,
+    /// Most members in one group.
+    pub max_members: usize,
+    /// A member that does not call within this leaves its group.
+    pub session_timeout: Duration,
+}
+
+impl GroupLimits {
+    /// The limits `config` sets.
+    pub fn from_config(config: &LiteConfig) -> Self {
+        GroupLimits {
+            max_groups: config.max_groups,
+            max_members: config.max_group_members,
+            session_timeout: config.member_session_timeout,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Member {
+    topic: String,
+    last_seen: Instant,
+}
+
 #[derive(Debug, Default)]
 struct GroupState {
-    /// Member id -> subscribed topic.
-    members: BTreeMap<String, String>,
+    members: BTreeMap<String, Member>,
     /// Member id -> assigned partitions.
     assignments: BTreeMap<String, Vec<TopicPartition>>,
     /// Next offset to read, per partition.
@@ -34,32 +71,30 @@ impl GroupState {
     /// Spreads each topic's partitions over its subscribers, in member-id order.
     fn rebalance(&mut self, topics: &TopicRegistry) {
         self.generation += 1;
-        self.assignments = self
+        let mut subscribers: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (id, member) in &self.members {
+            subscribers.entry(&member.topic).or_default().push(id);
+        }
+        let mut assignments: BTreeMap<String, Vec<TopicPartition>> = self
             .members
             .keys()
             .map(|m| (m.clone(), Vec::new()))
             .collect();
-        let subscribed: BTreeSet<&String> = self.members.values().collect();
-        for topic_name in subscribed {
+        for (topic_name, members) in subscribers {
             let Some(topic) = topics.get(topic_name) else {
                 continue;
             };
-            let subscribers: Vec<&String> = self
-                .members
-                .iter()
-                .filter(|(_, t)| *t == topic_name)
-                .map(|(m, _)| m)
-                .collect();
             for partition in 0..topic.partitions.len() as u32 {
-                let member = subscribers[partition as usize % subscribers.len()];
-                if let Some(assigned) = self.assignments.get_mut(member) {
+                let member = members[partition as usize % members.len()];
+                if let Some(assigned) = assignments.get_mut(member) {
                     assigned.push(TopicPartition {
-                        topic: topic_name.clone(),
+                        topic: topic_name.to_owned(),
                         partition,
                     });
                 }
             }
         }
+        self.assignments = assignments;
     }
 
     /// Partitions whose lag the group reports: committed or assigned.
@@ -70,6 +105,19 @@ impl GroupState {
             .chain(self.assignments.values().flatten().cloned())
             .collect()
     }
+
+    fn is_empty(&self) -> bool {
+        self.members.is_empty() && self.committed.is_empty()
+    }
+
+    fn membership(&self, group_id: &str, member_id: &str) -> Membership {
+        Membership {
+            group_id: group_id.to_owned(),
+            member_id: member_id.to_owned(),
+            generation: self.generation,
+            assignments: self.assignments.get(member_id).cloned().unwrap_or_default(),
+        }
+    }
 }
 
 struct Group {
@@ -78,17 +126,17 @@ struct Group {
     _lag: GaugeRegistration,
 }
 
-/// A member's view after joining.
+/// A member's view: after joining, and at each heartbeat.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Membership {
     /// The group.
     pub group_id: String,
-    /// The new member's id.
+    /// The member's id.
     pub member_id: String,
-    /// Rebalance generation.
+    /// Rebalance generation; a member seeing it change reads its new assignments here.
     pub generation: u64,
-    /// Partitions assigned to the new member.
+    /// Partitions assigned to the member.
     pub assignments: Vec<TopicPartition>,
 }
 
@@ -113,55 +161,239 @@ pub struct PartitionLag {
 pub enum GroupError {
     /// No such group.
     GroupNotFound,
-    /// No such member in the group.
+    /// No such member in the group (it left, or its session expired).
     MemberNotFound,
+    /// Creating the group would pass [`GroupLimits::max_groups`].
+    TooManyGroups,
+    /// The group already has [`GroupLimits::max_members`] members.
+    TooManyMembers,
 }
 
-/// Every consumer group.
-pub struct ConsumerGroups {
+struct Shared {
     groups: Mutex<HashMap<String, Group>>,
     topics: Arc<TopicRegistry>,
     telemetry: Telemetry,
+    limits: GroupLimits,
+}
+
+/// Every consumer group, and the reaper task expiring silent members (stopped on drop).
+pub struct ConsumerGroups {
+    shared: Arc<Shared>,
+    reaper: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for ConsumerGroups {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConsumerGroups")
             .field("groups", &self.group_ids())
+            .field("limits", &self.shared.limits)
             .finish_non_exhaustive()
     }
 }
 
+impl Drop for ConsumerGroups {
+    fn drop(&mut self) {
+        self.reaper.abort();
+    }
+}
+
 impl ConsumerGroups {
-    /// No groups yet.
-    pub fn new(topics: Arc<TopicRegistry>, telemetry: &Telemetry) -> Self {
-        ConsumerGroups {
+    /// No groups yet; starts the reaper on the current Tokio runtime.
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime.
+    pub fn new(topics: Arc<TopicRegistry>, telemetry: &Telemetry, limits: GroupLimits) -> Self {
+        let shared = Arc::new(Shared {
             groups: Mutex::new(HashMap::new()),
             topics,
             telemetry: telemetry.clone(),
-        }
+            limits,
+        });
+        let reaper = tokio::spawn(reap_silent_members(
+            Arc::downgrade(&shared),
+            limits.session_timeout,
+        ));
+        ConsumerGroups { shared, reaper }
     }
 
-    fn groups(&self) -> std::sync::MutexGuard<'_, HashMap<String, Group>> {
-        self.groups.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Stops expiring members (at shutdown); dropping the groups stops it too.
+    pub fn stop_reaper(&self) {
+        self.reaper.abort();
+    }
+
+    /// The limits enforced.
+    pub fn limits(&self) -> GroupLimits {
+        self.shared.limits
     }
 
     /// Ids of the groups that exist, sorted.
     pub fn group_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self.groups().keys().cloned().collect();
+        let mut ids: Vec<String> = self.shared.groups().keys().cloned().collect();
         ids.sort();
         ids
     }
 
-    /// The group's state, created (with its lag source) if missing.
-    fn state_of(&self, group_id: &str) -> Arc<Mutex<GroupState>> {
-        let mut groups = self.groups();
-        let group = groups.entry(group_id.to_owned()).or_insert_with(|| {
-            let state = Arc::new(Mutex::new(GroupState::default()));
-            let lag = self.lag_source(group_id, Arc::downgrade(&state));
-            Group { state, _lag: lag }
-        });
-        Arc::clone(&group.state)
+    /// Whether `group_id` exists: it has members or commits.
+    pub fn exists(&self, group_id: &str) -> bool {
+        self.shared.groups().contains_key(group_id)
+    }
+
+    /// Adds a member subscribed to `topic` (which must exist) and rebalances the group,
+    /// creating it if needed.
+    ///
+    /// # Errors
+    /// [`GroupError::TooManyGroups`] or [`GroupError::TooManyMembers`].
+    pub fn join(&self, group_id: &str, topic: &str) -> Result<Membership, GroupError> {
+        let member_id = format!("{group_id}-{}", uuid::Uuid::new_v4());
+        let state = {
+            let mut groups = self.shared.groups();
+            let group = self.shared.get_or_create(&mut groups, group_id)?;
+            let mut state = lock(&group.state);
+            if state.members.len() >= self.shared.limits.max_members {
+                return Err(GroupError::TooManyMembers);
+            }
+            // Added under the map's lock, so the group cannot be removed as empty meanwhile.
+            state.members.insert(
+                member_id.clone(),
+                Member {
+                    topic: topic.to_owned(),
+                    last_seen: Instant::now(),
+                },
+            );
+            Arc::clone(&group.state)
+        };
+        let mut state = lock(&state);
+        state.rebalance(&self.shared.topics);
+        self.shared.telemetry.consumer().record_rebalance(group_id);
+        Ok(state.membership(group_id, &member_id))
+    }
+
+    /// Removes a member and rebalances; a group left with no members and no commits is
+    /// removed, and its lag series with it.
+    ///
+    /// # Errors
+    /// [`GroupError::GroupNotFound`] or [`GroupError::MemberNotFound`].
+    pub fn leave(&self, group_id: &str, member_id: &str) -> Result<(), GroupError> {
+        let state = self.shared.state(group_id)?;
+        let empty = {
+            let mut state = lock(&state);
+            if state.members.remove(member_id).is_none() {
+                return Err(GroupError::MemberNotFound);
+            }
+            state.rebalance(&self.shared.topics);
+            self.shared.telemetry.consumer().record_rebalance(group_id);
+            state.is_empty()
+        };
+        if empty {
+            self.shared.remove_if_empty(group_id);
+        }
+        Ok(())
+    }
+
+    /// Renews a member's session; answers its generation and assignments.
+    ///
+    /// # Errors
+    /// [`GroupError::GroupNotFound`] or [`GroupError::MemberNotFound`].
+    pub fn heartbeat(&self, group_id: &str, member_id: &str) -> Result<Membership, GroupError> {
+        let state = self.shared.state(group_id)?;
+        let mut state = lock(&state);
+        let member = state
+            .members
+            .get_mut(member_id)
+            .ok_or(GroupError::MemberNotFound)?;
+        member.last_seen = Instant::now();
+        Ok(state.membership(group_id, member_id))
+    }
+
+    /// Commits `offset` (the next offset to read) for a partition, creating the group if
+    /// needed. The caller checks the partition exists and the offset is in range.
+    ///
+    /// # Errors
+    /// [`GroupError::TooManyGroups`].
+    pub fn commit(
+        &self,
+        group_id: &str,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+    ) -> Result<(), GroupError> {
+        let mut groups = self.shared.groups();
+        let group = self.shared.get_or_create(&mut groups, group_id)?;
+        lock(&group.state).committed.insert(
+            TopicPartition {
+                topic: topic.to_owned(),
+                partition,
+            },
+            offset,
+        );
+        Ok(())
+    }
+
+    /// The committed offset of a partition, if any.
+    pub fn committed(&self, group_id: &str, topic: &str, partition: u32) -> Option<u64> {
+        let state = self.shared.state(group_id).ok()?;
+        let state = lock(&state);
+        state
+            .committed
+            .get(&TopicPartition {
+                topic: topic.to_owned(),
+                partition,
+            })
+            .copied()
+    }
+
+    /// Lag of every partition the group commits to or is assigned.
+    ///
+    /// # Errors
+    /// [`GroupError::GroupNotFound`] for an unknown group.
+    pub fn lag(&self, group_id: &str) -> Result<Vec<PartitionLag>, GroupError> {
+        let state = self.shared.state(group_id)?;
+        Ok(lag_of(&state, &self.shared.topics))
+    }
+
+    /// Members and their assignments.
+    ///
+    /// # Errors
+    /// [`GroupError::GroupNotFound`] for an unknown group.
+    pub fn members(
+        &self,
+        group_id: &str,
+    ) -> Result<BTreeMap<String, Vec<TopicPartition>>, GroupError> {
+        let state = self.shared.state(group_id)?;
+        let state = lock(&state);
+        Ok(state.assignments.clone())
+    }
+}
+
+impl Shared {
+    fn groups(&self) -> MutexGuard<'_, HashMap<String, Group>> {
+        self.groups.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn state(&self, group_id: &str) -> Result<Arc<Mutex<GroupState>>, GroupError> {
+        let groups = self.groups();
+        let group = groups.get(group_id).ok_or(GroupError::GroupNotFound)?;
+        Ok(Arc::clone(&group.state))
+    }
+
+    /// The group, created (with its lag source) if missing and the limit allows.
+    fn get_or_create<'a>(
+        &self,
+        groups: &'a mut HashMap<String, Group>,
+        group_id: &str,
+    ) -> Result<&'a Group, GroupError> {
+        let count = groups.len();
+        match groups.entry(group_id.to_owned()) {
+            std::collections::hash_map::Entry::Occupied(entry) => Ok(entry.into_mut()),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                if count >= self.limits.max_groups {
+                    return Err(GroupError::TooManyGroups);
+                }
+                let state = Arc::new(Mutex::new(GroupState::default()));
+                let lag = self.lag_source(group_id, Arc::downgrade(&state));
+                Ok(entry.insert(Group { state, _lag: lag }))
+            }
+        }
     }
 
     fn lag_source(&self, group_id: &str, state: Weak<Mutex<GroupState>>) -> GaugeRegistration {
@@ -177,110 +409,73 @@ impl ConsumerGroups {
         })
     }
 
-    /// Adds a member subscribed to `topic` (which must exist) and rebalances the group.
-    pub fn join(&self, group_id: &str, topic: &str) -> Membership {
-        let state = self.state_of(group_id);
-        let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
-        let member_id = format!("{group_id}-{}", uuid::Uuid::new_v4());
-        state.members.insert(member_id.clone(), topic.to_owned());
-        state.rebalance(&self.topics);
-        self.telemetry.consumer().record_rebalance(group_id);
-        Membership {
-            group_id: group_id.to_owned(),
-            assignments: state
-                .assignments
-                .get(&member_id)
-                .cloned()
-                .unwrap_or_default(),
-            member_id,
-            generation: state.generation,
-        }
-    }
-
-    /// Removes a member and rebalances; a group left with no members and no commits is
-    /// removed, and its lag series with it.
-    ///
-    /// # Errors
-    /// [`GroupError`] when the group or member is unknown.
-    pub fn leave(&self, group_id: &str, member_id: &str) -> Result<(), GroupError> {
+    /// Removes the group if it has no members and no commits (checked again under both
+    /// locks: a join or commit may have come in since the caller looked).
+    fn remove_if_empty(&self, group_id: &str) {
         let removed = {
             let mut groups = self.groups();
-            let group = groups.get(group_id).ok_or(GroupError::GroupNotFound)?;
-            let mut state = group.state.lock().unwrap_or_else(PoisonError::into_inner);
-            if state.members.remove(member_id).is_none() {
-                return Err(GroupError::MemberNotFound);
-            }
-            state.rebalance(&self.topics);
-            self.telemetry.consumer().record_rebalance(group_id);
-            let empty = state.members.is_empty() && state.committed.is_empty();
-            drop(state);
+            let empty = groups
+                .get(group_id)
+                .is_some_and(|group| lock(&group.state).is_empty());
             if empty { groups.remove(group_id) } else { None }
         };
         // Dropped outside the map's lock: it takes the gauge's lock.
         drop(removed);
-        Ok(())
     }
 
-    /// Commits `offset` (the next offset to read) for a partition, creating the group if
-    /// needed. The caller checks the partition exists and the offset is in range.
-    pub fn commit(&self, group_id: &str, topic: &str, partition: u32, offset: u64) {
-        let state = self.state_of(group_id);
-        let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.committed.insert(
-            TopicPartition {
-                topic: topic.to_owned(),
-                partition,
-            },
-            offset,
-        );
-    }
-
-    /// The committed offset of a partition, if any.
-    pub fn committed(&self, group_id: &str, topic: &str, partition: u32) -> Option<u64> {
-        let groups = self.groups();
-        let state = groups
-            .get(group_id)?
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        state
-            .committed
-            .get(&TopicPartition {
-                topic: topic.to_owned(),
-                partition,
-            })
-            .copied()
-    }
-
-    /// Lag of every partition the group commits to or is assigned.
-    ///
-    /// # Errors
-    /// [`GroupError::GroupNotFound`] for an unknown group.
-    pub fn lag(&self, group_id: &str) -> Result<Vec<PartitionLag>, GroupError> {
-        let state = {
-            let groups = self.groups();
-            Arc::clone(&groups.get(group_id).ok_or(GroupError::GroupNotFound)?.state)
-        };
-        Ok(lag_of(&state, &self.topics))
-    }
-
-    /// Members and their assignments.
-    ///
-    /// # Errors
-    /// [`GroupError::GroupNotFound`] for an unknown group.
-    pub fn members(
-        &self,
-        group_id: &str,
-    ) -> Result<BTreeMap<String, Vec<TopicPartition>>, GroupError> {
-        let groups = self.groups();
-        let group = groups.get(group_id).ok_or(GroupError::GroupNotFound)?;
-        let state = group.state.lock().unwrap_or_else(PoisonError::into_inner);
-        Ok(state.assignments.clone())
+    /// Removes every member last seen more than the session timeout before `now`, with one
+    /// rebalance per group that lost any; returns how many members left.
+    fn expire_silent(&self, now: Instant) -> usize {
+        let timeout = self.limits.session_timeout;
+        let states: Vec<(String, Arc<Mutex<GroupState>>)> = self
+            .groups()
+            .iter()
+            .map(|(id, group)| (id.clone(), Arc::clone(&group.state)))
+            .collect();
+        let mut expired = 0;
+        for (group_id, state) in states {
+            let empty = {
+                let mut state = lock(&state);
+                let before = state.members.len();
+                state
+                    .members
+                    .retain(|_, m| now.saturating_duration_since(m.last_seen) <= timeout);
+                if state.members.len() == before {
+                    continue;
+                }
+                expired += before - state.members.len();
+                state.rebalance(&self.topics);
+                self.telemetry.consumer().record_rebalance(&group_id);
+                state.is_empty()
+            };
+            if empty {
+                self.remove_if_empty(&group_id);
+            }
+        }
+        expired
     }
 }
 
+/// Expires silent members about four times per session timeout, until the groups are gone.
+async fn reap_silent_members(shared: Weak<Shared>, timeout: Duration) {
+    let tick = (timeout / 4).clamp(Duration::from_millis(5), Duration::from_secs(1));
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        shared.expire_silent(Instant::now());
+    }
+}
+
+fn lock(state: &Mutex<GroupState>) -> MutexGuard<'_, GroupState> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 fn lag_of(state: &Mutex<GroupState>, topics: &TopicRegistry) -> Vec<PartitionLag> {
-    let state = state.lock().unwrap_or_else(PoisonError::into_inner);
+    let state = lock(state);
     state
         .tracked()
         .into_iter()
@@ -297,4 +492,109 @@ fn lag_of(state: &Mutex<GroupState>, topics: &TopicRegistry) -> Vec<PartitionLag
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topics::TopicLimits;
+    use streamhouse_observability::TelemetryConfig;
+
+    const TIMEOUT: Duration = Duration::from_secs(3600);
+
+    fn groups(max_groups: usize, max_members: usize) -> ConsumerGroups {
+        let telemetry = Telemetry::new(TelemetryConfig::default()).unwrap();
+        let limits = TopicLimits::from_config(&LiteConfig::default());
+        let topics = Arc::new(TopicRegistry::new(&telemetry, 1_000, limits));
+        topics.create("t", 4).unwrap();
+        let limits = GroupLimits {
+            max_groups,
+            max_members,
+            session_timeout: TIMEOUT,
+        };
+        ConsumerGroups::new(topics, &telemetry, limits)
+    }
+
+    fn partitions(membership: &Membership) -> Vec<u32> {
+        membership
+            .assignments
+            .iter()
+            .map(|tp| tp.partition)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn groups_and_members_stop_at_their_limits() {
+        let groups = groups(2, 2);
+        groups.join("a", "t").unwrap();
+        groups.commit("b", "t", 0, 0).unwrap();
+        assert_eq!(
+            groups.join("c", "t").unwrap_err(),
+            GroupError::TooManyGroups
+        );
+        assert_eq!(
+            groups.commit("c", "t", 0, 0).unwrap_err(),
+            GroupError::TooManyGroups
+        );
+        assert!(!groups.exists("c"));
+        groups.join("a", "t").unwrap();
+        assert_eq!(
+            groups.join("a", "t").unwrap_err(),
+            GroupError::TooManyMembers
+        );
+        assert_eq!(groups.members("a").unwrap().len(), 2);
+        assert_eq!(groups.group_ids(), ["a", "b"]);
+    }
+
+    #[tokio::test]
+    async fn a_silent_member_expires_and_its_partitions_move() {
+        let groups = groups(10, 10);
+        let first = groups.join("g", "t").unwrap();
+        let second = groups.join("g", "t").unwrap();
+        assert_eq!(partitions(&second).len(), 2);
+        // Nobody is silent yet.
+        assert_eq!(groups.shared.expire_silent(Instant::now()), 0);
+        let state = groups.shared.state("g").unwrap();
+        let long_ago = Instant::now().checked_sub(TIMEOUT * 2).unwrap();
+        lock(&state)
+            .members
+            .get_mut(&first.member_id)
+            .unwrap()
+            .last_seen = long_ago;
+        assert_eq!(groups.shared.expire_silent(Instant::now()), 1);
+        let now = groups.heartbeat("g", &second.member_id).unwrap();
+        assert_eq!(partitions(&now), [0, 1, 2, 3]);
+        assert_eq!(now.generation, second.generation + 1);
+        assert_eq!(
+            groups.heartbeat("g", &first.member_id).unwrap_err(),
+            GroupError::MemberNotFound
+        );
+    }
+
+    #[tokio::test]
+    async fn an_expired_group_without_commits_goes_away_one_with_commits_stays() {
+        let groups = groups(10, 10);
+        groups.join("gone", "t").unwrap();
+        groups.join("kept", "t").unwrap();
+        groups.commit("kept", "t", 0, 0).unwrap();
+        let later = Instant::now() + TIMEOUT * 2;
+        assert_eq!(groups.shared.expire_silent(later), 2);
+        assert_eq!(groups.group_ids(), ["kept"]);
+        assert_eq!(groups.lag("gone").unwrap_err(), GroupError::GroupNotFound);
+        assert_eq!(groups.committed("kept", "t", 0), Some(0));
+    }
+
+    #[tokio::test]
+    async fn leaving_the_last_member_removes_a_group_without_commits() {
+        let groups = groups(1, 10);
+        let member = groups.join("g", "t").unwrap();
+        assert_eq!(
+            groups.leave("g", "nobody").unwrap_err(),
+            GroupError::MemberNotFound
+        );
+        groups.leave("g", &member.member_id).unwrap();
+        assert!(!groups.exists("g"));
+        // Its place under `max_groups` is free again.
+        groups.join("h", "t").unwrap();
+    }
 }

@@ -35,6 +35,7 @@ pub mod partition_log;
 pub mod record;
 pub mod segment;
 pub mod segment_cache;
+pub mod serve;
 pub mod server;
 pub mod store;
 pub mod topics;

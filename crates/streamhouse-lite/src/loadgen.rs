@@ -113,11 +113,8 @@ async fn get_json(client: &reqwest::Client, url: &str) -> Option<Value> {
 }
 
 async fn consume(client: reqwest::Client, api: String, group: &str, topic: &str) {
-    let _ = client
-        .post(format!("{api}/consumer-groups/{group}/members"))
-        .json(&json!({ "topic": topic }))
-        .send()
-        .await;
+    // Each consume names the member, which keeps its session alive.
+    let mut member = join(&client, &api, group, topic).await;
     let partitions = TOPICS
         .iter()
         .find(|(name, _)| *name == topic)
@@ -127,10 +124,22 @@ async fn consume(client: reqwest::Client, api: String, group: &str, topic: &str)
     loop {
         tick.tick().await;
         for (partition, offset) in offsets.iter_mut().enumerate() {
+            let Some(id) = member.as_deref() else {
+                member = join(&client, &api, group, topic).await;
+                continue;
+            };
             let url = format!(
-                "{api}/consume?topic={topic}&partition={partition}&offset={offset}&maxRecords=200&groupId={group}"
+                "{api}/consume?topic={topic}&partition={partition}&offset={offset}&maxRecords=200&groupId={group}&memberId={id}"
             );
-            let Some(body) = get_json(&client, &url).await else {
+            let Ok(response) = client.get(&url).send().await else {
+                continue;
+            };
+            if response.status() == reqwest::StatusCode::NOT_FOUND {
+                // The member expired (the server paused longer than its session): join again.
+                member = join(&client, &api, group, topic).await;
+                continue;
+            }
+            let Ok(body) = response.json::<Value>().await else {
                 continue;
             };
             let next = body["nextOffset"].as_u64().unwrap_or(*offset);
@@ -147,6 +156,18 @@ async fn consume(client: reqwest::Client, api: String, group: &str, topic: &str)
             }
         }
     }
+}
+
+/// Joins `group` for `topic`; the member id, if the join took.
+async fn join(client: &reqwest::Client, api: &str, group: &str, topic: &str) -> Option<String> {
+    let response = client
+        .post(format!("{api}/consumer-groups/{group}/members"))
+        .json(&json!({ "topic": topic }))
+        .send()
+        .await
+        .ok()?;
+    let body: Value = response.json().await.ok()?;
+    body["memberId"].as_str().map(str::to_owned)
 }
 
 /// A second analytics member that joins and leaves every few seconds.

@@ -58,13 +58,6 @@ pub struct PartitionLog {
     state: Mutex<LogState>,
 }
 
-/// Refused because too many bytes wait for the object store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backpressure {
-    /// Bytes waiting.
-    pub unflushed_bytes: usize,
-}
-
 impl PartitionLog {
     /// An empty log sealing segments at `segment_max_bytes`.
     pub fn new(
@@ -101,23 +94,12 @@ impl PartitionLog {
         self.state().unflushed_bytes
     }
 
-    /// Appends `records` (all or none), returning the first offset and the segment sealed
-    /// because the buffer filled, if any.
-    ///
-    /// # Errors
-    /// [`Backpressure`] when more than `max_unflushed_bytes` already wait for a flush.
-    pub fn append(
-        &self,
-        records: Vec<NewRecord>,
-        timestamp: u64,
-        max_unflushed_bytes: usize,
-    ) -> Result<(u64, Option<Arc<SealedSegment>>), Backpressure> {
+    /// Appends `records`, returning the first offset and whether the active segment is now
+    /// full. The caller has reserved their bytes in the writer pool's budget and seals a full
+    /// segment through the pool ([`crate::writer_pool::WriterPool::try_seal`]), which may
+    /// leave it to grow while the pool's queue is full.
+    pub fn append(&self, records: Vec<NewRecord>, timestamp: u64) -> (u64, bool) {
         let mut state = self.state();
-        if state.unflushed_bytes > max_unflushed_bytes {
-            return Err(Backpressure {
-                unflushed_bytes: state.unflushed_bytes,
-            });
-        }
         let first = state.next_offset;
         if state.active.is_empty() {
             state.active_opened = Some(Instant::now());
@@ -135,17 +117,29 @@ impl PartitionLog {
             state.active.push(record);
             state.next_offset += 1;
         }
-        let sealed = (state.active_bytes >= self.segment_max_bytes).then(|| self.seal(&mut state));
-        Ok((first, sealed.flatten()))
+        (first, state.active_bytes >= self.segment_max_bytes)
     }
 
-    /// Seals the active segment if it is non-empty and at least `max_age` old.
-    pub fn seal_if_older(&self, max_age: Duration) -> Option<Arc<SealedSegment>> {
+    /// Seals the active segment if it holds at least `segment_max_bytes`.
+    pub fn seal_if_full(&self) -> Option<Arc<SealedSegment>> {
         let mut state = self.state();
-        match state.active_opened {
-            Some(opened) if opened.elapsed() >= max_age => self.seal(&mut state),
-            _ => None,
+        if state.active_bytes >= self.segment_max_bytes {
+            return self.seal(&mut state);
         }
+        None
+    }
+
+    /// Seals the active segment if it is non-empty and either full or at least `max_age`
+    /// old (the sealer's tick; it also catches segments left full while the queue was).
+    pub fn seal_if_due(&self, max_age: Duration) -> Option<Arc<SealedSegment>> {
+        let mut state = self.state();
+        let aged = state
+            .active_opened
+            .is_some_and(|opened| opened.elapsed() >= max_age);
+        if aged || state.active_bytes >= self.segment_max_bytes {
+            return self.seal(&mut state);
+        }
+        None
     }
 
     /// Seals the active segment if it is non-empty (at shutdown).
@@ -213,10 +207,22 @@ impl PartitionLog {
     /// Plans a read of at most `max` records from `offset` (which must be below the high
     /// watermark).
     pub fn plan_read(&self, offset: u64, max: usize) -> ReadPlan {
+        self.plan_read_while(offset, max, |_| true)
+    }
+
+    /// As [`Self::plan_read`], but a read from memory clones only the records `keep`
+    /// accepts, stopping at the first it refuses (a consume's byte cap).
+    pub fn plan_read_while(
+        &self,
+        offset: u64,
+        max: usize,
+        mut keep: impl FnMut(&Record) -> bool,
+    ) -> ReadPlan {
         let state = self.state();
-        let take = |records: &[Record], base: u64| -> Vec<Record> {
+        let mut take = |records: &[Record], base: u64| -> Vec<Record> {
             let start = (offset - base) as usize;
-            records[start..].iter().take(max).cloned().collect()
+            let wanted = records[start..].iter().take(max);
+            wanted.take_while(|r| keep(r)).cloned().collect()
         };
         if let Some(first) = state.active.first()
             && offset >= first.offset
@@ -259,13 +265,13 @@ mod tests {
     fn seals_full_segments_and_reads_every_offset() {
         let telemetry = Telemetry::new(TelemetryConfig::default()).unwrap();
         let log = PartitionLog::new("t", 0, 10, telemetry.storage().partition("t", 0));
-        let (first, sealed) = log
-            .append(vec![record("12345"), record("67890")], 1, usize::MAX)
-            .unwrap();
-        assert_eq!(first, 0);
-        let sealed = sealed.expect("10 bytes fill the segment");
+        let (first, full) = log.append(vec![record("12345"), record("67890")], 1);
+        assert_eq!((first, full), (0, true));
+        let sealed = log.seal_if_full().expect("10 bytes fill the segment");
         assert_eq!((sealed.base_offset, sealed.last_offset()), (0, 1));
-        log.append(vec![record("x")], 2, usize::MAX).unwrap();
+        assert_eq!(log.append(vec![record("x")], 2), (2, false));
+        assert!(log.seal_if_full().is_none());
+        assert!(log.seal_if_due(Duration::from_secs(3600)).is_none());
         assert_eq!(log.high_watermark(), 3);
         // Sealed but unflushed: from memory.
         assert!(
@@ -278,5 +284,19 @@ mod tests {
             ReadPlan::Flushed { offset: 1, .. }
         ));
         assert!(matches!(log.plan_read(2, 10), ReadPlan::Memory(r) if r[0].value == "x"));
+    }
+
+    #[test]
+    fn a_segment_left_unsealed_keeps_growing_and_stays_readable() {
+        let telemetry = Telemetry::new(TelemetryConfig::default()).unwrap();
+        let log = PartitionLog::new("t", 0, 4, telemetry.storage().partition("t", 0));
+        // Full twice over, not sealed (as when the writer queue is full).
+        assert!(log.append(vec![record("1234")], 1).1);
+        assert!(log.append(vec![record("5678")], 1).1);
+        assert!(matches!(log.plan_read(1, 10), ReadPlan::Memory(r) if r[0].value == "5678"));
+        // The sealer's tick seals it although it is young.
+        let sealed = log.seal_if_due(Duration::from_secs(3600)).unwrap();
+        assert_eq!((sealed.records.len(), sealed.payload_bytes), (2, 8));
+        assert!(log.seal_if_due(Duration::ZERO).is_none());
     }
 }

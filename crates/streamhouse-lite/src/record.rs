@@ -1,5 +1,7 @@
 //! A record as stored and served: string key and value, string headers.
 
+pub mod limits;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

@@ -1,7 +1,11 @@
 //! Segments: a run of consecutive records of one partition, sealed and flushed as one
 //! object. Encoded as JSON lines, one record per line, so an operator can read one with `cat`.
 
+mod encoded;
+
 use object_store::path::Path;
+
+pub use encoded::EncodedSegment;
 
 use crate::record::Record;
 

@@ -1,4 +1,6 @@
-//! The read cache of flushed segments, bounded by their encoded size in bytes.
+//! The read cache of flushed segments, bounded by the bytes it keeps resident: segments are
+//! held encoded ([`EncodedSegment`]), so the bound and `streamhouse_cache_size_bytes` count
+//! what the process really holds for them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -8,15 +10,23 @@ use object_store::path::Path;
 use streamhouse_observability::Telemetry;
 use streamhouse_observability::metrics::{GaugeRegistration, StorageMetrics};
 
-use crate::record::Record;
+use crate::segment::EncodedSegment;
+
+/// What an entry costs besides its segment and its path's text: the LRU node (key, value, two
+/// links), its hash-table slot with the table's growth slack, and the `Arc`'s two counts.
+/// About 110 bytes on a 64-bit target; the allocation test in `tests/cache_memory.rs` checks
+/// the total against what the allocator really handed out.
+pub const ENTRY_OVERHEAD_BYTES: u64 = 128;
 
 struct Entry {
-    records: Arc<Vec<Record>>,
+    segment: Arc<EncodedSegment>,
     bytes: u64,
 }
 
-/// Least-recently-used segments, at most `max_bytes` of them (by encoded size). Counts a hit
-/// or a miss on every lookup and exposes its size as `streamhouse_cache_size_bytes`.
+/// Least-recently-used segments, at most `max_bytes` of them, counting each segment's
+/// [resident bytes](EncodedSegment::resident_bytes), its path and [`ENTRY_OVERHEAD_BYTES`].
+/// Counts a hit or a miss on every lookup and exposes its size as
+/// `streamhouse_cache_size_bytes`.
 pub struct SegmentCache {
     entries: Mutex<LruCache<Path, Entry>>,
     bytes: Arc<AtomicU64>,
@@ -50,14 +60,14 @@ impl SegmentCache {
         }
     }
 
-    /// The records of the segment at `path`, counting a hit or a miss.
-    pub fn get(&self, path: &Path) -> Option<Arc<Vec<Record>>> {
+    /// The segment at `path`, counting a hit or a miss.
+    pub fn get(&self, path: &Path) -> Option<Arc<EncodedSegment>> {
         let found = self
             .entries
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(path)
-            .map(|e| Arc::clone(&e.records));
+            .map(|e| Arc::clone(&e.segment));
         match found {
             Some(_) => self.metrics.record_cache_hit(),
             None => self.metrics.record_cache_miss(),
@@ -65,25 +75,31 @@ impl SegmentCache {
         found
     }
 
-    /// The records of the segment at `path`, without counting a hit or a miss: for a
-    /// second look by a request whose miss is already counted.
-    pub fn peek(&self, path: &Path) -> Option<Arc<Vec<Record>>> {
+    /// The segment at `path`, without counting a hit or a miss: for a second look by a
+    /// request whose miss is already counted.
+    pub fn peek(&self, path: &Path) -> Option<Arc<EncodedSegment>> {
         self.entries
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .peek(path)
-            .map(|e| Arc::clone(&e.records))
+            .map(|e| Arc::clone(&e.segment))
     }
 
-    /// Caches a segment of `bytes` encoded bytes, evicting the least recently used ones to
-    /// stay within the bound. A segment larger than the bound is not cached.
-    pub fn insert(&self, path: Path, records: Arc<Vec<Record>>, bytes: u64) {
+    /// What caching `segment` under `path` costs against the bound.
+    pub fn cost(path: &Path, segment: &EncodedSegment) -> u64 {
+        segment.resident_bytes() + path.as_ref().len() as u64 + ENTRY_OVERHEAD_BYTES
+    }
+
+    /// Caches a segment, evicting the least recently used ones to stay within the bound. A
+    /// segment costing more than the whole bound is not cached.
+    pub fn insert(&self, path: Path, segment: Arc<EncodedSegment>) {
+        let bytes = Self::cost(&path, &segment);
         if bytes > self.max_bytes {
             return;
         }
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         let mut total = self.bytes.load(Ordering::Relaxed);
-        if let Some(old) = entries.put(path, Entry { records, bytes }) {
+        if let Some(old) = entries.put(path, Entry { segment, bytes }) {
             total -= old.bytes;
         }
         total += bytes;
@@ -96,7 +112,7 @@ impl SegmentCache {
         self.bytes.store(total, Ordering::Relaxed);
     }
 
-    /// Bytes held now.
+    /// Resident bytes held now.
     pub fn size_bytes(&self) -> u64 {
         self.bytes.load(Ordering::Relaxed)
     }
@@ -118,26 +134,58 @@ impl SegmentCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::Record;
+    use crate::segment::encode;
     use streamhouse_observability::{TelemetryConfig, catalog};
+
+    fn segment(records: u64) -> Arc<EncodedSegment> {
+        let records: Vec<Record> = (0..records)
+            .map(|offset| Record {
+                partition: 0,
+                offset,
+                key: None,
+                value: "v".repeat(10),
+                timestamp: 0,
+                headers: Default::default(),
+            })
+            .collect();
+        Arc::new(EncodedSegment::parse(&encode(&records)).unwrap())
+    }
 
     #[test]
     fn evicts_least_recently_used_to_stay_within_bytes() {
         let telemetry = Telemetry::new(TelemetryConfig::default()).unwrap();
-        let cache = SegmentCache::new(100, &telemetry);
-        let records = Arc::new(Vec::new());
-        cache.insert(Path::from("a"), Arc::clone(&records), 60);
-        cache.insert(Path::from("b"), Arc::clone(&records), 30);
-        assert!(cache.get(&Path::from("a")).is_some()); // a is now the most recent
-        cache.insert(Path::from("c"), Arc::clone(&records), 30);
-        assert!(cache.get(&Path::from("b")).is_none());
-        assert_eq!(cache.size_bytes(), 90);
-        cache.insert(Path::from("huge"), records, 101);
+        let (a, b, c) = (Path::from("a"), Path::from("b"), Path::from("c"));
+        let (big, small) = (segment(6), segment(3));
+        let cost = |path: &Path, s: &Arc<EncodedSegment>| SegmentCache::cost(path, s);
+        // Room for `a` and `b`, or for `a` and `c`, never for all three.
+        let bound = cost(&a, &big) + cost(&b, &small) + cost(&c, &small) - 1;
+        let cache = SegmentCache::new(bound, &telemetry);
+        cache.insert(a.clone(), Arc::clone(&big));
+        cache.insert(b.clone(), Arc::clone(&small));
+        assert!(cache.get(&a).is_some()); // a is now the most recent
+        cache.insert(c.clone(), Arc::clone(&small));
+        assert!(cache.get(&b).is_none());
+        let held = cost(&a, &big) + cost(&c, &small);
+        assert_eq!(cache.size_bytes(), held);
+        cache.insert(Path::from("huge"), segment(bound));
         assert_eq!(cache.len(), 2);
         let text = telemetry.render_prometheus();
         let line =
             |def: &catalog::MetricDef, value: u64| format!("{} {value}\n", def.prometheus_name);
-        assert!(text.contains(&line(&catalog::CACHE_SIZE, 90)), "{text}");
+        assert!(text.contains(&line(&catalog::CACHE_SIZE, held)), "{text}");
         assert!(text.contains(&line(&catalog::CACHE_HITS, 1)), "{text}");
         assert!(text.contains(&line(&catalog::CACHE_MISSES, 1)), "{text}");
+    }
+
+    #[test]
+    fn replacing_a_segment_counts_only_the_new_one() {
+        let telemetry = Telemetry::new(TelemetryConfig::default()).unwrap();
+        let cache = SegmentCache::new(1 << 20, &telemetry);
+        let path = Path::from("a");
+        cache.insert(path.clone(), segment(50));
+        let small = segment(2);
+        cache.insert(path.clone(), Arc::clone(&small));
+        assert_eq!(cache.size_bytes(), SegmentCache::cost(&path, &small));
     }
 }

@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 use streamhouse_observability::Telemetry;
 use streamhouse_observability::metrics::{GaugeRegistration, TopicProducerMetrics};
 
+use crate::config::LiteConfig;
 use crate::partition_log::PartitionLog;
 
 /// Longest topic name (Kafka's limit).
@@ -59,6 +60,35 @@ pub enum CreateTopicError {
     InvalidName,
     /// Zero partitions, or more than the limit.
     InvalidPartitions(u32),
+    /// As many topics as [`TopicLimits::max_topics`] exist.
+    TooManyTopics,
+    /// The new partitions would take the total past [`TopicLimits::max_total_partitions`].
+    TooManyPartitions {
+        /// Partitions of every topic now.
+        total: u64,
+    },
+}
+
+/// How many topics and partitions a registry takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicLimits {
+    /// Most topics.
+    pub max_topics: usize,
+    /// Most partitions in one topic.
+    pub max_partitions: u32,
+    /// Most partitions over all topics.
+    pub max_total_partitions: u64,
+}
+
+impl TopicLimits {
+    /// The limits `config` sets.
+    pub fn from_config(config: &LiteConfig) -> Self {
+        TopicLimits {
+            max_topics: config.max_topics,
+            max_partitions: config.max_partitions,
+            max_total_partitions: config.max_total_partitions,
+        }
+    }
 }
 
 /// The label value every request naming a topic that does not exist is counted under. It lies
@@ -92,7 +122,7 @@ pub struct TopicRegistry {
     topics: TopicMap,
     telemetry: Telemetry,
     segment_max_bytes: usize,
-    max_partitions: u32,
+    limits: TopicLimits,
     _gauges: [GaugeRegistration; 2],
 }
 
@@ -106,7 +136,7 @@ impl std::fmt::Debug for TopicRegistry {
 
 impl TopicRegistry {
     /// An empty registry.
-    pub fn new(telemetry: &Telemetry, segment_max_bytes: usize, max_partitions: u32) -> Self {
+    pub fn new(telemetry: &Telemetry, segment_max_bytes: usize, limits: TopicLimits) -> Self {
         let topics = TopicMap::default();
         let count = Arc::clone(&topics);
         let partitions = Arc::clone(&topics);
@@ -123,24 +153,33 @@ impl TopicRegistry {
             topics,
             telemetry: telemetry.clone(),
             segment_max_bytes,
-            max_partitions,
+            limits,
         }
     }
 
-    /// Creates a topic with `partitions` empty partitions.
+    /// Creates a topic with `partitions` empty partitions, within the [`TopicLimits`].
     ///
     /// # Errors
-    /// See [`CreateTopicError`].
+    /// See [`CreateTopicError`]; the checks run in its order, so an existing name is
+    /// [`CreateTopicError::Exists`] even when the registry is full.
     pub fn create(&self, name: &str, partitions: u32) -> Result<Arc<Topic>, CreateTopicError> {
         if !is_valid_topic_name(name) {
             return Err(CreateTopicError::InvalidName);
         }
-        if partitions == 0 || partitions > self.max_partitions {
+        if partitions == 0 || partitions > self.limits.max_partitions {
             return Err(CreateTopicError::InvalidPartitions(partitions));
         }
         let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
         if topics.contains_key(name) {
             return Err(CreateTopicError::Exists);
+        }
+        if topics.len() >= self.limits.max_topics {
+            return Err(CreateTopicError::TooManyTopics);
+        }
+        // At most `max_topics` topics to add up, only when creating one.
+        let total: u64 = topics.values().map(|t| t.partitions.len() as u64).sum();
+        if total + u64::from(partitions) > self.limits.max_total_partitions {
+            return Err(CreateTopicError::TooManyPartitions { total });
         }
         let storage = self.telemetry.storage();
         let topic = Arc::new(Topic {
@@ -180,4 +219,57 @@ impl TopicRegistry {
 
 fn read(topics: &TopicMap) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Topic>>> {
     topics.read().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use streamhouse_observability::TelemetryConfig;
+
+    fn registry(max_topics: usize, max_total_partitions: u64) -> TopicRegistry {
+        let telemetry = Telemetry::new(TelemetryConfig::default()).unwrap();
+        let limits = TopicLimits {
+            max_topics,
+            max_partitions: 4,
+            max_total_partitions,
+        };
+        TopicRegistry::new(&telemetry, 1_000, limits)
+    }
+
+    #[test]
+    fn refuses_topics_and_partitions_past_the_limits() {
+        let topics = registry(3, 5);
+        topics.create("a", 2).unwrap();
+        topics.create("b", 2).unwrap();
+        assert_eq!(
+            topics.create("c", 2).unwrap_err(),
+            CreateTopicError::TooManyPartitions { total: 4 }
+        );
+        topics.create("c", 1).unwrap();
+        assert_eq!(
+            topics.create("d", 1).unwrap_err(),
+            CreateTopicError::TooManyTopics
+        );
+        // An existing name is reported as such, full or not.
+        assert_eq!(topics.create("a", 1).unwrap_err(), CreateTopicError::Exists);
+        assert_eq!(
+            topics.create("e", 5).unwrap_err(),
+            CreateTopicError::InvalidPartitions(5)
+        );
+        assert_eq!(topics.names(), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn names_follow_kafkas_rule() {
+        let topics = registry(10, 100);
+        for bad in ["", ".", "..", "a/b", "sp ace", "ü", &"x".repeat(250)] {
+            assert_eq!(
+                topics.create(bad, 1).unwrap_err(),
+                CreateTopicError::InvalidName,
+                "{bad:?}"
+            );
+        }
+        topics.create(&"x".repeat(249), 1).unwrap();
+        topics.create("a.b_c-D9", 1).unwrap();
+    }
 }

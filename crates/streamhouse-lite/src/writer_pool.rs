@@ -1,5 +1,16 @@
 //! The writer pool: agents that flush sealed segments to the object store, retrying until
 //! the store takes them, so an acknowledged record is never dropped while the process runs.
+//!
+//! Its queue is bounded (`writer_queue_segments`). A segment is sealed only once a queue slot
+//! is reserved for it: when the queue is full, sealing is skipped and the records stay in the
+//! partition's active segment, readable and counted in the [`UnflushedBudget`], until a later
+//! append or the sealer's next tick finds room. So sealing never waits (it runs on the
+//! produce path, on Tokio workers), never drops a segment, and the queue cannot grow without
+//! bound; producers are pushed back by the budget, which counts the same bytes.
+
+mod budget;
+
+pub use budget::{OverBudget, UnflushedBudget};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -12,6 +23,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
+use crate::config::LiteConfig;
 use crate::partition_log::PartitionLog;
 use crate::segment::SealedSegment;
 
@@ -31,11 +43,12 @@ struct PoolState {
 
 /// Agents flushing segments; `streamhouse_agents_active` counts the ones running.
 pub struct WriterPool {
-    jobs: Mutex<Option<mpsc::UnboundedSender<Job>>>,
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
     state: Arc<PoolState>,
+    budget: Arc<UnflushedBudget>,
     configured: usize,
     agents: Mutex<Vec<JoinHandle<()>>>,
-    _agents_gauge: GaugeRegistration,
+    _gauges: [GaugeRegistration; 2],
 }
 
 impl std::fmt::Debug for WriterPool {
@@ -43,6 +56,7 @@ impl std::fmt::Debug for WriterPool {
         f.debug_struct("WriterPool")
             .field("configured", &self.configured)
             .field("running", &self.running_agents())
+            .field("unflushed_bytes", &self.budget.used())
             .finish_non_exhaustive()
     }
 }
@@ -57,49 +71,111 @@ pub struct RetryPolicy {
 }
 
 impl WriterPool {
-    /// Starts `agents` agents on the current Tokio runtime.
-    pub fn start(
-        agents: usize,
-        store: Arc<dyn ObjectStore>,
-        retry: RetryPolicy,
-        telemetry: &Telemetry,
-    ) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
+    /// Starts `config.writer_agents` agents on the current Tokio runtime, with a queue of
+    /// `config.writer_queue_segments` segments and a budget of `config.max_unflushed_bytes`.
+    pub fn start(config: &LiteConfig, store: Arc<dyn ObjectStore>, telemetry: &Telemetry) -> Self {
+        let retry = RetryPolicy {
+            initial: config.flush_retry_initial,
+            max: config.flush_retry_max,
+        };
+        let (tx, rx) = mpsc::channel(config.writer_queue_segments.max(1));
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
         let state = Arc::new(PoolState::default());
-        let handles = (0..agents)
+        let budget = Arc::new(UnflushedBudget::new(config.max_unflushed_bytes));
+        let handles = (0..config.writer_agents)
             .map(|id| {
                 let agent = Agent {
                     id,
                     jobs: Arc::clone(&rx),
                     store: Arc::clone(&store),
                     state: Arc::clone(&state),
+                    budget: Arc::clone(&budget),
                     retry,
                 };
                 tokio::spawn(agent.run())
             })
             .collect();
         let observed = Arc::clone(&state);
+        let unflushed = Arc::clone(&budget);
         WriterPool {
             jobs: Mutex::new(Some(tx)),
-            _agents_gauge: telemetry
-                .system()
-                .observe_agents(move || observed.running.load(Ordering::Relaxed)),
+            _gauges: [
+                telemetry
+                    .system()
+                    .observe_agents(move || observed.running.load(Ordering::Relaxed)),
+                telemetry
+                    .storage()
+                    .observe_unflushed_bytes(move || unflushed.used() as u64),
+            ],
             state,
-            configured: agents,
+            budget,
+            configured: config.writer_agents,
             agents: Mutex::new(handles),
         }
     }
 
-    /// Queues `segment` of `log` for flushing. After [`Self::shutdown`] it stays in memory.
-    pub fn submit(&self, log: Arc<PartitionLog>, segment: Arc<SealedSegment>) {
-        let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(jobs) = jobs.as_ref() {
-            self.state.queued.fetch_add(1, Ordering::Relaxed);
-            if jobs.send(Job { log, segment }).is_err() {
-                self.state.queued.fetch_sub(1, Ordering::Relaxed);
-            }
+    fn sender(&self) -> Option<mpsc::Sender<Job>> {
+        self.jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Seals `log` with `seal` and queues the segment, if a queue slot is free; returns
+    /// whether one was. Without a slot (or after [`Self::shutdown`]) nothing is sealed: the
+    /// records stay in the active segment for a later call.
+    pub fn try_seal(
+        &self,
+        log: &Arc<PartitionLog>,
+        seal: impl FnOnce(&PartitionLog) -> Option<Arc<SealedSegment>>,
+    ) -> bool {
+        let Some(jobs) = self.sender() else {
+            return false;
+        };
+        let Ok(permit) = jobs.try_reserve() else {
+            return false;
+        };
+        self.seal_into(permit, log, seal);
+        true
+    }
+
+    /// As [`Self::try_seal`], waiting for a queue slot (at shutdown, under a deadline).
+    pub async fn seal_waiting(
+        &self,
+        log: &Arc<PartitionLog>,
+        seal: impl FnOnce(&PartitionLog) -> Option<Arc<SealedSegment>>,
+    ) {
+        let Some(jobs) = self.sender() else {
+            return;
+        };
+        if let Ok(permit) = jobs.reserve().await {
+            self.seal_into(permit, log, seal);
         }
+    }
+
+    fn seal_into(
+        &self,
+        permit: mpsc::Permit<'_, Job>,
+        log: &Arc<PartitionLog>,
+        seal: impl FnOnce(&PartitionLog) -> Option<Arc<SealedSegment>>,
+    ) {
+        if let Some(segment) = seal(log) {
+            self.state.queued.fetch_add(1, Ordering::Relaxed);
+            permit.send(Job {
+                log: Arc::clone(log),
+                segment,
+            });
+        }
+    }
+
+    /// The global budget of payload bytes waiting for a flush.
+    pub fn budget(&self) -> &UnflushedBudget {
+        &self.budget
+    }
+
+    /// Payload bytes appended and not yet in the store, over all partitions.
+    pub fn unflushed_bytes(&self) -> usize {
+        self.budget.used()
     }
 
     /// Agents running now.
@@ -168,9 +244,10 @@ impl Drop for WriterPool {
 
 struct Agent {
     id: usize,
-    jobs: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>,
+    jobs: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
     store: Arc<dyn ObjectStore>,
     state: Arc<PoolState>,
+    budget: Arc<UnflushedBudget>,
     retry: RetryPolicy,
 }
 
@@ -219,6 +296,7 @@ impl Agent {
                 Ok(_) => {
                     self.state.consecutive_failures.store(0, Ordering::Relaxed);
                     job.log.mark_flushed(segment);
+                    self.budget.release(segment.payload_bytes);
                     return;
                 }
                 Err(error) => {
@@ -238,5 +316,125 @@ impl Agent {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fmt;
+
+    use async_trait::async_trait;
+    use futures::stream::BoxStream;
+    use object_store::memory::InMemory;
+    use object_store::path::Path;
+    use object_store::{
+        CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta,
+        PutMultipartOptions, PutOptions, PutResult, Result,
+    };
+    use streamhouse_observability::TelemetryConfig;
+
+    use super::*;
+    use crate::record::NewRecord;
+
+    /// A store whose puts never finish: an agent that takes a segment keeps it.
+    #[derive(Debug, Default)]
+    struct StuckStore(InMemory);
+
+    impl fmt::Display for StuckStore {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("StuckStore")
+        }
+    }
+
+    #[async_trait]
+    impl ObjectStore for StuckStore {
+        async fn put_opts(&self, _: &Path, _: PutPayload, _: PutOptions) -> Result<PutResult> {
+            std::future::pending().await
+        }
+
+        async fn put_multipart_opts(
+            &self,
+            location: &Path,
+            opts: PutMultipartOptions,
+        ) -> Result<Box<dyn MultipartUpload>> {
+            self.0.put_multipart_opts(location, opts).await
+        }
+
+        async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+            self.0.get_opts(location, options).await
+        }
+
+        fn delete_stream(
+            &self,
+            locations: BoxStream<'static, Result<Path>>,
+        ) -> BoxStream<'static, Result<Path>> {
+            self.0.delete_stream(locations)
+        }
+
+        fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+            self.0.list(prefix)
+        }
+
+        async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+            self.0.list_with_delimiter(prefix).await
+        }
+
+        async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+            self.0.copy_opts(from, to, options).await
+        }
+    }
+
+    fn append_full(log: &PartitionLog, value: &str) {
+        let record = NewRecord {
+            key: None,
+            value: value.to_owned(),
+            headers: Default::default(),
+        };
+        assert!(log.append(vec![record], 1).1, "one record fills a segment");
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_leaves_the_segment_unsealed_and_readable() {
+        let telemetry = Telemetry::new(TelemetryConfig::default()).unwrap();
+        let config = LiteConfig {
+            writer_agents: 1,
+            writer_queue_segments: 1,
+            ..LiteConfig::default()
+        };
+        let pool = WriterPool::start(&config, Arc::new(StuckStore::default()), &telemetry);
+        let metrics = telemetry.storage().partition("t", 0);
+        let log = Arc::new(PartitionLog::new("t", 0, 4, metrics));
+
+        append_full(&log, "aaaa");
+        assert!(pool.try_seal(&log, PartitionLog::seal_if_full));
+        // The agent takes it (and is stuck putting it), freeing the one slot.
+        let jobs = pool.sender().unwrap();
+        let taken = async {
+            while jobs.capacity() == 0 {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), taken)
+            .await
+            .expect("the agent takes the first segment");
+        append_full(&log, "bbbb");
+        assert!(pool.try_seal(&log, PartitionLog::seal_if_full));
+        assert_eq!(jobs.capacity(), 0, "the slot is taken");
+
+        append_full(&log, "cccc");
+        let mut sealed = false;
+        let room = pool.try_seal(&log, |log| {
+            sealed = true;
+            log.seal_if_full()
+        });
+        assert!(!room && !sealed, "no slot, so nothing sealed");
+        assert_eq!(pool.pending(), 2);
+        // Not lost: still in the active segment, sealed later with what follows.
+        assert!(
+            matches!(log.plan_read(2, 10), crate::partition_log::ReadPlan::Memory(r) if r[0].value == "cccc")
+        );
+        append_full(&log, "dddd");
+        let next = log.seal_if_due(Duration::from_secs(3600)).unwrap();
+        assert_eq!((next.base_offset, next.records.len()), (2, 2));
     }
 }

@@ -1,8 +1,10 @@
 //! Hot-path recording cost: our recorders and the raw OTel SDK against the tikv
-//! `prometheus` crate, side by side in one group per instrument kind.
+//! `prometheus` crate, side by side in one group per instrument kind; and recording past
+//! the cardinality limit from 2 threads next to recording existing series.
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use opentelemetry::KeyValue;
@@ -242,12 +244,94 @@ fn exemplars(c: &mut Criterion) {
     group.finish();
 }
 
+/// Calls `record(thread, i)` `iters` times on each of 2 threads at once; the time reported
+/// per iteration is the wall time of one call as each thread sees it under contention.
+fn on_two_threads(iters: u64, record: impl Fn(usize, usize) + Sync) -> Duration {
+    let start = Barrier::new(2);
+    let elapsed: Vec<Duration> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..2)
+            .map(|thread| {
+                let (start, record) = (&start, &record);
+                scope.spawn(move || {
+                    start.wait();
+                    let began = Instant::now();
+                    for i in 0..iters as usize {
+                        record(thread, i);
+                    }
+                    began.elapsed()
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    elapsed.into_iter().max().unwrap_or_default()
+}
+
+// A hostile stream of names never seen before, past the cardinality limit, against the same
+// calls on series that exist; both from 2 threads, so lock contention shows.
+fn overflow(c: &mut Criterion) {
+    const LIMIT: usize = 64;
+    let telemetry = Telemetry::new(
+        TelemetryConfig::default()
+            .with_service_name("bench")
+            .with_cardinality_limit(LIMIT),
+    )
+    .expect("telemetry");
+    let real: Vec<String> = (0..LIMIT).map(|i| format!("topic-{i}")).collect();
+    for name in &real {
+        telemetry.consumer().record_records(name, name, 1);
+        telemetry
+            .producer()
+            .record_batch(name, 1, 1, Duration::from_millis(1));
+    }
+    // 4096 per thread, more than any cache could keep; built outside the measurement.
+    let fresh: Vec<Vec<String>> = (0..2)
+        .map(|t| (0..4096).map(|i| format!("hostile-{t}-{i}")).collect())
+        .collect();
+    let latency = Duration::from_millis(4);
+    let consumer = telemetry.consumer();
+    let producer = telemetry.producer();
+
+    let mut group = c.benchmark_group("overflow_2_threads");
+    group.bench_function("labels2_existing", |b| {
+        b.iter_custom(|iters| {
+            on_two_threads(iters, |_, i| {
+                let name = black_box(real[i % LIMIT].as_str());
+                consumer.record_records(name, name, 1)
+            })
+        })
+    });
+    group.bench_function("labels2_fresh_past_limit", |b| {
+        b.iter_custom(|iters| {
+            on_two_threads(iters, |t, i| {
+                let name = black_box(fresh[t][i % 4096].as_str());
+                consumer.record_records(name, name, 1)
+            })
+        })
+    });
+    group.bench_function("batch_existing", |b| {
+        b.iter_custom(|iters| {
+            on_two_threads(iters, |_, i| {
+                producer.record_batch(black_box(real[i % LIMIT].as_str()), 10, 1_000, latency)
+            })
+        })
+    });
+    group.bench_function("batch_fresh_past_limit", |b| {
+        b.iter_custom(|iters| {
+            on_two_threads(iters, |t, i| {
+                producer.record_batch(black_box(fresh[t][i % 4096].as_str()), 10, 1_000, latency)
+            })
+        })
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(2))
         .sample_size(50);
-    targets = counters, histograms, batches, exemplars
+    targets = counters, histograms, batches, exemplars, overflow
 }
 criterion_main!(benches);

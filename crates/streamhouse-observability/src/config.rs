@@ -11,13 +11,17 @@
 //! | `STREAMHOUSE_SERVICE_VERSION` | `service.version` | this crate's version |
 //! | `STREAMHOUSE_INSTANCE_ID` | `service.instance.id` | a random UUID |
 //! | `STREAMHOUSE_METRIC_CARDINALITY_LIMIT` | series per metric before overflow | 2000 |
+//! | `STREAMHOUSE_MAX_LABEL_VALUE_BYTES` | longest label value (16 to 65536); longer ones are cut on a character boundary (see `docs/labels.md`) | 256 |
 //! | `STREAMHOUSE_EXEMPLARS` | capture exemplars for OpenMetrics | `true` |
 //! | `STREAMHOUSE_METRICS_MAX_CONCURRENT_SCRAPES` | scrapes served at once; more get 503 | 4 |
 //! | `STREAMHOUSE_PROMETHEUS_TARGET_INFO` | expose `target_info` | `true` |
 //! | `STREAMHOUSE_PROMETHEUS_SCOPE_LABELS` | which series get `otel_scope_*` labels: `none`, `foreign` (every scope but `streamhouse`) or `all` | `foreign` |
 //! | `STREAMHOUSE_PROMETHEUS_CREATED` | OpenMetrics `_created` samples on counters and histograms | `false` |
 //! | `STREAMHOUSE_SHUTDOWN_TIMEOUT_MS` | bound on [`Telemetry::shutdown`](crate::Telemetry::shutdown) | 5000 |
-//! | `STREAMHOUSE_METRICS_ADDR` | address the examples serve `/metrics` on | `127.0.0.1:9464` |
+//! | `OTEL_EXPORTER_PROMETHEUS_HOST` / `_PORT` | admin listener for `/metrics` and `/health*` (see [`admin`]) | `localhost` / `9464` |
+//! | `STREAMHOUSE_METRICS_ADDR` | alias of the two above as `host:port`; each OTel variable wins for its part | `127.0.0.1:9464` |
+//! | `STREAMHOUSE_METRICS_BEARER_TOKEN` | token the admin listener requires (secret) | none |
+//! | `STREAMHOUSE_METRICS_TLS_CERT` / `_KEY` | PEM files: the admin listener serves HTTPS | none |
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` | collector base URL; turns on push of metrics, traces and logs | off |
 //! | `OTEL_EXPORTER_OTLP_{METRICS,TRACES,LOGS}_ENDPOINT` | per-signal URL, used as is | off |
 //! | `OTEL_EXPORTER_OTLP[_{METRICS,TRACES,LOGS}]_PROTOCOL` | `grpc` or `http/protobuf` | `http/protobuf` |
@@ -35,6 +39,10 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub mod admin;
+
+pub use admin::{AdminConfig, BearerToken, TlsFiles};
+
 use crate::catalog::{Catalog, CatalogError, MetricDef};
 use crate::otlp::OtlpConfig;
 use crate::sampling::TraceSampler;
@@ -45,6 +53,12 @@ pub const DEFAULT_SERVICE_NAME: &str = "streamhouse";
 pub const DEFAULT_CARDINALITY_LIMIT: usize = 2000;
 /// Largest accepted cardinality limit: the SDK reserves room for every allowed series up front.
 pub const MAX_CARDINALITY_LIMIT: usize = 1_000_000;
+/// Default longest label value, in bytes; longer values are cut on a character boundary.
+pub const DEFAULT_MAX_LABEL_VALUE_BYTES: usize = 256;
+/// Smallest accepted label value bound: shorter cuts would fold most real names together.
+pub const MIN_LABEL_VALUE_BYTES: usize = 16;
+/// Largest accepted label value bound: label storage is this times the cardinality limit.
+pub const MAX_LABEL_VALUE_BYTES: usize = 65536;
 /// Default number of scrapes `/metrics` serves at once.
 pub const DEFAULT_MAX_CONCURRENT_SCRAPES: usize = 4;
 /// Largest accepted number of concurrent scrapes.
@@ -204,14 +218,20 @@ pub struct TelemetryConfig {
     pub disabled: bool,
     /// Series per metric before measurements land in the `otel_metric_overflow` series.
     pub cardinality_limit: usize,
+    /// Longest label value in bytes ([`MIN_LABEL_VALUE_BYTES`] to [`MAX_LABEL_VALUE_BYTES`]);
+    /// every value a caller passes to a recorder is cut to it on a character boundary. A value
+    /// set here out of range is clamped.
+    pub max_label_value_bytes: usize,
     /// Capture exemplars (trace and span ids of sampled spans) for OpenMetrics.
     pub exemplars: bool,
     /// Prometheus rendering options.
     pub prometheus: PrometheusConfig,
     /// Upper bound on [`Telemetry::shutdown`](crate::Telemetry::shutdown).
     pub shutdown_timeout: Duration,
-    /// Where the examples serve `/metrics`.
+    /// The admin listener's address (`/metrics`, `/health*`).
     pub metrics_addr: SocketAddr,
+    /// The admin listener's token and TLS, and whether its address was configured.
+    pub admin: AdminConfig,
     /// OTLP push; off by default.
     pub otlp: OtlpConfig,
     /// Which spans are recorded.
@@ -230,12 +250,14 @@ impl Default for TelemetryConfig {
             resource_attributes: Vec::new(),
             disabled: false,
             cardinality_limit: DEFAULT_CARDINALITY_LIMIT,
+            max_label_value_bytes: DEFAULT_MAX_LABEL_VALUE_BYTES,
             exemplars: true,
             prometheus: PrometheusConfig::default(),
             shutdown_timeout: Duration::from_secs(5),
             metrics_addr: DEFAULT_METRICS_ADDR
                 .parse()
                 .expect("default address parses"),
+            admin: AdminConfig::default(),
             otlp: OtlpConfig::default(),
             sampler: TraceSampler::default(),
             catalog: Catalog::streamhouse(),
@@ -299,6 +321,14 @@ impl TelemetryConfig {
                 MAX_CARDINALITY_LIMIT,
             )?;
         }
+        if let Some(raw) = get("STREAMHOUSE_MAX_LABEL_VALUE_BYTES") {
+            config.max_label_value_bytes = parse_in_range(
+                "STREAMHOUSE_MAX_LABEL_VALUE_BYTES",
+                &raw,
+                MIN_LABEL_VALUE_BYTES,
+                MAX_LABEL_VALUE_BYTES,
+            )?;
+        }
         if let Some(raw) = get("STREAMHOUSE_EXEMPLARS") {
             config.exemplars = parse_bool("STREAMHOUSE_EXEMPLARS", &raw)?;
         }
@@ -322,15 +352,7 @@ impl TelemetryConfig {
         if let Some(raw) = get("STREAMHOUSE_SHUTDOWN_TIMEOUT_MS") {
             config.shutdown_timeout = parse_millis("STREAMHOUSE_SHUTDOWN_TIMEOUT_MS", &raw)?;
         }
-        if let Some(raw) = get("STREAMHOUSE_METRICS_ADDR") {
-            config.metrics_addr = raw.trim().parse().map_err(|_| {
-                ConfigError::new(
-                    "STREAMHOUSE_METRICS_ADDR",
-                    &raw,
-                    "an address like 127.0.0.1:9464",
-                )
-            })?;
-        }
+        (config.admin, config.metrics_addr) = AdminConfig::from_lookup(&get, config.metrics_addr)?;
         config.otlp = OtlpConfig::from_lookup(&get)?;
         config.sampler = TraceSampler::from_lookup(&get)?;
         Ok(config)
@@ -410,6 +432,13 @@ impl TelemetryConfig {
         self
     }
 
+    /// Sets the longest label value in bytes, clamped to
+    /// [`MIN_LABEL_VALUE_BYTES`]..=[`MAX_LABEL_VALUE_BYTES`].
+    pub fn with_max_label_value_bytes(mut self, bytes: usize) -> Self {
+        self.max_label_value_bytes = bytes.clamp(MIN_LABEL_VALUE_BYTES, MAX_LABEL_VALUE_BYTES);
+        self
+    }
+
     /// Turns exemplar capture on or off.
     pub fn with_exemplars(mut self, exemplars: bool) -> Self {
         self.exemplars = exemplars;
@@ -419,6 +448,12 @@ impl TelemetryConfig {
     /// Sets the Prometheus rendering options.
     pub fn with_prometheus(mut self, prometheus: PrometheusConfig) -> Self {
         self.prometheus = prometheus;
+        self
+    }
+
+    /// Sets the admin listener's token and TLS.
+    pub fn with_admin(mut self, admin: AdminConfig) -> Self {
+        self.admin = admin;
         self
     }
 
@@ -438,12 +473,16 @@ fn parse_bool(variable: &str, raw: &str) -> Result<bool, ConfigError> {
 }
 
 fn parse_limit(variable: &str, raw: &str, max: usize) -> Result<usize, ConfigError> {
+    parse_in_range(variable, raw, 1, max)
+}
+
+fn parse_in_range(variable: &str, raw: &str, min: usize, max: usize) -> Result<usize, ConfigError> {
     match raw.trim().parse::<usize>() {
-        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
         _ => Err(ConfigError::new(
             variable,
             raw,
-            format!("an integer from 1 to {max}"),
+            format!("an integer from {min} to {max}"),
         )),
     }
 }
@@ -511,6 +550,7 @@ mod tests {
             ("OTEL_SDK_DISABLED", "TRUE"),
             ("STREAMHOUSE_INSTANCE_ID", "i-1"),
             ("STREAMHOUSE_METRIC_CARDINALITY_LIMIT", "10"),
+            ("STREAMHOUSE_MAX_LABEL_VALUE_BYTES", "1024"),
             ("STREAMHOUSE_PROMETHEUS_TARGET_INFO", "false"),
             ("STREAMHOUSE_PROMETHEUS_SCOPE_LABELS", "ALL"),
             ("STREAMHOUSE_PROMETHEUS_CREATED", "true"),
@@ -531,6 +571,7 @@ mod tests {
         assert!(config.disabled);
         assert_eq!(config.service_instance_id.as_deref(), Some("i-1"));
         assert_eq!(config.cardinality_limit, 10);
+        assert_eq!(config.max_label_value_bytes, 1024);
         assert!(!config.prometheus.target_info);
         assert_eq!(config.prometheus.scope_labels, ScopeLabels::All);
         assert!(config.prometheus.created_samples);
@@ -552,6 +593,9 @@ mod tests {
                 "STREAMHOUSE_METRIC_CARDINALITY_LIMIT",
                 "18446744073709551614",
             ),
+            ("STREAMHOUSE_MAX_LABEL_VALUE_BYTES", "15"),
+            ("STREAMHOUSE_MAX_LABEL_VALUE_BYTES", "65537"),
+            ("STREAMHOUSE_MAX_LABEL_VALUE_BYTES", "big"),
             ("STREAMHOUSE_PROMETHEUS_TARGET_INFO", "1"),
             ("STREAMHOUSE_EXEMPLARS", "on"),
             ("STREAMHOUSE_PROMETHEUS_SCOPE_LABELS", "some"),

@@ -15,11 +15,11 @@ use opentelemetry_sdk::resource::TelemetryResourceDetector;
 use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
 
 use crate::catalog::{self, label};
-use crate::config::{ConfigError, TelemetryConfig};
+use crate::config::{ConfigError, MAX_LABEL_VALUE_BYTES, MIN_LABEL_VALUE_BYTES, TelemetryConfig};
 use crate::exemplars::ExemplarStore;
 use crate::metrics::{
-    ConsumerMetrics, HttpServerMetrics, Instruments, ProducerMetrics, Recorders, StorageMetrics,
-    SystemMetrics,
+    ConsumerMetrics, HttpServerMetrics, Instruments, ProcessMetrics, ProducerMetrics, Recorders,
+    StorageMetrics, SystemMetrics,
 };
 use crate::otlp::{ExportFailures, Pipelines, Signal, build_pipelines};
 use crate::prometheus::{Format, PrometheusReader};
@@ -176,6 +176,9 @@ impl Telemetry {
             meter: &meter,
             exemplars: &exemplars,
             cardinality_limit: config.cardinality_limit,
+            max_label_value_bytes: config
+                .max_label_value_bytes
+                .clamp(MIN_LABEL_VALUE_BYTES, MAX_LABEL_VALUE_BYTES),
         };
         let recorders = Recorders::new(&instruments, Instant::now());
         let self_metrics = match &prometheus {
@@ -207,8 +210,9 @@ impl Telemetry {
     }
 
     /// Builds the process-wide instance once and installs its providers (and the W3C
-    /// propagator) as the `opentelemetry::global` ones. Later calls return the same handle
-    /// and ignore `config`.
+    /// propagator) as the `opentelemetry::global` ones, and its label value length as the
+    /// bound on topic and group values in [`propagation`](crate::propagation)'s messaging
+    /// spans. Later calls return the same handle and ignore `config`.
     ///
     /// # Errors
     /// As [`Telemetry::new`]; a failed first call leaves nothing installed.
@@ -218,6 +222,7 @@ impl Telemetry {
             return Ok(existing.clone());
         }
         let telemetry = Telemetry::new(config)?;
+        crate::metrics::set_span_value_bytes(telemetry.inner.config.max_label_value_bytes);
         opentelemetry::global::set_meter_provider(telemetry.inner.meter_provider.clone());
         opentelemetry::global::set_tracer_provider(telemetry.inner.tracer_provider.clone());
         // Libraries that propagate through the global API then speak W3C trace context too.
@@ -253,6 +258,11 @@ impl Telemetry {
     /// HTTP server metrics.
     pub fn http_server(&self) -> &HttpServerMetrics {
         &self.inner.recorders.http_server
+    }
+
+    /// Process and tokio runtime metrics.
+    pub fn process(&self) -> &ProcessMetrics {
+        &self.inner.recorders.process
     }
 
     /// A tracer of this instance's provider, for the `tracing-opentelemetry` layer and for

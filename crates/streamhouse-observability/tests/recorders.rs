@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use streamhouse_observability::catalog;
-use streamhouse_observability::metrics::{ProducerError, S3Operation};
+use streamhouse_observability::metrics::{ConsumerError, ProducerError, S3Operation};
 use streamhouse_observability::{Telemetry, TelemetryConfig};
 
 fn telemetry() -> Telemetry {
@@ -160,13 +160,234 @@ fn hostile_label_values_are_escaped() {
     );
     // Nothing else leaks a raw newline: every line is a comment or a sample.
     for line in text.lines() {
+        assert!(line.starts_with('#') || is_sample(line), "{line:?}");
+    }
+}
+
+/// Starts with a metric name, then its labels or its value.
+fn is_sample(line: &str) -> bool {
+    let name_end = line
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .unwrap_or(line.len());
+    name_end > 0
+        && !line.starts_with(|c: char| c.is_ascii_digit())
+        && line[name_end..].starts_with(['{', ' '])
+}
+
+/// The value of the one sample of `name` whose line contains `labels`.
+fn value(text: &str, name: &str, labels: &str) -> f64 {
+    let lines: Vec<_> = samples(text, name)
+        .into_iter()
+        .filter(|l| l.contains(labels))
+        .collect();
+    assert_eq!(lines.len(), 1, "{name} {labels}: {lines:#?}");
+    lines[0].rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+/// Every quoted label value on a sample line, unescaped enough to measure its length.
+fn label_values(line: &str) -> Vec<String> {
+    let Some(labels) = line
+        .split_once('{')
+        .and_then(|(_, rest)| rest.rsplit_once('}'))
+    else {
+        return Vec::new();
+    };
+    labels
+        .0
+        .split("\",")
+        .filter_map(|pair| pair.split_once("=\""))
+        .map(|(_, value)| value.trim_end_matches('"').to_owned())
+        .collect()
+}
+
+#[test]
+fn a_one_mebibyte_label_value_is_stored_cut_on_a_character_boundary() {
+    let t = telemetry();
+    // 1 MiB: "a" then 2-byte characters, so the 256-byte bound falls inside one of them.
+    let huge = format!("a{}", "é".repeat((1 << 20) / 2));
+    assert!(huge.len() > 1 << 20);
+    let stored = format!("a{}", "é".repeat(127));
+    assert_eq!(stored.len(), 255);
+
+    let latency = Duration::from_millis(1);
+    t.producer().record_batch(&huge, 1, 1, latency);
+    t.producer()
+        .record_error(&huge, ProducerError::TopicNotFound);
+    t.producer()
+        .topic(&huge)
+        .record_error(ProducerError::Timeout);
+    t.consumer().record_records(&huge, &huge, 2);
+    t.consumer().group(&huge, &huge).record_records(3);
+    t.consumer().record_rebalance(&huge);
+    t.consumer()
+        .record_error(&huge, &huge, ConsumerError::GroupNotFound);
+    t.storage().record_segment_write(&huge, 0);
+    t.storage().partition(&huge, 0).record_segment_flush();
+    t.http_server()
+        .record_request(&huge, Some(&huge), 200, latency);
+    let lag_topic = huge.clone();
+    let _lag = t
+        .consumer()
+        .observe_lag(move |report| report.lag(&lag_topic, 0, &lag_topic, 5));
+    let partitions_topic = huge.clone();
+    let _partitions = t
+        .system()
+        .observe_partitions(move |report| report.partitions(&partitions_topic, 4));
+
+    let text = t.render_prometheus();
+    assert!(text.len() < 256 * 1024, "{} bytes", text.len());
+    let records = catalog::PRODUCER_RECORDS.prometheus_name;
+    assert_eq!(
+        samples(&text, records),
+        [format!(r#"{records}{{topic="{stored}"}} 1"#)]
+    );
+    let group_records = catalog::CONSUMER_RECORDS.prometheus_name;
+    assert_eq!(
+        value(&text, group_records, &format!(r#"topic="{stored}""#)),
+        5.0
+    );
+    // Every family fed the value holds it cut, never longer.
+    let fed = [
+        catalog::PRODUCER_RECORDS,
+        catalog::PRODUCER_ERRORS,
+        catalog::CONSUMER_RECORDS,
+        catalog::CONSUMER_REBALANCES,
+        catalog::CONSUMER_ERRORS,
+        catalog::CONSUMER_LAG,
+        catalog::SEGMENT_WRITES,
+        catalog::SEGMENT_FLUSHES,
+        catalog::PARTITIONS,
+        catalog::HTTP_SERVER_REQUEST_DURATION,
+    ];
+    for def in fed {
+        let lines = samples(&text, def.prometheus_name);
         assert!(
-            line.starts_with('#')
-                || line.starts_with("streamhouse_")
-                || line.starts_with("target_info"),
-            "{line:?}"
+            lines.iter().any(|l| label_values(l).contains(&stored)),
+            "{}: {lines:#?}",
+            def.prometheus_name
         );
     }
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        for value in label_values(line) {
+            assert!(value.len() <= 256, "{} bytes in {line:.80}", value.len());
+        }
+    }
+}
+
+#[test]
+fn the_label_value_bound_is_configurable() {
+    let t = Telemetry::new(TelemetryConfig::default().with_max_label_value_bytes(1000)).unwrap();
+    let huge = "☃".repeat(1 << 18); // 3 bytes each: the cut lands at 999
+    t.producer()
+        .record_batch(&huge, 1, 1, Duration::from_millis(1));
+    let records = catalog::PRODUCER_RECORDS.prometheus_name;
+    let stored = "☃".repeat(333);
+    assert_eq!(
+        samples(&t.render_prometheus(), records),
+        [format!(r#"{records}{{topic="{stored}"}} 1"#)]
+    );
+}
+
+#[test]
+fn long_values_sharing_their_first_bytes_fold_into_one_series() {
+    // Intended: a bound that kept them apart would have to keep them whole.
+    let t = telemetry();
+    let prefix = "p".repeat(256);
+    t.producer()
+        .record_batch(&format!("{prefix}-first"), 1, 10, Duration::from_millis(1));
+    t.producer()
+        .record_batch(&format!("{prefix}-second"), 2, 20, Duration::from_millis(1));
+    t.consumer().record_rebalance(&format!("{prefix}-a"));
+    t.consumer().record_rebalance(&format!("{prefix}-b"));
+    let text = t.render_prometheus();
+    let records = catalog::PRODUCER_RECORDS.prometheus_name;
+    assert_eq!(
+        samples(&text, records),
+        [format!(r#"{records}{{topic="{prefix}"}} 3"#)]
+    );
+    let rebalances = catalog::CONSUMER_REBALANCES.prometheus_name;
+    assert_eq!(
+        samples(&text, rebalances),
+        [format!(r#"{rebalances}{{consumer_group="{prefix}"}} 2"#)]
+    );
+}
+
+#[test]
+fn past_the_limit_every_recorder_folds_new_label_sets_into_the_overflow_series() {
+    const LIMIT: usize = 4;
+    let t = Telemetry::new(TelemetryConfig::default().with_cardinality_limit(LIMIT)).unwrap();
+    let latency = Duration::from_millis(2);
+    let real: Vec<String> = (0..LIMIT).map(|i| format!("real-{i}")).collect();
+    for name in &real {
+        t.producer().record_batch(name, 1, 100, latency);
+        t.consumer().record_records(name, "g", 1);
+        t.http_server()
+            .record_request("GET", Some(name), 200, latency);
+    }
+    let mut real_records = vec![1u64; LIMIT];
+    let hostile: Vec<String> = (0..50).map(|i| format!("hostile-{i}")).collect();
+    for (i, name) in hostile.iter().enumerate() {
+        let n = i as u64 + 1;
+        t.producer().record_batch(name, n, 10 * n, latency);
+        t.consumer().record_records(name, "g", n);
+        t.http_server()
+            .record_request("GET", Some(name), 200, latency);
+        // Real series keep counting in their own series meanwhile.
+        t.producer().record_batch(&real[i % LIMIT], 1, 100, latency);
+        real_records[i % LIMIT] += 1;
+    }
+    let hostile_records: u64 = (1..=50).sum();
+
+    let text = t.render_prometheus();
+    let overflow = r#"otel_metric_overflow="true""#;
+    let records = catalog::PRODUCER_RECORDS.prometheus_name;
+    assert_eq!(samples(&text, records).len(), LIMIT + 1, "{text}");
+    assert_eq!(value(&text, records, overflow), hostile_records as f64);
+    for (name, expected) in real.iter().zip(&real_records) {
+        assert_eq!(
+            value(&text, records, &format!(r#"topic="{name}""#)),
+            *expected as f64
+        );
+    }
+    let bytes = catalog::PRODUCER_BYTES.prometheus_name;
+    assert_eq!(value(&text, bytes, overflow), 10.0 * hostile_records as f64);
+    let batch = catalog::PRODUCER_BATCH_SIZE.prometheus_name;
+    assert_eq!(
+        value(&text, &format!("{batch}_sum"), overflow),
+        hostile_records as f64
+    );
+    let latency_name = catalog::PRODUCER_LATENCY.prometheus_name;
+    assert_eq!(
+        value(&text, &format!("{latency_name}_count"), overflow),
+        50.0
+    );
+    let group_records = catalog::CONSUMER_RECORDS.prometheus_name;
+    assert_eq!(samples(&text, group_records).len(), LIMIT + 1);
+    assert_eq!(
+        value(&text, group_records, overflow),
+        hostile_records as f64
+    );
+    let http = catalog::HTTP_SERVER_REQUEST_DURATION.prometheus_name;
+    assert_eq!(value(&text, &format!("{http}_count"), overflow), 50.0);
+    assert!(!text.contains("hostile"), "{text}");
+}
+
+#[test]
+fn a_bad_label_value_bound_names_its_variable() {
+    for raw in ["0", "15", "65537", "256 bytes"] {
+        let err = TelemetryConfig::from_lookup(|name| {
+            (name == "STREAMHOUSE_MAX_LABEL_VALUE_BYTES").then(|| raw.to_owned())
+        })
+        .unwrap_err();
+        assert_eq!(err.variable, "STREAMHOUSE_MAX_LABEL_VALUE_BYTES");
+        assert_eq!(err.value, raw);
+        assert!(err.to_string().contains("from 16 to 65536"), "{err}");
+    }
+    let config = TelemetryConfig::from_lookup(|name| {
+        (name == "STREAMHOUSE_MAX_LABEL_VALUE_BYTES").then(|| "4096".to_owned())
+    })
+    .unwrap();
+    assert_eq!(config.max_label_value_bytes, 4096);
 }
 
 #[test]
@@ -221,4 +442,47 @@ fn output_is_deterministic() {
     sorted.sort();
     assert_eq!(families[0], "target_info gauge");
     assert_eq!(families[1..], sorted[..]);
+}
+
+#[test]
+fn the_process_wide_telemetry_bounds_messaging_spans() {
+    use tracing::field::{Field, Visit};
+    use tracing_subscriber::layer::{Context, SubscriberExt};
+
+    /// Keeps the `otel.name` of every new span.
+    struct SpanNames(Arc<Mutex<Vec<String>>>);
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for SpanNames {
+        fn on_new_span(
+            &self,
+            span: &tracing::span::Attributes<'_>,
+            _: &tracing::Id,
+            _: Context<'_, S>,
+        ) {
+            struct Name<'a>(&'a Mutex<Vec<String>>);
+            impl Visit for Name<'_> {
+                fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+                    if field.name() == "otel.name" {
+                        // A `String` field arrives as its `Debug` form, quoted.
+                        let name = format!("{value:?}");
+                        self.0
+                            .lock()
+                            .unwrap()
+                            .push(name.trim_matches('"').to_owned());
+                    }
+                }
+            }
+            span.record(&mut Name(&self.0));
+        }
+    }
+
+    // The only `init_global` of this binary, so no other test sees its bound.
+    Telemetry::init_global(TelemetryConfig::default().with_max_label_value_bytes(64)).unwrap();
+    let names = Arc::new(Mutex::new(Vec::new()));
+    let subscriber = tracing_subscriber::registry().with(SpanNames(Arc::clone(&names)));
+    tracing::subscriber::with_default(subscriber, || {
+        drop(streamhouse_observability::propagation::send_span(
+            &"t".repeat(1 << 20),
+        ));
+    });
+    assert_eq!(*names.lock().unwrap(), [format!("send {}", "t".repeat(64))]);
 }

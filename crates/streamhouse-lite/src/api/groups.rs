@@ -1,4 +1,4 @@
-//! Consumer groups: join, leave, commit, lag.
+//! Consumer groups: join, heartbeat, leave, commit, lag, describe.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -25,6 +25,9 @@ struct CommitBody {
     topic: String,
     partition: i64,
     offset: i64,
+    /// The committing member, whose session the commit renews.
+    #[serde(default)]
+    member_id: Option<String>,
 }
 
 fn body_or_error(
@@ -51,6 +54,15 @@ pub async fn join(
     broker.join_group(&group, &request.topic).map(Json)
 }
 
+/// `POST /consumer-groups/{group_id}/members/{member_id}/heartbeat`: renews the member's
+/// session; returns its generation and assignments (which a rebalance may have changed).
+pub async fn heartbeat(
+    State(broker): State<Broker>,
+    Path((group, member)): Path<(String, String)>,
+) -> Result<Json<Membership>, ApiError> {
+    broker.heartbeat(&group, &member).map(Json)
+}
+
 /// `DELETE /consumer-groups/{group_id}/members/{member_id}`: leaves; the group rebalances.
 pub async fn leave(
     State(broker): State<Broker>,
@@ -62,7 +74,7 @@ pub async fn leave(
     ))
 }
 
-/// `POST /consumer-groups/commit {"groupId","topic","partition","offset"}`.
+/// `POST /consumer-groups/commit {"groupId","topic","partition","offset","memberId"?}`.
 pub async fn commit(
     State(broker): State<Broker>,
     body: Result<Bytes, BytesRejection>,
@@ -71,6 +83,7 @@ pub async fn commit(
     let request: CommitBody = parse_json(&body, "invalid_request")
         .inspect_err(|_| broker.record_consume_error("", "", ConsumerError::InvalidRequest))?;
     let (group, topic) = (&request.group_id, &request.topic);
+    broker.check_consumer_names(topic, Some(group))?;
     let Ok(offset) = u64::try_from(request.offset) else {
         broker.record_consume_error(topic, group, ConsumerError::InvalidRequest);
         return Err(ApiError::bad_request(
@@ -92,7 +105,8 @@ pub async fn commit(
             ApiError::not_found("partition_not_found", message)
         });
     };
-    broker.commit(group, topic, partition, offset)?;
+    let member = request.member_id.as_deref();
+    broker.commit(group, topic, partition, offset, member)?;
     Ok(Json(json!({
         "groupId": group, "topic": topic, "partition": partition, "offset": offset,
     })))

@@ -9,11 +9,14 @@
 //! | `POST` | `/consumer-groups/commit` | [`groups`] |
 //! | `GET` | `/consumer-groups/{group_id}/lag` | [`groups`] |
 //!
-//! Every error is JSON: [`error::ApiError`].
+//! Every error is JSON: [`error::ApiError`], also an unknown path (404 `not_found`), a wrong
+//! method (405 `method_not_allowed`, with `Allow`) and axum's own rejections such as a bad
+//! path parameter (400 `invalid_request`); see [`plain_errors`].
 
 pub mod consume;
 pub mod error;
 pub mod groups;
+pub mod plain_errors;
 pub mod produce;
 pub mod topics;
 
@@ -39,11 +42,15 @@ pub fn router(broker: Broker) -> Router {
             "/consumer-groups/{group_id}/members/{member_id}",
             delete(groups::leave),
         )
+        .route(
+            "/consumer-groups/{group_id}/members/{member_id}/heartbeat",
+            post(groups::heartbeat),
+        )
         .route("/consumer-groups/{group_id}/lag", get(groups::lag))
         .route("/consumer-groups/{group_id}", get(groups::describe))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(broker);
-    Router::new().nest("/api/v1", v1)
+    plain_errors::answer_as_json(Router::new().nest("/api/v1", v1))
 }
 
 /// Parses a JSON body, answering 400 with serde's reason when it is not `T`.

@@ -1,64 +1,78 @@
 //! `POST /produce` and `POST /produce/batch`.
+//!
+//! | status | `error` | when | counted under |
+//! |---|---|---|---|
+//! | 400 | `invalid_topic_name` | `topic` is not 1 to 249 characters of `[A-Za-z0-9._-]` | `(unknown)` |
+//! | 404 | `topic_not_found` | no such topic | `(unknown)` |
+//! | 400 | `invalid_record` | malformed body, record or partition | the topic, else `(unknown)` |
+//! | 404 | `partition_not_found` | no such partition | the topic |
+//! | 413 | `record_too_large` | body, key, value or headers past their limit | the topic, else `(unknown)` |
+//! | 413 | `too_many_records` | more than `STREAMHOUSE_MAX_BATCH_RECORDS` records | the topic, else `(unknown)` |
+//! | 503 | `backpressure` | `STREAMHOUSE_MAX_UNFLUSHED_BYTES` wait for the store; `Retry-After: 1` | the topic |
+//!
+//! A record's own headers may use `STREAMHOUSE_MAX_RECORD_HEADER_BYTES` less 588 bytes, and
+//! [`LiteConfig::max_headers`](crate::LiteConfig::max_headers) less 2, kept for `traceparent`
+//! and `tracestate`; 8199 bytes and one header more when `STREAMHOUSE_RECORD_BAGGAGE` is on.
+//! A valid `traceparent` of the client's own is kept; a malformed one is replaced by the
+//! server's.
 
-use std::collections::BTreeMap;
+mod body;
+
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::StatusCode;
-use axum::response::Json;
-use serde::Deserialize;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Json, Response};
 use serde_json::{Value, json};
 use streamhouse_observability::metrics::ProducerError;
 
 use super::error::ApiError;
 use crate::broker::{Broker, ProduceRecord};
+use crate::record::limits::RecordLimits;
+use crate::topics::Topic;
+use crate::trace_context::RequestTrace;
+use body::{Shape, TopicField};
 
-/// One record in a request.
-#[derive(Debug, Deserialize)]
-struct RecordBody {
-    #[serde(default)]
-    key: Option<String>,
-    value: String,
-    #[serde(default)]
-    partition: Option<i64>,
-    #[serde(default)]
-    headers: BTreeMap<String, String>,
-}
+/// Seconds a client told to back off waits before retrying.
+const RETRY_AFTER_SECONDS: &str = "1";
 
-impl From<RecordBody> for ProduceRecord {
-    fn from(r: RecordBody) -> Self {
-        ProduceRecord {
-            key: r.key,
-            value: r.value,
-            partition: r.partition,
-            headers: r.headers,
-        }
+/// A refused produce: the JSON [`ApiError`], with `Retry-After` on a 503.
+#[derive(Debug)]
+pub struct ProduceError(pub ApiError);
+
+impl From<ApiError> for ProduceError {
+    fn from(error: ApiError) -> Self {
+        ProduceError(error)
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct SingleBody {
-    topic: String,
-    #[serde(flatten)]
-    record: RecordBody,
-}
-
-#[derive(Debug, Deserialize)]
-struct BatchBody {
-    topic: String,
-    records: Vec<RecordBody>,
+impl IntoResponse for ProduceError {
+    fn into_response(self) -> Response {
+        let unavailable = self.0.status == StatusCode::SERVICE_UNAVAILABLE;
+        let mut response = self.0.into_response();
+        if unavailable {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        }
+        response
+    }
 }
 
 /// `POST /produce {"topic","key"?,"value","partition"?,"headers"?}` -> `{"offset","partition"}`.
 pub async fn single(
     State(broker): State<Broker>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, ProduceError> {
     let started = Instant::now();
-    let request: SingleBody = parse(&broker, body)?;
-    let positions = broker.produce(&request.topic, vec![request.record.into()], started)?;
+    let (topic, records) = read(&broker, body, Shape::Single)?;
+    let trace = RequestTrace::from_http(&headers);
+    let positions = broker.produce_to(&topic, records, started, trace)?;
     let position = positions[0];
     Ok(Json(
         json!({ "offset": position.offset, "partition": position.partition }),
@@ -68,41 +82,57 @@ pub async fn single(
 /// `POST /produce/batch {"topic","records":[...]}` -> `{"count","offsets":[{"partition","offset"}]}`.
 pub async fn batch(
     State(broker): State<Broker>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, ProduceError> {
     let started = Instant::now();
-    let request: BatchBody = parse(&broker, body)?;
-    let records = request.records.into_iter().map(Into::into).collect();
-    let positions = broker.produce(&request.topic, records, started)?;
+    let (topic, records) = read(&broker, body, Shape::Batch)?;
+    let trace = RequestTrace::from_http(&headers);
+    let positions = broker.produce_to(&topic, records, started, trace)?;
     Ok(Json(
         json!({ "count": positions.len(), "offsets": positions }),
     ))
 }
 
-/// Reads and parses a body, counting a failure under the topic it named (or `""`).
-fn parse<T: serde::de::DeserializeOwned>(
+/// Reads and parses a body in one pass, answering and counting a refusal under the topic
+/// when it exists, else under the placeholder.
+fn read(
     broker: &Broker,
     body: Result<Bytes, BytesRejection>,
-) -> Result<T, ApiError> {
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) => {
-            let status = rejection.status();
-            let (code, kind) = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                ("record_too_large", ProducerError::RecordTooLarge)
-            } else {
-                ("invalid_record", ProducerError::InvalidRecord)
-            };
-            broker.record_produce_error("", kind);
-            return Err(ApiError::new(status, code, rejection.body_text()));
+    shape: Shape,
+) -> Result<(Arc<Topic>, Vec<ProduceRecord>), ApiError> {
+    let body = body.map_err(|rejection| {
+        let status = rejection.status();
+        let (code, kind) = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ("record_too_large", ProducerError::RecordTooLarge)
+        } else {
+            ("invalid_record", ProducerError::InvalidRecord)
+        };
+        broker.record_unknown_topic_error(kind);
+        ApiError::new(status, code, rejection.body_text())
+    })?;
+    let config = broker.config();
+    let limits = RecordLimits::new(config);
+    let exists = |name: &str| broker.topics().get(name).is_some();
+    let parsed = body::parse(&body, shape, &limits, config.max_batch_records, &exists);
+    // The topic answers first: an invalid or absent one whatever else is wrong.
+    let topic = match parsed.topic {
+        TopicField::Invalid => return Err(broker.reject_invalid_produce_topic()),
+        TopicField::Named(name) => broker.produce_topic(&name)?,
+        TopicField::Missing => {
+            let (error, kind) = parsed.records.err().unwrap_or_else(|| {
+                let error = ApiError::bad_request("invalid_record", "no topic");
+                (error, ProducerError::InvalidRecord)
+            });
+            broker.record_unknown_topic_error(kind);
+            return Err(error);
         }
     };
-    serde_json::from_slice(&body).map_err(|e| {
-        let topic = serde_json::from_slice::<Value>(&body)
-            .ok()
-            .and_then(|v| v.get("topic").and_then(Value::as_str).map(str::to_owned))
-            .unwrap_or_default();
-        broker.record_produce_error(&topic, ProducerError::InvalidRecord);
-        ApiError::bad_request("invalid_record", format!("malformed produce request: {e}"))
-    })
+    match parsed.records {
+        Ok(records) => Ok((topic, records)),
+        Err((error, kind)) => {
+            topic.producer.record_error(kind);
+            Err(error)
+        }
+    }
 }

@@ -1,23 +1,85 @@
-//! Consumer groups: join, leave, commit, lag, with their error counts.
+//! Consumer groups: join, leave, heartbeat, commit, lag, with their error counts; and the
+//! checks of the names every consumer-side request carries.
+//!
+//! Label values come only from things that exist (see [`Broker::consumer_labels`]): a
+//! client's topic or group string is never a label unless it names a real topic or group.
 
+use axum::http::StatusCode;
 use streamhouse_observability::metrics::ConsumerError;
 
 use super::Broker;
 use crate::api::error::ApiError;
 use crate::consumer_groups::{GroupError, Membership, PartitionLag};
+use crate::topics::{MAX_TOPIC_NAME_LEN, UNKNOWN_TOPIC, is_valid_topic_name};
 
-/// Longest consumer group id, in bytes.
+/// Longest consumer group id, in bytes. Any UTF-8 up to this is a valid id.
 pub const MAX_GROUP_ID_LEN: usize = 255;
 
+/// Whether `group` is a valid group id: 1 to [`MAX_GROUP_ID_LEN`] bytes.
+pub fn is_valid_group_id(group: &str) -> bool {
+    !group.is_empty() && group.len() <= MAX_GROUP_ID_LEN
+}
+
+/// 400 for a group id that is not valid; the message does not repeat it.
+fn invalid_group_id(group: &str) -> ApiError {
+    ApiError::bad_request(
+        "invalid_group_id",
+        format!(
+            "a group id is 1 to {MAX_GROUP_ID_LEN} bytes of UTF-8; got {} bytes",
+            group.len()
+        ),
+    )
+}
+
 impl Broker {
+    /// The label values a consumer-side count may use for `topic` and `group`: the topic's
+    /// name if it exists, [`UNKNOWN_TOPIC`] if it names none (or is not a valid name), `""`
+    /// when no topic was named; the group's id if the group exists, else `""`.
+    pub fn consumer_labels<'a>(&self, topic: &'a str, group: &'a str) -> (&'a str, &'a str) {
+        let topic = if topic.is_empty() || self.inner.topics.get(topic).is_some() {
+            topic
+        } else {
+            UNKNOWN_TOPIC
+        };
+        let group = if self.inner.groups.exists(group) {
+            group
+        } else {
+            ""
+        };
+        (topic, group)
+    }
+
+    /// Checks the names a consumer-side request carries, before anything else about it.
+    ///
+    /// # Errors
+    /// 400 `invalid_topic_name` or `invalid_group_id`, counted as `invalid_request` under
+    /// [`Self::consumer_labels`].
+    pub fn check_consumer_names(&self, topic: &str, group: Option<&str>) -> Result<(), ApiError> {
+        let error = if !is_valid_topic_name(topic) {
+            ApiError::bad_request(
+                "invalid_topic_name",
+                format!(
+                    "a topic name is 1 to {MAX_TOPIC_NAME_LEN} characters of [A-Za-z0-9._-], \
+                     not . or ..; got {} bytes",
+                    topic.len()
+                ),
+            )
+        } else if let Some(group) = group.filter(|g| !is_valid_group_id(g)) {
+            invalid_group_id(group)
+        } else {
+            return Ok(());
+        };
+        self.record_consume_error(topic, group.unwrap_or(""), ConsumerError::InvalidRequest);
+        Err(error)
+    }
+
     /// Adds a member to `group` subscribed to `topic`; the group rebalances.
     ///
     /// # Errors
-    /// 400 for a bad group id, 404 `topic_not_found`.
+    /// 400 for a bad topic name or group id, 404 `topic_not_found`, 409 `too_many_groups`
+    /// or `too_many_members`.
     pub fn join_group(&self, group: &str, topic: &str) -> Result<Membership, ApiError> {
-        check_group_id(group).inspect_err(|_| {
-            self.record_consume_error(topic, group, ConsumerError::InvalidRequest)
-        })?;
+        self.check_consumer_names(topic, Some(group))?;
         if self.inner.topics.get(topic).is_none() {
             self.record_consume_error(topic, group, ConsumerError::TopicNotFound);
             return Err(ApiError::not_found(
@@ -25,46 +87,72 @@ impl Broker {
                 format!("topic {topic:?} does not exist"),
             ));
         }
-        Ok(self.inner.groups.join(group, topic))
+        self.inner
+            .groups
+            .join(group, topic)
+            .map_err(|e| self.group_error(e, topic, group))
     }
 
     /// Removes a member from `group`; the group rebalances, and goes away if it has no
     /// members and no commits left.
     ///
     /// # Errors
-    /// 404 `group_not_found` for an unknown group or member.
+    /// 404 `group_not_found` or `member_not_found`.
     pub fn leave_group(&self, group: &str, member: &str) -> Result<(), ApiError> {
-        self.inner.groups.leave(group, member).map_err(|e| {
-            self.record_consume_error("", group, ConsumerError::GroupNotFound);
-            let what = match e {
-                GroupError::GroupNotFound => format!("group {group:?} does not exist"),
-                GroupError::MemberNotFound => {
-                    format!("group {group:?} has no member {member:?}")
-                }
-            };
-            ApiError::not_found("group_not_found", what)
-        })
+        self.inner
+            .groups
+            .leave(group, member)
+            .map_err(|e| self.group_error(e, "", group))
     }
 
-    /// Commits `offset` (the next offset to read) for a partition.
+    /// Renews a member's session (see [`crate::LiteConfig::member_session_timeout`]).
     ///
     /// # Errors
-    /// 400 for a bad group id or an offset past the high watermark, 404 for an unknown
-    /// topic or partition.
+    /// 400 for a bad group id, 404 `group_not_found` or `member_not_found`.
+    pub fn heartbeat(&self, group: &str, member: &str) -> Result<Membership, ApiError> {
+        self.touch_member(group, member, "")
+    }
+
+    /// Renews `member`'s session for a consume or commit naming it, counting a failure
+    /// under `topic`.
+    pub(super) fn touch_member(
+        &self,
+        group: &str,
+        member: &str,
+        topic: &str,
+    ) -> Result<Membership, ApiError> {
+        if !is_valid_group_id(group) {
+            self.record_consume_error(topic, "", ConsumerError::InvalidRequest);
+            return Err(invalid_group_id(group));
+        }
+        self.inner
+            .groups
+            .heartbeat(group, member)
+            .map_err(|e| self.group_error(e, topic, group))
+    }
+
+    /// Commits `offset` (the next offset to read) for a partition; a `member` naming itself
+    /// renews its session.
+    ///
+    /// # Errors
+    /// 400 for a bad name or an offset past the high watermark, 404 for an unknown topic,
+    /// partition or member, 409 `too_many_groups`.
     pub fn commit(
         &self,
         group: &str,
         topic: &str,
         partition: u32,
         offset: u64,
+        member: Option<&str>,
     ) -> Result<(), ApiError> {
+        self.check_consumer_names(topic, Some(group))?;
+        if let Some(member) = member {
+            self.touch_member(group, member, topic)?;
+        }
         let fail = |(error, kind): (ApiError, ConsumerError)| {
             self.record_consume_error(topic, group, kind);
             error
         };
-        check_group_id(group)
-            .map_err(|e| (e, ConsumerError::InvalidRequest))
-            .map_err(fail)?;
         let log = self.partition_log(topic, partition).map_err(fail)?;
         let high_watermark = log.high_watermark();
         if offset > high_watermark {
@@ -76,8 +164,10 @@ impl Broker {
                 ConsumerError::OffsetOutOfRange,
             )));
         }
-        self.inner.groups.commit(group, topic, partition, offset);
-        Ok(())
+        self.inner
+            .groups
+            .commit(group, topic, partition, offset)
+            .map_err(|e| self.group_error(e, topic, group))
     }
 
     /// Per-partition lag of `group`.
@@ -85,19 +175,55 @@ impl Broker {
     /// # Errors
     /// 404 `group_not_found`.
     pub fn lag(&self, group: &str) -> Result<Vec<PartitionLag>, ApiError> {
-        self.inner.groups.lag(group).map_err(|_| {
-            self.record_consume_error("", group, ConsumerError::GroupNotFound);
-            ApiError::not_found("group_not_found", format!("group {group:?} does not exist"))
-        })
+        self.inner
+            .groups
+            .lag(group)
+            .map_err(|e| self.group_error(e, "", group))
     }
-}
 
-fn check_group_id(group: &str) -> Result<(), ApiError> {
-    if group.is_empty() || group.len() > MAX_GROUP_ID_LEN {
-        return Err(ApiError::bad_request(
-            "invalid_request",
-            format!("group id must be 1 to {MAX_GROUP_ID_LEN} bytes"),
-        ));
+    /// Answers and counts a failed group operation.
+    fn group_error(&self, error: GroupError, topic: &str, group: &str) -> ApiError {
+        let limits = self.inner.groups.limits();
+        let (error, kind) = match error {
+            GroupError::GroupNotFound => (
+                ApiError::not_found("group_not_found", format!("group {group:?} does not exist")),
+                ConsumerError::GroupNotFound,
+            ),
+            GroupError::MemberNotFound => (
+                ApiError::not_found(
+                    "member_not_found",
+                    format!(
+                        "group {group:?} has no such member (it left, or was silent longer \
+                         than {:?}); join again",
+                        limits.session_timeout
+                    ),
+                ),
+                ConsumerError::GroupNotFound,
+            ),
+            GroupError::TooManyGroups => (
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "too_many_groups",
+                    format!(
+                        "{} consumer groups exist, the most allowed",
+                        limits.max_groups
+                    ),
+                ),
+                ConsumerError::InvalidRequest,
+            ),
+            GroupError::TooManyMembers => (
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "too_many_members",
+                    format!(
+                        "group {group:?} has {} members, the most allowed",
+                        limits.max_members
+                    ),
+                ),
+                ConsumerError::InvalidRequest,
+            ),
+        };
+        self.record_consume_error(topic, group, kind);
+        error
     }
-    Ok(())
 }

@@ -8,13 +8,13 @@
 //! | `consumer_records{topic,consumer_group}` | [`Broker::consume`] |
 //! | `consumer_errors{error_type}` | consume and group operations that fail |
 //! | `consumer_lag` | a source per consumer group ([`crate::consumer_groups`]) |
-//! | `consumer_rebalances` | every join and leave ([`crate::consumer_groups`]) |
+//! | `consumer_rebalances` | every join, leave and session expiry ([`crate::consumer_groups`]) |
 //! | `segment_writes` | a segment sealed ([`crate::partition_log`]) |
 //! | `segment_flushes` | a segment stored ([`crate::writer_pool`]) |
 //! | `s3_requests/errors/latency` | every object store call (`InstrumentedObjectStore`) |
 //! | `cache_hits/misses/size` | [`crate::segment_cache`] |
 //! | `topics_total`, `partitions_total` | [`crate::topics`] |
-//! | `agents_active` | [`crate::writer_pool`] |
+//! | `agents_active`, `unflushed_bytes` | [`crate::writer_pool`] |
 //! | `connections_active` | [`crate::connections`] |
 
 use std::collections::{BTreeMap, HashMap};
@@ -27,24 +27,26 @@ use object_store::path::Path;
 use serde::Serialize;
 use streamhouse_observability::Telemetry;
 use streamhouse_observability::health::{HealthRegistration, HealthRegistry};
-use streamhouse_observability::metrics::{ConsumerError, ProducerError};
+use streamhouse_observability::metrics::ConsumerError;
 use streamhouse_observability::object_store::InstrumentedObjectStore;
 use tokio::task::JoinHandle;
 
 use crate::api::error::ApiError;
 use crate::config::LiteConfig;
-use crate::consumer_groups::ConsumerGroups;
+use crate::consumer_groups::{ConsumerGroups, GroupLimits};
+use crate::partition_log::PartitionLog;
 use crate::record::Record;
 use crate::segment_cache::SegmentCache;
-use crate::topics::{CreateTopicError, Topic, TopicRegistry};
-use crate::writer_pool::{RetryPolicy, WriterPool};
+use crate::topics::{CreateTopicError, Topic, TopicLimits, TopicRegistry};
+use crate::writer_pool::WriterPool;
 
 mod consume;
 mod groups;
 mod produce;
 mod recovery;
 
-pub use groups::MAX_GROUP_ID_LEN;
+pub use consume::ConsumeRequest;
+pub use groups::{MAX_GROUP_ID_LEN, is_valid_group_id};
 
 /// The record header carrying W3C trace context from producer to consumer.
 pub const TRACEPARENT_HEADER: &str = "traceparent";
@@ -58,7 +60,7 @@ pub struct ProduceRecord {
     pub value: String,
     /// Partition; `None` lets the broker choose.
     pub partition: Option<i64>,
-    /// Headers, stored as given; the broker adds `traceparent` when the record has none.
+    /// Headers, stored as given, plus trace context (see `RecordContext::apply`).
     pub headers: BTreeMap<String, String>,
 }
 
@@ -130,18 +132,9 @@ impl Broker {
         let topics = Arc::new(TopicRegistry::new(
             telemetry,
             config.segment_max_bytes,
-            config.max_partitions,
+            TopicLimits::from_config(&config),
         ));
-        let retry = RetryPolicy {
-            initial: config.flush_retry_initial,
-            max: config.flush_retry_max,
-        };
-        let pool = Arc::new(WriterPool::start(
-            config.writer_agents,
-            Arc::clone(&store),
-            retry,
-            telemetry,
-        ));
+        let pool = Arc::new(WriterPool::start(&config, Arc::clone(&store), telemetry));
         let sealer = tokio::spawn(seal_aged_segments(
             Arc::downgrade(&topics),
             Arc::downgrade(&pool),
@@ -172,7 +165,11 @@ impl Broker {
         ];
         Broker {
             inner: Arc::new(Inner {
-                groups: ConsumerGroups::new(Arc::clone(&topics), telemetry),
+                groups: ConsumerGroups::new(
+                    Arc::clone(&topics),
+                    telemetry,
+                    GroupLimits::from_config(&config),
+                ),
                 cache: SegmentCache::new(config.cache_max_bytes, telemetry),
                 loading: Mutex::default(),
                 config,
@@ -224,7 +221,8 @@ impl Broker {
     /// Creates a topic.
     ///
     /// # Errors
-    /// 409 when it exists, 400 for a bad name or partition count.
+    /// 409 `topic_exists`, `too_many_topics` or `too_many_partitions`; 400 for a bad name or
+    /// partition count.
     pub fn create_topic(&self, name: &str, partitions: u32) -> Result<Arc<Topic>, ApiError> {
         self.inner
             .topics
@@ -249,17 +247,29 @@ impl Broker {
                         self.inner.config.max_partitions
                     ),
                 ),
+                CreateTopicError::TooManyTopics => ApiError::new(
+                    StatusCode::CONFLICT,
+                    "too_many_topics",
+                    format!(
+                        "{} topics exist, the most allowed",
+                        self.inner.config.max_topics
+                    ),
+                ),
+                CreateTopicError::TooManyPartitions { total } => ApiError::new(
+                    StatusCode::CONFLICT,
+                    "too_many_partitions",
+                    format!(
+                        "{total} partitions exist; {partitions} more would pass the limit of {}",
+                        self.inner.config.max_total_partitions
+                    ),
+                ),
             })
     }
 
-    /// Counts a produce request that failed before it reached the broker (a malformed or
-    /// oversize body). `topic` is the one the body named, or `""` when it named none.
-    pub fn record_produce_error(&self, topic: &str, error: ProducerError) {
-        self.inner.telemetry.producer().record_error(topic, error);
-    }
-
-    /// Counts a consumer request that failed before it reached the broker.
+    /// Counts a failed consumer request under [`Self::consumer_labels`]: never a topic or
+    /// group that does not exist.
     pub fn record_consume_error(&self, topic: &str, group: &str, error: ConsumerError) {
+        let (topic, group) = self.consumer_labels(topic, group);
         self.inner
             .telemetry
             .consumer()
@@ -270,14 +280,22 @@ impl Broker {
     /// stops the writer pool.
     pub async fn shutdown(&self, timeout: Duration) {
         self.inner.sealer.abort();
-        for topic in self.inner.topics.all() {
-            for log in &topic.partitions {
-                if let Some(sealed) = log.seal_now() {
-                    self.inner.pool.submit(Arc::clone(log), sealed);
+        self.inner.groups.stop_reaper();
+        let deadline = tokio::time::Instant::now() + timeout;
+        // Waits for queue room while the agents drain it, within the same deadline.
+        let seal_all = async {
+            for topic in self.inner.topics.all() {
+                for log in &topic.partitions {
+                    self.inner
+                        .pool
+                        .seal_waiting(log, PartitionLog::seal_now)
+                        .await;
                 }
             }
-        }
-        self.inner.pool.shutdown(timeout).await;
+        };
+        let _ = tokio::time::timeout_at(deadline, seal_all).await;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        self.inner.pool.shutdown(left).await;
     }
 }
 
@@ -297,9 +315,7 @@ async fn seal_aged_segments(
         };
         for topic in topics.all() {
             for log in &topic.partitions {
-                if let Some(sealed) = log.seal_if_older(max_age) {
-                    pool.submit(Arc::clone(log), sealed);
-                }
+                pool.try_seal(log, |log| log.seal_if_due(max_age));
             }
         }
     }

@@ -46,8 +46,8 @@ impl Broker {
                 bases.sort_unstable();
                 let last_base = *bases.last().expect("at least one segment");
                 let last_path = segment::object_path(&name, partition, last_base);
-                let last_records = self.fetch_segment(&last_path).await?;
-                let last_offset = last_records.last().map_or(last_base, |r| r.offset);
+                let last_segment = self.fetch_segment(&last_path).await?;
+                let last_offset = last_segment.last_offset().unwrap_or(last_base);
                 let segments: Vec<(u64, u64)> = bases
                     .windows(2)
                     .map(|w| (w[0], w[1] - 1))

@@ -330,12 +330,21 @@ pub const CACHE_MISSES: MetricDef = MetricDef::counter(
     "Total segment cache misses",
     &[],
 );
-/// Bytes held by the segment cache.
+/// Resident bytes held by the segment cache.
 pub const CACHE_SIZE: MetricDef = MetricDef::gauge(
     "streamhouse.cache.size",
     "streamhouse_cache_size_bytes",
     "By",
-    "Current segment cache size in bytes",
+    "Current segment cache size in resident bytes",
+    &[],
+);
+/// Payload bytes acknowledged but not yet in the object store: the unflushed-bytes budget
+/// in use.
+pub const UNFLUSHED_BYTES: MetricDef = MetricDef::gauge(
+    "streamhouse.storage.unflushed",
+    "streamhouse_unflushed_bytes",
+    "By",
+    "Payload bytes acknowledged to producers and not yet in the object store",
     &[],
 );
 
@@ -421,6 +430,75 @@ pub const TELEMETRY_EXPOSITION_DROPPED: MetricDef = MetricDef::counter(
     &[REASON],
 );
 
+// Process and runtime (issue 9). The process metrics keep the standard Prometheus client
+// names, so stock dashboards work, and take the OpenTelemetry semantic-convention names
+// where one exists; no convention covers the descriptor limit.
+
+/// Resident memory of the process (Linux).
+pub const PROCESS_RESIDENT_MEMORY: MetricDef = MetricDef::gauge(
+    "process.memory.usage",
+    "process_resident_memory_bytes",
+    "By",
+    "Resident memory size in bytes",
+    &[],
+);
+/// CPU time of the process, user plus system (Linux).
+pub const PROCESS_CPU: MetricDef = MetricDef::counter(
+    "process.cpu.time",
+    "process_cpu_seconds_total",
+    "s",
+    "Total user and system CPU time spent in seconds",
+    &[],
+);
+/// Open file descriptors of the process (Linux).
+pub const PROCESS_OPEN_FDS: MetricDef = MetricDef::gauge(
+    "process.unix.file_descriptor.count",
+    "process_open_fds",
+    "{file_descriptor}",
+    "Number of open file descriptors",
+    &[],
+);
+/// The soft limit on open file descriptors (Linux).
+pub const PROCESS_MAX_FDS: MetricDef = MetricDef::gauge(
+    "process.unix.file_descriptor.limit",
+    "process_max_fds",
+    "{file_descriptor}",
+    "Maximum number of open file descriptors",
+    &[],
+);
+/// Threads of the process (Linux).
+pub const PROCESS_THREADS: MetricDef = MetricDef::gauge(
+    "process.thread.count",
+    "process_threads",
+    "{thread}",
+    "Number of OS threads in the process",
+    &[],
+);
+/// Worker threads of the registered tokio runtime.
+pub const RUNTIME_WORKERS: MetricDef = MetricDef::gauge(
+    "streamhouse.runtime.workers",
+    "streamhouse_runtime_workers",
+    "{thread}",
+    "Worker threads of the tokio runtime",
+    &[],
+);
+/// Tasks alive in the registered tokio runtime.
+pub const RUNTIME_ALIVE_TASKS: MetricDef = MetricDef::gauge(
+    "streamhouse.runtime.alive_tasks",
+    "streamhouse_runtime_alive_tasks",
+    "{task}",
+    "Tasks alive in the tokio runtime",
+    &[],
+);
+/// Tasks waiting in the registered tokio runtime's global queue.
+pub const RUNTIME_GLOBAL_QUEUE_DEPTH: MetricDef = MetricDef::gauge(
+    "streamhouse.runtime.global_queue_depth",
+    "streamhouse_runtime_global_queue_depth",
+    "{task}",
+    "Tasks waiting in the tokio runtime's global queue",
+    &[],
+);
+
 /// Every metric of the catalog: the seed's 22 in the seed's order, then later additions.
 pub const ALL: &[MetricDef] = &[
     PRODUCER_RECORDS,
@@ -440,6 +518,7 @@ pub const ALL: &[MetricDef] = &[
     CACHE_HITS,
     CACHE_MISSES,
     CACHE_SIZE,
+    UNFLUSHED_BYTES,
     CONNECTIONS_ACTIVE,
     PARTITIONS,
     TOPICS,
@@ -449,6 +528,14 @@ pub const ALL: &[MetricDef] = &[
     TELEMETRY_EXPORT_FAILURES,
     TELEMETRY_SPANS_DROPPED,
     TELEMETRY_EXPOSITION_DROPPED,
+    PROCESS_RESIDENT_MEMORY,
+    PROCESS_CPU,
+    PROCESS_OPEN_FDS,
+    PROCESS_MAX_FDS,
+    PROCESS_THREADS,
+    RUNTIME_WORKERS,
+    RUNTIME_ALIVE_TASKS,
+    RUNTIME_GLOBAL_QUEUE_DEPTH,
 ];
 
 /// The catalog entry for an OpenTelemetry instrument name.
@@ -535,7 +622,8 @@ mod tests {
     #[test]
     fn entries_are_well_formed() {
         for def in ALL {
-            // Our own metrics are namespaced; semantic-convention ones keep their names.
+            // Our own metrics are namespaced; semantic-convention and standard process
+            // ones keep their names.
             assert_eq!(
                 def.prometheus_name.starts_with("streamhouse_"),
                 def.otel_name.starts_with("streamhouse."),

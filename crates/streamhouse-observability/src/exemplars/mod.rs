@@ -5,7 +5,9 @@
 //! here too. Capture happens only while a *sampled* span is current (an OTel context, or a
 //! `tracing` span entered under `tracing-opentelemetry`, which activates its OTel context);
 //! otherwise the cost is one thread-local check. Memory is bounded: one slot per bucket (or
-//! per counter series), for at most the cardinality limit of series per metric.
+//! per counter series), for at most the cardinality limit of series per metric, keyed by
+//! label values the recorders have already cut to their length bound. Slots are resolved
+//! when a handle is bound, so recording never looks them up; the overflow series has none.
 
 mod slot;
 
@@ -128,8 +130,14 @@ impl MetricExemplars {
                 .find(|kv| kv.key.as_str() == name)
                 .map(|kv| kv.value.as_str())
         })?;
-        if let Some(found) = self.read().get(&key) {
-            return Some(Arc::clone(found));
+        {
+            let series = self.read();
+            if let Some(found) = series.get(&key) {
+                return Some(Arc::clone(found));
+            }
+            if series.len() >= self.limit {
+                return None;
+            }
         }
         let mut series = self.series.write().unwrap_or_else(PoisonError::into_inner);
         if series.len() >= self.limit && !series.contains_key(&key) {
@@ -139,16 +147,6 @@ impl MetricExemplars {
             .entry(key)
             .or_insert_with(|| Arc::new(SeriesExemplars::new(self.def, self.time)));
         Some(Arc::clone(created))
-    }
-
-    /// Offers a measurement recorded with per-call attributes.
-    #[inline]
-    pub(crate) fn offer(&self, value: f64, attributes: &[KeyValue]) {
-        if let Some((trace_id, span_id)) = sampled_span()
-            && let Some(series) = self.series(attributes)
-        {
-            series.write(value, trace_id, span_id);
-        }
     }
 
     /// The slots of an exposed series, looked up by its label (name, value) pairs.
@@ -268,8 +266,9 @@ mod tests {
         assert_eq!(series.get(11).unwrap().value, 99.0);
         assert!(series.get(0).is_none() && series.get(2).is_none());
 
-        // Unbound recording finds the same series.
-        metric.offer(0.2, &attributes);
+        // Binding the same label set again finds the same slots.
+        let again = metric.series(&attributes).unwrap();
+        again.offer(0.2);
         assert_eq!(series.get(6).unwrap().value, 0.2); // (0.1, 0.25]
     }
 
@@ -289,6 +288,7 @@ mod tests {
         assert!(errors.series(&attrs("put")).is_some());
         assert!(errors.series(&attrs("list")).is_none());
         assert!(errors.series(&attrs("get")).is_some());
+        assert_eq!(errors.read().len(), 2);
         // A missing catalog label means the series is not ours: no slots.
         assert!(errors.series(&attrs("get")[..1]).is_none());
     }

@@ -13,7 +13,7 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::Telemetry;
-use crate::metrics::HttpServerMetrics;
+use crate::metrics::{HttpServerMetrics, span_value_bytes, truncate_label_value};
 use crate::propagation;
 
 /// Opens a server span per request (semantic-convention attributes, named
@@ -95,7 +95,8 @@ where
             otel.kind = "server",
             http.request.method = method,
             http.route = route.as_deref(),
-            url.path = request.uri().path(),
+            // A client picks the path: bounded like every value a client picks.
+            url.path = truncate_label_value(request.uri().path(), span_value_bytes()),
             url.scheme = request.uri().scheme_str().unwrap_or("http"),
             network.protocol.version = protocol_version(request.version()),
             http.response.status_code = tracing::field::Empty,

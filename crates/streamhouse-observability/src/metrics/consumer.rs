@@ -3,9 +3,13 @@
 use super::ConsumerError;
 use super::instruments::{BoundCounter, Instruments, LabeledCounter, attributes};
 use super::observed::{Emit, GaugeRegistration, GaugeSources};
+use super::value_bound::truncate_label_value;
 use crate::catalog;
 
 /// Records consumer activity. Get it from [`Telemetry::consumer`](crate::Telemetry::consumer).
+///
+/// Topic names and group ids are cut to the configured label value length; label only
+/// topics and groups that exist (see `docs/labels.md`).
 ///
 /// Lag is read, not pushed: register a source that reports the current lag of every
 /// partition a group tracks. When the group leaves, drop its registration (or stop reporting
@@ -29,6 +33,7 @@ pub struct ConsumerMetrics {
     rebalances: LabeledCounter<1>,
     errors: LabeledCounter<3>,
     lag: GaugeSources,
+    max_value_bytes: usize,
 }
 
 impl std::fmt::Debug for ConsumerMetrics {
@@ -46,6 +51,7 @@ impl ConsumerMetrics {
             rebalances: instruments.labeled(&catalog::CONSUMER_REBALANCES),
             errors: instruments.labeled(&catalog::CONSUMER_ERRORS),
             lag,
+            max_value_bytes: instruments.max_label_value_bytes,
         }
     }
 
@@ -79,7 +85,13 @@ impl ConsumerMetrics {
         &self,
         source: impl Fn(&mut LagReport<'_>) + Send + Sync + 'static,
     ) -> GaugeRegistration {
-        self.lag.add(move |emit| source(&mut LagReport { emit }))
+        let max_value_bytes = self.max_value_bytes;
+        self.lag.add(move |emit| {
+            source(&mut LagReport {
+                emit,
+                max_value_bytes,
+            })
+        })
     }
 }
 
@@ -100,13 +112,15 @@ impl GroupConsumerMetrics {
 /// Collects lag observations during one collection.
 pub struct LagReport<'a> {
     emit: Emit<'a>,
+    max_value_bytes: usize,
 }
 
 impl LagReport<'_> {
     /// Reports the lag (high watermark minus committed offset) of one partition for one group.
     pub fn lag(&mut self, topic: &str, partition: u32, group: &str, lag: u64) {
-        let partition = itoa::Buffer::new().format(partition).to_owned();
-        let values = [topic, partition.as_str(), group];
+        let mut partition_buffer = itoa::Buffer::new();
+        let values = [topic, partition_buffer.format(partition), group]
+            .map(|v| truncate_label_value(v, self.max_value_bytes));
         (self.emit)(lag, &attributes(catalog::CONSUMER_LAG.labels, values));
     }
 }

@@ -1,13 +1,20 @@
 //! HTTP server metrics: `http.server.request.duration` with semantic-convention labels.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::instruments::{Histogram, Instruments};
-use crate::catalog::{self, label};
 use opentelemetry::KeyValue;
+
+use super::bound_cache::BoundCache;
+use super::instruments::{BoundHistogram, Histogram, Instruments};
+use super::value_bound::truncate_label_value;
+use crate::catalog::{self, label};
 
 /// Records HTTP server request durations. Usually fed by
 /// [`HttpServerLayer`](crate::http::HttpServerLayer).
+///
+/// Method and route are cut to the configured label value length, and label sets past the
+/// cardinality limit land in the overflow series.
 ///
 /// ```
 /// use std::time::Duration;
@@ -23,12 +30,17 @@ use opentelemetry::KeyValue;
 #[derive(Debug, Clone)]
 pub struct HttpServerMetrics {
     duration: Histogram,
+    // Keyed by [method, status] without a route, [method, status, route] with one.
+    bound: Arc<BoundCache<BoundHistogram>>,
+    max_value_bytes: usize,
 }
 
 impl HttpServerMetrics {
     pub(crate) fn new(instruments: &Instruments<'_>) -> Self {
         HttpServerMetrics {
             duration: instruments.histogram(&catalog::HTTP_SERVER_REQUEST_DURATION),
+            bound: instruments.cache(),
+            max_value_bytes: instruments.max_label_value_bytes,
         }
     }
 
@@ -42,21 +54,37 @@ impl HttpServerMetrics {
         status: u16,
         elapsed: Duration,
     ) {
+        let method = truncate_label_value(method, self.max_value_bytes);
+        let route = route.map(|r| truncate_label_value(r, self.max_value_bytes));
+        let mut status_buffer = itoa::Buffer::new();
+        let status_text = status_buffer.format(status);
+        let with_route;
+        let values: &[&str] = match route {
+            Some(route) => {
+                with_route = [method, status_text, route];
+                &with_route
+            }
+            None => &[method, status_text],
+        };
+        self.bound.with(
+            values,
+            || self.bind(method, route, status),
+            || self.duration.bind_overflow(),
+            |histogram| histogram.record(elapsed.as_secs_f64()),
+        );
+    }
+
+    fn bind(&self, method: &str, route: Option<&str>, status: u16) -> BoundHistogram {
         let method = KeyValue::new(label::HTTP_REQUEST_METHOD, method.to_owned());
         let status = KeyValue::new(label::HTTP_RESPONSE_STATUS_CODE, i64::from(status));
         match route {
-            Some(route) => self.duration.record(
-                elapsed.as_secs_f64(),
-                // Sorted by key, as the SDK stores them.
-                &[
-                    method,
-                    status,
-                    KeyValue::new(label::HTTP_ROUTE, route.to_owned()),
-                ],
-            ),
-            None => self
-                .duration
-                .record(elapsed.as_secs_f64(), &[method, status]),
+            // Sorted by key, as the SDK stores them.
+            Some(route) => self.duration.bind(&[
+                method,
+                status,
+                KeyValue::new(label::HTTP_ROUTE, route.to_owned()),
+            ]),
+            None => self.duration.bind(&[method, status]),
         }
     }
 }

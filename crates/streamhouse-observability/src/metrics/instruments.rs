@@ -1,5 +1,9 @@
 //! Instruments built from catalog entries, so a recorder never spells a name or a bucket,
 //! and that offer every measurement to the exemplar store.
+//!
+//! Recording is through bound handles only: a label set is resolved once (bind), and a
+//! record call goes straight to its series' aggregator. Label sets past the cardinality limit share one handle
+//! bound to the SDK's overflow series.
 
 use std::sync::Arc;
 
@@ -7,6 +11,7 @@ use opentelemetry::KeyValue;
 use opentelemetry::metrics::{self as otel, Meter};
 
 use super::bound_cache::BoundCache;
+use super::value_bound::truncate_label_value;
 use crate::catalog::{MetricDef, MetricKind};
 use crate::exemplars::{ExemplarStore, MetricExemplars, SeriesExemplars};
 
@@ -15,6 +20,8 @@ pub(crate) struct Instruments<'a> {
     pub(crate) meter: &'a Meter,
     pub(crate) exemplars: &'a ExemplarStore,
     pub(crate) cardinality_limit: usize,
+    /// Longest label value in bytes; see [`truncate_label_value`].
+    pub(crate) max_label_value_bytes: usize,
 }
 
 impl Instruments<'_> {
@@ -27,7 +34,13 @@ impl Instruments<'_> {
     }
 
     pub(crate) fn labeled<const N: usize>(&self, def: &'static MetricDef) -> LabeledCounter<N> {
-        LabeledCounter::new(self.counter(def), def, self.cardinality_limit)
+        assert_eq!(def.labels.len(), N, "{}", def.otel_name);
+        LabeledCounter {
+            counter: self.counter(def),
+            def,
+            bound: self.cache(),
+            max_value_bytes: self.max_label_value_bytes,
+        }
     }
 
     pub(crate) fn cache<V>(&self) -> Arc<BoundCache<V>> {
@@ -35,8 +48,17 @@ impl Instruments<'_> {
     }
 }
 
+/// The attribute set of the SDK's overflow series (`otel_metric_overflow="true"` on
+/// `/metrics`). Binding it directly always gives that series' handle: the SDK's table is
+/// full whenever a cache overflows, and even if it were not, the series bound is the one
+/// the SDK's own overflow writes to.
+fn overflow_attributes() -> [KeyValue; 1] {
+    [KeyValue::new("otel.metric.overflow", true)]
+}
+
 /// Attributes for label `values` given in catalog order, sorted by key: the SDK keeps one
-/// entry per series when attributes arrive sorted, two otherwise.
+/// entry per series when attributes arrive sorted, two otherwise. Values must be cut to
+/// their bound already.
 pub(crate) fn attributes<const N: usize>(
     keys: &[&'static str],
     values: [&str; N],
@@ -53,31 +75,28 @@ pub(crate) struct LabeledCounter<const N: usize> {
     counter: Counter,
     def: &'static MetricDef,
     bound: Arc<BoundCache<BoundCounter>>,
+    max_value_bytes: usize,
 }
 
 impl<const N: usize> LabeledCounter<N> {
-    fn new(counter: Counter, def: &'static MetricDef, limit: usize) -> Self {
-        assert_eq!(def.labels.len(), N, "{}", def.otel_name);
-        LabeledCounter {
-            counter,
-            def,
-            bound: Arc::new(BoundCache::new(limit)),
-        }
-    }
-
     /// Adds `value` to the series of label `values`, in catalog order.
     #[inline]
     pub(crate) fn add(&self, values: [&str; N], value: u64) {
-        let bound = self
-            .bound
-            .with(&values, || self.bind(values), |c| c.add(value));
-        if bound.is_none() {
-            self.counter
-                .add(value, &attributes(self.def.labels, values));
-        }
+        let values = values.map(|v| truncate_label_value(v, self.max_value_bytes));
+        self.bound.with(
+            &values,
+            || self.bind_truncated(values),
+            || self.counter.bind_overflow(),
+            |c| c.add(value),
+        );
     }
 
+    /// A handle on the series of label `values`, in catalog order, for callers that keep it.
     pub(crate) fn bind(&self, values: [&str; N]) -> BoundCounter {
+        self.bind_truncated(values.map(|v| truncate_label_value(v, self.max_value_bytes)))
+    }
+
+    fn bind_truncated(&self, values: [&str; N]) -> BoundCounter {
         self.counter.bind(&attributes(self.def.labels, values))
     }
 }
@@ -103,18 +122,18 @@ impl Counter {
         }
     }
 
-    #[inline]
-    pub(crate) fn add(&self, value: u64, attributes: &[KeyValue]) {
-        self.sdk.add(value, attributes);
-        if let Some(exemplars) = &self.exemplars {
-            exemplars.offer(value as f64, attributes);
-        }
-    }
-
     pub(crate) fn bind(&self, attributes: &[KeyValue]) -> BoundCounter {
         BoundCounter {
             sdk: self.sdk.bind(attributes),
             exemplars: self.exemplars.as_ref().and_then(|e| e.series(attributes)),
+        }
+    }
+
+    /// The overflow series' handle; it keeps no exemplars (its label values are not ours).
+    pub(crate) fn bind_overflow(&self) -> BoundCounter {
+        BoundCounter {
+            sdk: self.sdk.bind(&overflow_attributes()),
+            exemplars: None,
         }
     }
 }
@@ -158,18 +177,18 @@ impl Histogram {
         }
     }
 
-    #[inline]
-    pub(crate) fn record(&self, value: f64, attributes: &[KeyValue]) {
-        self.sdk.record(value, attributes);
-        if let Some(exemplars) = &self.exemplars {
-            exemplars.offer(value, attributes);
-        }
-    }
-
     pub(crate) fn bind(&self, attributes: &[KeyValue]) -> BoundHistogram {
         BoundHistogram {
             sdk: self.sdk.bind(attributes),
             exemplars: self.exemplars.as_ref().and_then(|e| e.series(attributes)),
+        }
+    }
+
+    /// The overflow series' handle; it keeps no exemplars (its label values are not ours).
+    pub(crate) fn bind_overflow(&self) -> BoundHistogram {
+        BoundHistogram {
+            sdk: self.sdk.bind(&overflow_attributes()),
+            exemplars: None,
         }
     }
 }

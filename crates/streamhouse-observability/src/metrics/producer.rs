@@ -8,9 +8,13 @@ use super::bound_cache::BoundCache;
 use super::instruments::{
     BoundCounter, BoundHistogram, Counter, Histogram, Instruments, LabeledCounter, attributes,
 };
+use super::value_bound::truncate_label_value;
 use crate::catalog;
 
 /// Records produce requests. Get it from [`Telemetry::producer`](crate::Telemetry::producer).
+///
+/// Topic names are cut to the configured label value length; label only topics that exist
+/// (see `docs/labels.md`).
 ///
 /// ```
 /// use std::time::Duration;
@@ -29,7 +33,8 @@ pub struct ProducerMetrics {
     latency: Histogram,
     batch_size: Histogram,
     errors: LabeledCounter<2>,
-    topics: Arc<BoundCache<TopicProducerMetrics>>,
+    topics: Arc<BoundCache<BoundBatch>>,
+    max_value_bytes: usize,
 }
 
 impl ProducerMetrics {
@@ -41,17 +46,15 @@ impl ProducerMetrics {
             batch_size: instruments.histogram(&catalog::PRODUCER_BATCH_SIZE),
             errors: instruments.labeled(&catalog::PRODUCER_ERRORS),
             topics: instruments.cache(),
+            max_value_bytes: instruments.max_label_value_bytes,
         }
     }
 
     /// Resolves the label set of `topic` once; the handle then records at bound-instrument cost.
     pub fn topic(&self, topic: &str) -> TopicProducerMetrics {
-        let attributes = attributes(catalog::PRODUCER_RECORDS.labels, [topic]);
+        let topic = truncate_label_value(topic, self.max_value_bytes);
         TopicProducerMetrics {
-            records: self.records.bind(&attributes),
-            bytes: self.bytes.bind(&attributes),
-            latency: self.latency.bind(&attributes),
-            batch_size: self.batch_size.bind(&attributes),
+            batch: self.bind_batch(topic),
             errors: self.errors.clone(),
             topic: topic.into(),
         }
@@ -61,17 +64,27 @@ impl ProducerMetrics {
     /// Binds `topic` on first use, so later calls cost a lookup plus the bound records.
     #[inline]
     pub fn record_batch(&self, topic: &str, records: u64, bytes: u64, latency: Duration) {
-        let bound = self.topics.with(
+        let topic = truncate_label_value(topic, self.max_value_bytes);
+        self.topics.with(
             &[topic],
-            || self.topic(topic),
-            |t| t.record_batch(records, bytes, latency),
+            || self.bind_batch(topic),
+            || BoundBatch {
+                records: self.records.bind_overflow(),
+                bytes: self.bytes.bind_overflow(),
+                latency: self.latency.bind_overflow(),
+                batch_size: self.batch_size.bind_overflow(),
+            },
+            |batch| batch.record(records, bytes, latency),
         );
-        if bound.is_none() {
-            let attributes = attributes(catalog::PRODUCER_RECORDS.labels, [topic]);
-            self.records.add(records, &attributes);
-            self.bytes.add(bytes, &attributes);
-            self.latency.record(latency.as_secs_f64(), &attributes);
-            self.batch_size.record(records as f64, &attributes);
+    }
+
+    fn bind_batch(&self, truncated_topic: &str) -> BoundBatch {
+        let attributes = attributes(catalog::PRODUCER_RECORDS.labels, [truncated_topic]);
+        BoundBatch {
+            records: self.records.bind(&attributes),
+            bytes: self.bytes.bind(&attributes),
+            latency: self.latency.bind(&attributes),
+            batch_size: self.batch_size.bind(&attributes),
         }
     }
 
@@ -82,13 +95,29 @@ impl ProducerMetrics {
     }
 }
 
-/// Producer metrics bound to one topic. Cheap to clone; share it across tasks.
+/// The four instruments of a successful produce request, bound to one topic.
 #[derive(Debug, Clone)]
-pub struct TopicProducerMetrics {
+struct BoundBatch {
     records: BoundCounter,
     bytes: BoundCounter,
     latency: BoundHistogram,
     batch_size: BoundHistogram,
+}
+
+impl BoundBatch {
+    #[inline]
+    fn record(&self, records: u64, bytes: u64, latency: Duration) {
+        self.records.add(records);
+        self.bytes.add(bytes);
+        self.latency.record(latency.as_secs_f64());
+        self.batch_size.record(records as f64);
+    }
+}
+
+/// Producer metrics bound to one topic. Cheap to clone; share it across tasks.
+#[derive(Debug, Clone)]
+pub struct TopicProducerMetrics {
+    batch: BoundBatch,
     errors: LabeledCounter<2>,
     topic: Arc<str>,
 }
@@ -97,10 +126,7 @@ impl TopicProducerMetrics {
     /// Records one successful produce request.
     #[inline]
     pub fn record_batch(&self, records: u64, bytes: u64, latency: Duration) {
-        self.records.add(records);
-        self.bytes.add(bytes);
-        self.latency.record(latency.as_secs_f64());
-        self.batch_size.record(records as f64);
+        self.batch.record(records, bytes, latency);
     }
 
     /// Counts one failed produce request on this topic.

@@ -34,6 +34,7 @@ pub struct StorageMetrics {
     cache_hits: BoundCounter,
     cache_misses: BoundCounter,
     cache_size: GaugeSources,
+    unflushed: GaugeSources,
 }
 
 #[derive(Clone)]
@@ -64,6 +65,8 @@ impl StorageMetrics {
             .collect();
         let cache_size = GaugeSources::default();
         cache_size.register_gauge(instruments.meter, &catalog::CACHE_SIZE);
+        let unflushed = GaugeSources::default();
+        unflushed.register_gauge(instruments.meter, &catalog::UNFLUSHED_BYTES);
         StorageMetrics {
             segment_writes: instruments.labeled(&catalog::SEGMENT_WRITES),
             segment_flushes: instruments.labeled(&catalog::SEGMENT_FLUSHES),
@@ -72,6 +75,7 @@ impl StorageMetrics {
             cache_hits: instruments.counter(&catalog::CACHE_HITS).bind(&[]),
             cache_misses: instruments.counter(&catalog::CACHE_MISSES).bind(&[]),
             cache_size,
+            unflushed,
         }
     }
 
@@ -134,6 +138,14 @@ impl StorageMetrics {
         source: impl Fn() -> u64 + Send + Sync + 'static,
     ) -> GaugeRegistration {
         self.cache_size.add(move |emit| emit(source(), &[]))
+    }
+
+    /// Registers the source of the payload bytes acknowledged but not yet stored.
+    pub fn observe_unflushed_bytes(
+        &self,
+        source: impl Fn() -> u64 + Send + Sync + 'static,
+    ) -> GaugeRegistration {
+        self.unflushed.add(move |emit| emit(source(), &[]))
     }
 }
 

@@ -6,6 +6,7 @@ use opentelemetry::KeyValue;
 use opentelemetry::metrics::Meter;
 
 use super::observed::{Emit, GaugeRegistration, GaugeSources};
+use super::value_bound::truncate_label_value;
 use crate::catalog::{self, label};
 
 /// Registers the sources of system-wide state. Get it from
@@ -33,6 +34,7 @@ pub struct SystemMetrics {
     partitions: GaugeSources,
     topics: GaugeSources,
     agents: GaugeSources,
+    max_value_bytes: usize,
 }
 
 impl std::fmt::Debug for SystemMetrics {
@@ -42,7 +44,7 @@ impl std::fmt::Debug for SystemMetrics {
 }
 
 impl SystemMetrics {
-    pub(crate) fn new(meter: &Meter, started: Instant) -> Self {
+    pub(crate) fn new(meter: &Meter, started: Instant, max_value_bytes: usize) -> Self {
         let gauge = |def| {
             let sources = GaugeSources::default();
             sources.register_gauge(meter, def);
@@ -59,6 +61,7 @@ impl SystemMetrics {
             partitions: gauge(&catalog::PARTITIONS),
             topics: gauge(&catalog::TOPICS),
             agents: gauge(&catalog::AGENTS_ACTIVE),
+            max_value_bytes,
         }
     }
 
@@ -91,19 +94,26 @@ impl SystemMetrics {
         &self,
         source: impl Fn(&mut PartitionReport<'_>) + Send + Sync + 'static,
     ) -> GaugeRegistration {
-        self.partitions
-            .add(move |emit| source(&mut PartitionReport { emit }))
+        let max_value_bytes = self.max_value_bytes;
+        self.partitions.add(move |emit| {
+            source(&mut PartitionReport {
+                emit,
+                max_value_bytes,
+            })
+        })
     }
 }
 
 /// Collects partition counts during one collection.
 pub struct PartitionReport<'a> {
     emit: Emit<'a>,
+    max_value_bytes: usize,
 }
 
 impl PartitionReport<'_> {
-    /// Reports that `topic` has `partitions` partitions.
+    /// Reports that `topic` (cut to the label value length) has `partitions` partitions.
     pub fn partitions(&mut self, topic: &str, partitions: u64) {
+        let topic = truncate_label_value(topic, self.max_value_bytes);
         (self.emit)(partitions, &[KeyValue::new(label::TOPIC, topic.to_owned())]);
     }
 }

@@ -3,11 +3,22 @@
 //! `messaging.operation.type` uses the current convention values (`send`, `receive`,
 //! `process`); `send` replaced the deprecated `publish`, which stays available as
 //! `messaging.operation.name`.
+//!
+//! Topic names and consumer groups come from callers, so in span names and attributes they
+//! are cut like label values: on a character boundary, to the label value length of the
+//! process-wide telemetry ([`Telemetry::init_global`](crate::Telemetry::init_global)'s
+//! `max_label_value_bytes`; 256 bytes until it runs).
 
 use opentelemetry::trace::TraceContextExt;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::extract_record_headers;
+use crate::metrics::{span_value_bytes, truncate_label_value};
+
+/// `value` cut to the span value bound.
+fn bounded(value: &str) -> &str {
+    truncate_label_value(value, span_value_bytes())
+}
 
 /// `messaging.system` of every StreamHouse messaging span.
 pub const MESSAGING_SYSTEM: &str = "streamhouse";
@@ -37,6 +48,7 @@ impl MessagingOperation {
 /// A producer span named `send <topic>`; inject it into the records' headers with
 /// [`inject_record_headers`](super::inject_record_headers).
 pub fn send_span(topic: &str) -> tracing::Span {
+    let topic = bounded(topic);
     tracing::info_span!(
         "send",
         otel.name = format!("send {topic}"),
@@ -56,6 +68,7 @@ pub fn process_span<K: AsRef<[u8]>>(
     consumer_group: &str,
     headers: &[(K, Vec<u8>)],
 ) -> tracing::Span {
+    let (topic, consumer_group) = (bounded(topic), bounded(consumer_group));
     let span = tracing::info_span!(
         "process",
         otel.name = format!("process {topic}"),
@@ -80,6 +93,7 @@ pub fn receive_span<'a, K: AsRef<[u8]> + 'a>(
     consumer_group: &str,
     batch: impl IntoIterator<Item = &'a [(K, Vec<u8>)]>,
 ) -> tracing::Span {
+    let (topic, consumer_group) = (bounded(topic), bounded(consumer_group));
     let mut count: u64 = 0;
     let span = tracing::info_span!(
         "receive",
@@ -101,4 +115,69 @@ pub fn receive_span<'a, K: AsRef<[u8]> + 'a>(
     }
     span.record("messaging.batch.message_count", count);
     span
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id};
+    use tracing_subscriber::layer::{Context, SubscriberExt};
+    use tracing_subscriber::{Layer, Registry};
+
+    use super::*;
+    use crate::config::DEFAULT_MAX_LABEL_VALUE_BYTES;
+
+    type Fields = Arc<Mutex<Vec<HashMap<String, String>>>>;
+
+    /// Keeps every new span's string fields.
+    struct Capture(Fields);
+
+    impl<S: tracing::Subscriber> Layer<S> for Capture {
+        fn on_new_span(&self, attributes: &Attributes<'_>, _: &Id, _: Context<'_, S>) {
+            struct Strings<'a>(&'a mut HashMap<String, String>);
+            impl Visit for Strings<'_> {
+                fn record_str(&mut self, field: &Field, value: &str) {
+                    self.0.insert(field.name().to_owned(), value.to_owned());
+                }
+                fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+                    self.0.insert(field.name().to_owned(), format!("{value:?}"));
+                }
+            }
+            let mut fields = HashMap::new();
+            attributes.record(&mut Strings(&mut fields));
+            self.0.lock().unwrap().push(fields);
+        }
+    }
+
+    #[test]
+    fn topic_and_group_are_cut_in_span_names_and_attributes() {
+        let captured = Fields::default();
+        let subscriber = Registry::default().with(Capture(Arc::clone(&captured)));
+        // Multi-byte characters, so the cut has to find a character boundary.
+        let topic = "é".repeat(1 << 19);
+        let group = "g".repeat(1 << 20);
+        let headers: Vec<(String, Vec<u8>)> = Vec::new();
+        tracing::subscriber::with_default(subscriber, || {
+            drop(send_span(&topic));
+            drop(process_span(&topic, &group, &headers));
+            drop(receive_span(&topic, &group, [headers.as_slice()]));
+        });
+
+        // No `init_global` in this binary's tests changes the default bound.
+        let bound = DEFAULT_MAX_LABEL_VALUE_BYTES;
+        let cut_topic = "é".repeat(bound / 2);
+        let cut_group = "g".repeat(bound);
+        let spans = captured.lock().unwrap();
+        assert_eq!(spans.len(), 3);
+        for (span, operation) in spans.iter().zip(["send", "process", "receive"]) {
+            assert_eq!(span["otel.name"], format!("{operation} {cut_topic}"));
+            assert_eq!(span["messaging.destination.name"], cut_topic);
+            if operation != "send" {
+                assert_eq!(span["messaging.consumer.group.name"], cut_group);
+            }
+        }
+    }
 }
