@@ -121,6 +121,7 @@ fn observe_state(
             .consumer()
             .observe_lag(|report| report.lag("orders", 0, "analytics", 30)),
         telemetry.storage().observe_cache_size(|| 4 * 1024 * 1024),
+        telemetry.storage().observe_unflushed_bytes(|| 64 * 1024),
         system.observe_connections(|| 2),
         system.observe_topics(|| 1),
         system.observe_partitions(|report| report.partitions("orders", 3)),

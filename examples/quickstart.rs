@@ -57,6 +57,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     storage.record_cache_miss();
     storage.record_cache_hit();
     let _cache = storage.observe_cache_size(|| 4 * 1024 * 1024);
+    let _unflushed = storage.observe_unflushed_bytes(|| 64 * 1024);
 
     // System state.
     let system = telemetry.system();

@@ -20,26 +20,6 @@ fn assert_error(answer: &(StatusCode, Value), status: StatusCode, code: &str) {
     assert!(!body["message"].as_str().unwrap().is_empty(), "{body}");
 }
 
-fn producer_errors(m: &support::lite::Metrics, topic: &str, kind: &str) -> f64 {
-    m.get(
-        &catalog::PRODUCER_ERRORS,
-        "",
-        &[("topic", topic), ("error_type", kind)],
-    )
-}
-
-fn consumer_errors(m: &support::lite::Metrics, topic: &str, group: &str, kind: &str) -> f64 {
-    m.get(
-        &catalog::CONSUMER_ERRORS,
-        "",
-        &[
-            ("topic", topic),
-            ("consumer_group", group),
-            ("error_type", kind),
-        ],
-    )
-}
-
 async fn consume(server: &LiteTestServer, query: &str) -> (StatusCode, Value) {
     server.get(&format!("/api/v1/consume?{query}")).await
 }
@@ -152,7 +132,10 @@ async fn bad_input_is_refused_with_json_and_counted() {
     assert_error(
         &consume(
             &server,
-            &format!("topic={}&partition=0", urlencode(HOSTILE_TOPIC)),
+            &format!(
+                "topic={}&partition=0",
+                support::lite::urlencode(HOSTILE_TOPIC)
+            ),
         )
         .await,
         StatusCode::BAD_REQUEST,
@@ -246,40 +229,30 @@ async fn bad_input_is_refused_with_json_and_counted() {
     // absent topics and bodies without a readable topic count under the placeholder.
     let m = server.metrics().await;
     assert_eq!(
-        producer_errors(&m, "(unknown)", "invalid_record"),
+        m.producer_errors("(unknown)", "invalid_record"),
         1.0,
         "{}",
         m.body
     );
-    assert_eq!(producer_errors(&m, "(unknown)", "record_too_large"), 1.0);
-    assert_eq!(producer_errors(&m, "(unknown)", "topic_not_found"), 1.0);
-    assert_eq!(producer_errors(&m, "orders", "invalid_record"), 4.0);
-    assert_eq!(producer_errors(&m, "orders", "record_too_large"), 2.0);
-    assert_eq!(producer_errors(&m, "orders", "partition_not_found"), 1.0);
+    assert_eq!(m.producer_errors("(unknown)", "record_too_large"), 1.0);
+    assert_eq!(m.producer_errors("(unknown)", "topic_not_found"), 1.0);
+    assert_eq!(m.producer_errors("orders", "invalid_record"), 4.0);
+    assert_eq!(m.producer_errors("orders", "record_too_large"), 2.0);
+    assert_eq!(m.producer_errors("orders", "partition_not_found"), 1.0);
     assert!(!m.has_label(&catalog::PRODUCER_ERRORS, "topic", HOSTILE_TOPIC));
     assert!(!m.has_label(&catalog::PRODUCER_ERRORS, "topic", "absent"));
     assert!(!m.has_label(&catalog::PRODUCER_ERRORS, "topic", ""));
     // Consumer counts name only real topics and groups: group `g` never joined or
     // committed, and the rest fall under the placeholder.
-    assert_eq!(consumer_errors(&m, "(unknown)", "", "invalid_request"), 2.0);
-    assert_eq!(
-        consumer_errors(&m, "orders", "", "partition_not_found"),
-        1.0
-    );
-    assert_eq!(consumer_errors(&m, "orders", "", "invalid_request"), 5.0);
-    assert_eq!(
-        consumer_errors(&m, "orders", "", "offset_out_of_range"),
-        2.0
-    );
-    assert_eq!(consumer_errors(&m, "", "", "invalid_request"), 2.0);
-    assert_eq!(consumer_errors(&m, "(unknown)", "", "topic_not_found"), 1.0);
-    assert_eq!(consumer_errors(&m, "", "", "group_not_found"), 2.0);
+    assert_eq!(m.consumer_errors("(unknown)", "", "invalid_request"), 2.0);
+    assert_eq!(m.consumer_errors("orders", "", "partition_not_found"), 1.0);
+    assert_eq!(m.consumer_errors("orders", "", "invalid_request"), 5.0);
+    assert_eq!(m.consumer_errors("orders", "", "offset_out_of_range"), 2.0);
+    assert_eq!(m.consumer_errors("", "", "invalid_request"), 2.0);
+    assert_eq!(m.consumer_errors("(unknown)", "", "topic_not_found"), 1.0);
+    assert_eq!(m.consumer_errors("", "", "group_not_found"), 2.0);
     assert!(!m.has_label(&catalog::CONSUMER_ERRORS, "consumer_group", "g"));
     // Nothing was appended.
     assert_eq!(m.sum(&catalog::PRODUCER_RECORDS, ""), 0.0);
     assert_eq!(m.get(&catalog::TOPICS, "", &[]), 1.0);
-}
-
-fn urlencode(raw: &str) -> String {
-    raw.bytes().map(|b| format!("%{b:02X}")).collect()
 }

@@ -3,104 +3,15 @@
 
 mod support;
 
-use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use futures::StreamExt;
-use futures::stream::{self, BoxStream};
-use object_store::memory::InMemory;
-use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
-};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use streamhouse_observability::catalog;
+use support::flaky_store::FlakyStore;
 use support::lite::{eventually, start, test_config};
-
-/// Wraps a store; while `failing`, every call times out.
-#[derive(Debug)]
-struct FlakyStore {
-    inner: InMemory,
-    failing: Arc<AtomicBool>,
-}
-
-impl fmt::Display for FlakyStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Flaky({})", self.inner)
-    }
-}
-
-impl FlakyStore {
-    fn check(&self) -> Result<()> {
-        if self.failing.load(Ordering::SeqCst) {
-            let timeout = std::io::Error::new(std::io::ErrorKind::TimedOut, "injected");
-            return Err(object_store::Error::Generic {
-                store: "Flaky",
-                source: Box::new(timeout),
-            });
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl ObjectStore for FlakyStore {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> Result<PutResult> {
-        self.check()?;
-        self.inner.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> Result<Box<dyn MultipartUpload>> {
-        self.check()?;
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        self.check()?;
-        self.inner.get_opts(location, options).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, Result<Path>>,
-    ) -> BoxStream<'static, Result<Path>> {
-        match self.check() {
-            Ok(()) => self.inner.delete_stream(locations),
-            Err(error) => stream::once(async move { Err(error) }).boxed(),
-        }
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        match self.check() {
-            Ok(()) => self.inner.list(prefix),
-            Err(error) => stream::once(async move { Err(error) }).boxed(),
-        }
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        self.check()?;
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        self.check()?;
-        self.inner.copy_opts(from, to, options).await
-    }
-}
 
 fn value(i: usize) -> String {
     format!("{i:0100}")
@@ -108,11 +19,7 @@ fn value(i: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_outage_is_counted_reported_and_loses_nothing() {
-    let failing = Arc::new(AtomicBool::new(false));
-    let store = FlakyStore {
-        inner: InMemory::new(),
-        failing: Arc::clone(&failing),
-    };
+    let (store, failing) = FlakyStore::new(false);
     let server = start(test_config(), Arc::new(store)).await;
     server.create_topic("events", 1).await;
     assert_eq!(server.get("/health/ready").await.0, StatusCode::OK);

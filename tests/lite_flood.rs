@@ -220,10 +220,7 @@ async fn hostile_names_leave_metrics_and_memory_bounded() {
         ("STREAMHOUSE_LOADGEN", "off"),
         ("STREAMHOUSE_OBJECT_STORE", "memory"),
     ]);
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .expect("client");
+    let client = support::http_client(Duration::from_secs(20));
     job.wait_live(&client, Duration::from_secs(30)).await;
 
     // Real traffic first, so its series exist before the flood.

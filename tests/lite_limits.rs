@@ -37,22 +37,6 @@ fn config() -> LiteConfig {
     config
 }
 
-fn urlencode(raw: &str) -> String {
-    raw.bytes().map(|b| format!("%{b:02X}")).collect()
-}
-
-fn consumer_errors(m: &Metrics, topic: &str, group: &str, kind: &str) -> f64 {
-    m.get(
-        &catalog::CONSUMER_ERRORS,
-        "",
-        &[
-            ("topic", topic),
-            ("consumer_group", group),
-            ("error_type", kind),
-        ],
-    )
-}
-
 /// Every consumer series is labelled with one of `topics` and one of `groups`, or with
 /// `""` (no label).
 fn assert_labels_within(m: &Metrics, topics: &[&str], groups: &[&str]) {
@@ -105,7 +89,10 @@ async fn read(server: &LiteTestServer, query: &str) -> (StatusCode, Value) {
 async fn join(server: &LiteTestServer, group: &str, topic: &str) -> (StatusCode, Value) {
     server
         .post(
-            &format!("/api/v1/consumer-groups/{}/members", urlencode(group)),
+            &format!(
+                "/api/v1/consumer-groups/{}/members",
+                support::lite::urlencode(group)
+            ),
             &json!({ "topic": topic }),
         )
         .await
@@ -174,10 +161,7 @@ async fn topic_limits_answer_409_and_refused_names_are_never_labels() {
     let m = server.metrics().await;
     assert_eq!(m.get(&catalog::TOPICS, "", &[]), 3.0);
     assert_eq!(m.sum(&catalog::PARTITIONS, ""), 5.0);
-    assert_eq!(
-        consumer_errors(&m, UNKNOWN_TOPIC, "", "topic_not_found"),
-        2.0
-    );
+    assert_eq!(m.consumer_errors(UNKNOWN_TOPIC, "", "topic_not_found"), 2.0);
     assert!(!m.body.contains("refused-by"), "{}", m.body);
     assert_labels_within(&m, &["a", "b", "c", UNKNOWN_TOPIC], &[]);
 }
@@ -205,11 +189,8 @@ async fn group_limits_answer_409_and_refused_groups_are_never_labels() {
     assert_error(&full, StatusCode::CONFLICT, "too_many_members");
 
     let m = server.metrics().await;
-    assert_eq!(consumer_errors(&m, "orders", "", "invalid_request"), 2.0);
-    assert_eq!(
-        consumer_errors(&m, "orders", "g-one", "invalid_request"),
-        1.0
-    );
+    assert_eq!(m.consumer_errors("orders", "", "invalid_request"), 2.0);
+    assert_eq!(m.consumer_errors("orders", "g-one", "invalid_request"), 1.0);
     assert!(!m.body.contains("refused-group"), "{}", m.body);
     assert_labels_within(&m, &["orders"], &["g-one", "g-two"]);
 
@@ -249,7 +230,7 @@ async fn invalid_topic_names_and_group_ids_get_400_and_are_never_labels() {
         let read = server
             .get(&format!(
                 "/api/v1/consume?topic={}&partition=0",
-                urlencode(name)
+                support::lite::urlencode(name)
             ))
             .await;
         assert_error(&read, StatusCode::BAD_REQUEST, "invalid_topic_name");
@@ -262,7 +243,7 @@ async fn invalid_topic_names_and_group_ids_get_400_and_are_never_labels() {
         let read = server
             .get(&format!(
                 "/api/v1/consume?topic=orders&partition=0&groupId={}",
-                urlencode(group)
+                support::lite::urlencode(group)
             ))
             .await;
         assert_error(&read, StatusCode::BAD_REQUEST, "invalid_group_id");
@@ -280,7 +261,7 @@ async fn invalid_topic_names_and_group_ids_get_400_and_are_never_labels() {
             .post_raw(
                 &format!(
                     "/api/v1/consumer-groups/{}/members/m/heartbeat",
-                    urlencode(group)
+                    support::lite::urlencode(group)
                 ),
                 "",
             )
@@ -292,11 +273,11 @@ async fn invalid_topic_names_and_group_ids_get_400_and_are_never_labels() {
     // Counted, but only under the placeholder and the real topic: 4 names x (join, commit)
     // and 3 consumes; 3 consumes, 3 commits and 2 joins with bad groups; 2 heartbeats.
     assert_eq!(
-        consumer_errors(&m, UNKNOWN_TOPIC, "", "invalid_request"),
+        m.consumer_errors(UNKNOWN_TOPIC, "", "invalid_request"),
         11.0
     );
-    assert_eq!(consumer_errors(&m, "orders", "", "invalid_request"), 8.0);
-    assert_eq!(consumer_errors(&m, "", "", "invalid_request"), 2.0);
+    assert_eq!(m.consumer_errors("orders", "", "invalid_request"), 8.0);
+    assert_eq!(m.consumer_errors("", "", "invalid_request"), 2.0);
     assert_absent(&m, &[&long_topic, &huge_topic, &long_group, &huge_group]);
     assert_labels_within(&m, &["orders", UNKNOWN_TOPIC], &[]);
     assert_eq!(m.get(&catalog::TOPICS, "", &[]), 1.0);
@@ -339,11 +320,11 @@ async fn a_consume_naming_an_unknown_group_records_nothing_under_it() {
     assert_eq!(records(""), 3.0, "{}", m.body);
     assert_eq!(records("real-group"), 2.0);
     assert_eq!(
-        consumer_errors(&m, "orders", "real-group", "group_not_found"),
+        m.consumer_errors("orders", "real-group", "group_not_found"),
         1.0
     );
-    assert_eq!(consumer_errors(&m, "orders", "", "group_not_found"), 1.0);
-    assert_eq!(consumer_errors(&m, "orders", "", "invalid_request"), 1.0);
+    assert_eq!(m.consumer_errors("orders", "", "group_not_found"), 1.0);
+    assert_eq!(m.consumer_errors("orders", "", "invalid_request"), 1.0);
     assert!(!m.body.contains("ghost-group"), "{}", m.body);
     assert_labels_within(&m, &["orders"], &["real-group"]);
 }

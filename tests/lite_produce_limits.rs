@@ -4,24 +4,17 @@
 
 mod support;
 
-use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use futures::stream::BoxStream;
 use object_store::memory::InMemory;
-use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
-};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use streamhouse_lite::LiteConfig;
 use streamhouse_observability::catalog;
-use support::lite::{LiteTestServer, Metrics, eventually, start, test_config};
+use support::flaky_store::FlakyStore;
+use support::lite::{LiteTestServer, eventually, start, test_config};
 
 const UNKNOWN: &str = "(unknown)";
 
@@ -30,14 +23,6 @@ fn assert_error(answer: &(StatusCode, Value), status: StatusCode, code: &str) {
     assert_eq!(*got, status, "{body}");
     assert_eq!(body["error"], code, "{body}");
     assert!(!body["message"].as_str().unwrap().is_empty(), "{body}");
-}
-
-fn producer_errors(m: &Metrics, topic: &str, kind: &str) -> f64 {
-    m.get(
-        &catalog::PRODUCER_ERRORS,
-        "",
-        &[("topic", topic), ("error_type", kind)],
-    )
 }
 
 fn records(n: usize) -> String {
@@ -115,12 +100,12 @@ async fn the_batch_limit_is_enforced_while_parsing() {
 
     let m = server.metrics().await;
     assert_eq!(
-        producer_errors(&m, "orders", "record_too_large"),
+        m.producer_errors("orders", "record_too_large"),
         3.0,
         "{}",
         m.body
     );
-    assert_eq!(producer_errors(&m, "orders", "invalid_record"), 1.0);
+    assert_eq!(m.producer_errors("orders", "invalid_record"), 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,13 +176,13 @@ async fn names_the_client_chose_are_never_labels() {
 
     let m = server.metrics().await;
     assert_eq!(
-        producer_errors(&m, UNKNOWN, "topic_not_found"),
+        m.producer_errors(UNKNOWN, "topic_not_found"),
         3.0,
         "{}",
         m.body
     );
     assert_eq!(
-        producer_errors(&m, UNKNOWN, "invalid_record"),
+        m.producer_errors(UNKNOWN, "invalid_record"),
         5.0,
         "{}",
         m.body
@@ -213,72 +198,9 @@ async fn names_the_client_chose_are_never_labels() {
     // No series under any other topic than the placeholder.
     assert_eq!(
         m.sum(&catalog::PRODUCER_ERRORS, ""),
-        producer_errors(&m, UNKNOWN, "topic_not_found")
-            + producer_errors(&m, UNKNOWN, "invalid_record")
+        m.producer_errors(UNKNOWN, "topic_not_found")
+            + m.producer_errors(UNKNOWN, "invalid_record")
     );
-}
-
-/// Wraps a store; while `closed`, every put fails (the writer pool retries it).
-#[derive(Debug)]
-struct GatedStore {
-    inner: InMemory,
-    closed: Arc<AtomicBool>,
-}
-
-impl fmt::Display for GatedStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Gated({})", self.inner)
-    }
-}
-
-#[async_trait]
-impl ObjectStore for GatedStore {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> Result<PutResult> {
-        if self.closed.load(Ordering::SeqCst) {
-            let refused = std::io::Error::new(std::io::ErrorKind::TimedOut, "gate closed");
-            return Err(object_store::Error::Generic {
-                store: "Gated",
-                source: Box::new(refused),
-            });
-        }
-        self.inner.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        self.inner.get_opts(location, options).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, Result<Path>>,
-    ) -> BoxStream<'static, Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
 }
 
 fn budget_config() -> LiteConfig {
@@ -307,11 +229,8 @@ async fn produce_batch(server: &LiteTestServer, topic: &str, from: usize) -> req
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_unflushed_budget_produce_backs_off_until_the_store_recovers() {
-    let closed = Arc::new(AtomicBool::new(true));
-    let store = GatedStore {
-        inner: InMemory::new(),
-        closed: Arc::clone(&closed),
-    };
+    // While the store is down every put fails (the writer pool retries it).
+    let (store, closed) = FlakyStore::new(true);
     let server = start(budget_config(), Arc::new(store)).await;
     server.create_topic("events", 2).await;
     server.create_topic("audit", 1).await;
@@ -368,8 +287,8 @@ async fn past_the_unflushed_budget_produce_backs_off_until_the_store_recovers() 
         m.sum(&catalog::SEGMENT_WRITES, ""),
         m.sum(&catalog::SEGMENT_FLUSHES, "")
     );
-    let backpressure = producer_errors(&m, "events", "storage_failure")
-        + producer_errors(&m, "audit", "storage_failure");
+    let backpressure = m.producer_errors("events", "storage_failure")
+        + m.producer_errors("audit", "storage_failure");
     assert!(backpressure >= 1.0, "{}", m.body);
     assert_eq!(m.sum(&catalog::PRODUCER_ERRORS, ""), backpressure);
 }

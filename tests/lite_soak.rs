@@ -46,10 +46,7 @@ async fn memory_levels_off_within_the_bounds_under_load() {
         ("STREAMHOUSE_MAX_UNFLUSHED_BYTES", &unflushed),
         ("STREAMHOUSE_MAX_BODY_BYTES", &body),
     ]);
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client");
+    let client = support::http_client(Duration::from_secs(10));
     job.wait_live(&client, Duration::from_secs(30)).await;
 
     let start = Instant::now();

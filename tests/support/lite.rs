@@ -14,7 +14,7 @@ use serde_json::Value;
 use streamhouse_lite::LiteConfig;
 use streamhouse_lite::server::LiteServer;
 use streamhouse_observability::Telemetry;
-use streamhouse_observability::catalog::MetricDef;
+use streamhouse_observability::catalog::{self, MetricDef};
 use tokio::sync::oneshot;
 
 use super::{Parsed, parse_with_prometheus_client};
@@ -98,7 +98,7 @@ async fn serve(server: LiteServer, telemetry: Telemetry) -> LiteTestServer {
         addr,
         telemetry,
         server,
-        client: reqwest::Client::new(),
+        client: super::http_client(Duration::from_secs(30)),
         stop: Some(stop),
         task,
     }
@@ -239,6 +239,28 @@ impl Metrics {
     }
 
     /// True when some series of `def` has the label `key="value"`.
+    /// `streamhouse_producer_errors_total{topic,error_type}`.
+    pub fn producer_errors(&self, topic: &str, kind: &str) -> f64 {
+        self.get(
+            &catalog::PRODUCER_ERRORS,
+            "",
+            &[("topic", topic), ("error_type", kind)],
+        )
+    }
+
+    /// `streamhouse_consumer_errors_total{topic,consumer_group,error_type}`.
+    pub fn consumer_errors(&self, topic: &str, group: &str, kind: &str) -> f64 {
+        self.get(
+            &catalog::CONSUMER_ERRORS,
+            "",
+            &[
+                ("topic", topic),
+                ("consumer_group", group),
+                ("error_type", kind),
+            ],
+        )
+    }
+
     pub fn has_label(&self, def: &MetricDef, key: &str, value: &str) -> bool {
         self.parsed.samples.iter().any(|s| {
             s.name.starts_with(def.prometheus_name)
@@ -309,4 +331,9 @@ impl Drop for Moto {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Percent-encodes every byte of `raw`, for query strings that carry hostile names.
+pub fn urlencode(raw: &str) -> String {
+    raw.bytes().map(|b| format!("%{b:02X}")).collect()
 }

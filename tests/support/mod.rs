@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod flaky_store;
 pub mod lite;
 pub mod otlp_receiver;
 pub mod process;
@@ -257,6 +258,18 @@ impl Drop for Prometheus {
     }
 }
 
+/// An HTTP client for the servers under test. It drops idle connections after 1 s, well
+/// before the server's header-read timeout (5 s by default) closes them: a request sent on a
+/// connection the server is closing at that instant is reset, a race every server with an
+/// idle timeout has.
+pub fn http_client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .pool_idle_timeout(Duration::from_secs(1))
+        .build()
+        .expect("client")
+}
+
 /// A loopback address nothing listens on (until a test binds it, soon after).
 pub fn free_addr() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -425,6 +438,7 @@ pub fn record_every_metric(telemetry: &Telemetry) -> Recorded {
     expect(&catalog::CACHE_HITS, "", &[], 2.0);
     expect(&catalog::CACHE_MISSES, "", &[], 1.0);
     expect(&catalog::CACHE_SIZE, "", &[], 4096.0);
+    expect(&catalog::UNFLUSHED_BYTES, "", &[], 2048.0);
     expect(&catalog::CONNECTIONS_ACTIVE, "", &[], 3.0);
     expect(&catalog::TOPICS, "", &[], topics.len() as f64);
     expect(&catalog::AGENTS_ACTIVE, "", &[], 2.0);
@@ -476,6 +490,7 @@ pub fn record_every_metric(telemetry: &Telemetry) -> Recorded {
             }
         }),
         storage.observe_cache_size(|| 4096),
+        storage.observe_unflushed_bytes(|| 2048),
         system.observe_connections(|| 3),
         system.observe_topics(move || topic_count),
         system.observe_agents(|| 2),
