@@ -6,6 +6,7 @@
 //! | `POST` | `/produce`, `/produce/batch` | [`produce`] |
 //! | `GET` | `/consume` | [`consume`] |
 //! | `POST`/`DELETE` | `/consumer-groups/{group_id}/members[/{member_id}]` | [`groups`] |
+//! | `POST` | `/consumer-groups/{group_id}/members/{member_id}/heartbeat` | [`groups`] |
 //! | `POST` | `/consumer-groups/commit` | [`groups`] |
 //! | `GET` | `/consumer-groups/{group_id}/lag` | [`groups`] |
 //!

@@ -235,8 +235,9 @@ impl Broker {
                 ),
                 CreateTopicError::InvalidName => ApiError::bad_request(
                     "invalid_topic_name",
+                    // Not echoed: the name may be megabytes.
                     format!(
-                        "topic name {name:?} must be 1 to {} characters of [A-Za-z0-9._-]",
+                        "a topic name must be 1 to {} characters of [A-Za-z0-9._-]",
                         crate::topics::MAX_TOPIC_NAME_LEN
                     ),
                 ),
