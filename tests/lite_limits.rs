@@ -189,8 +189,8 @@ async fn group_limits_answer_409_and_refused_groups_are_never_labels() {
     assert_error(&full, StatusCode::CONFLICT, "too_many_members");
 
     let m = server.metrics().await;
-    assert_eq!(m.consumer_errors("orders", "", "invalid_request"), 2.0);
-    assert_eq!(m.consumer_errors("orders", "g-one", "invalid_request"), 1.0);
+    assert_eq!(m.consumer_errors("orders", "", "limit_exceeded"), 2.0);
+    assert_eq!(m.consumer_errors("orders", "g-one", "limit_exceeded"), 1.0);
     assert!(!m.body.contains("refused-group"), "{}", m.body);
     assert_labels_within(&m, &["orders"], &["g-one", "g-two"]);
 

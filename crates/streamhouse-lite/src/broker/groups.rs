@@ -209,7 +209,7 @@ impl Broker {
                         limits.max_groups
                     ),
                 ),
-                ConsumerError::InvalidRequest,
+                ConsumerError::LimitExceeded,
             ),
             GroupError::TooManyMembers => (
                 ApiError::new(
@@ -220,7 +220,7 @@ impl Broker {
                         limits.max_members
                     ),
                 ),
-                ConsumerError::InvalidRequest,
+                ConsumerError::LimitExceeded,
             ),
         };
         self.record_consume_error(topic, group, kind);

@@ -39,8 +39,18 @@ impl Broker {
         let mut recovered = Vec::new();
         for (name, partitions) in found {
             let count = partitions.keys().max().map_or(1, |p| p + 1);
-            let Ok(topic) = self.inner.topics.create(&name, count) else {
-                continue;
+            let topic = match self.inner.topics.create(&name, count) {
+                Ok(topic) => topic,
+                Err(error) => {
+                    // Its segments stay in the store, untouched, for a server with room.
+                    tracing::warn!(
+                        topic = %name,
+                        partitions = count,
+                        ?error,
+                        "stored topic not recovered: this server refuses its name or partition count"
+                    );
+                    continue;
+                }
             };
             for (partition, mut bases) in partitions {
                 bases.sort_unstable();

@@ -71,6 +71,8 @@ label_values! {
         GroupNotFound => "group_not_found",
         /// The request is malformed.
         InvalidRequest => "invalid_request",
+        /// A server limit (groups, members per group) refused the request.
+        LimitExceeded => "limit_exceeded",
         /// Reading a segment from storage failed.
         StorageFailure => "storage_failure",
         /// Anything else.
