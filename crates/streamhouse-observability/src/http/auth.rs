@@ -13,6 +13,9 @@ use crate::config::BearerToken;
 /// Answers 401 with `WWW-Authenticate: Bearer` unless the request carries the token; compares
 /// in constant time and never logs what it was sent.
 ///
+/// Ours rather than tower-http's `ValidateRequestHeaderLayer::bearer`, which compares with
+/// `==` and so leaks the token's prefix through timing.
+///
 /// ```
 /// use axum::Router;
 /// use streamhouse_observability::config::BearerToken;
