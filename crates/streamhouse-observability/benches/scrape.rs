@@ -21,7 +21,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use streamhouse_observability::catalog::{self, Catalog};
 use streamhouse_observability::config::PrometheusConfig;
-use streamhouse_observability::prometheus::{Format, PrometheusReader};
+use streamhouse_observability::prometheus::{Format, PrometheusReader, ScrapeProtocol};
 use streamhouse_observability::views::catalog_view;
 
 const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
@@ -225,5 +225,31 @@ fn scrape(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, scrape);
+/// Accept negotiation of the header Prometheus 3 sends, next to 1 MiB hostile headers: the
+/// cost per byte must stay of one order (linear work), whatever the header holds.
+fn negotiate(c: &mut Criterion) {
+    const PROMETHEUS_3: &str = "application/openmetrics-text;version=1.0.0;escaping=underscores;q=0.5,\
+        application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=underscores;q=0.3,\
+        text/plain;version=0.0.4;q=0.2,*/*;q=0.1";
+    let mut many_ranges = "a/b;q=0.5,".repeat(100_000);
+    many_ranges.push_str("application/openmetrics-text");
+    let mut many_params = String::from("application/openmetrics-text");
+    many_params.push_str(&";charset=utf".repeat(100_000));
+    let headers = [
+        ("prometheus_3", PROMETHEUS_3.to_owned()),
+        ("hostile_100k_ranges", many_ranges),
+        ("hostile_100k_params", many_params),
+        ("hostile_separators", ";,".repeat(500_000)),
+    ];
+    let mut group = c.benchmark_group("negotiate");
+    for (name, header) in &headers {
+        group.throughput(Throughput::Bytes(header.len() as u64));
+        group.bench_function(*name, |b| {
+            b.iter(|| ScrapeProtocol::negotiate(Some(black_box(header))))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, scrape, negotiate);
 criterion_main!(benches);

@@ -228,8 +228,6 @@ fn parse_qvalue(q: &str) -> Option<u16> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant};
-
     use super::ScrapeProtocol::{self, *};
     use super::{Format, parse_qvalue};
 
@@ -484,29 +482,25 @@ mod tests {
     }
 
     #[test]
-    fn hostile_headers_take_bounded_time() {
-        // 1 MiB of 100k ranges, the only one we serve last.
+    fn hostile_headers_negotiate_as_the_rules_say() {
+        // Their cost per byte is measured next to a real header's in `benches/scrape.rs`
+        // (`negotiate`), not timed here.
+        for (accept, want) in hostile_accept_headers() {
+            assert_eq!(ScrapeProtocol::negotiate(Some(&accept)), want);
+        }
+    }
+
+    /// 1 MiB each: 100k ranges with the only one we serve last, one range of 100k
+    /// parameters, and separators alone.
+    fn hostile_accept_headers() -> [(String, ScrapeProtocol); 3] {
         let mut many_ranges = "a/b;q=0.5,".repeat(100_000);
         many_ranges.push_str("application/openmetrics-text");
-        // 1 MiB in one range of 100k parameters.
         let mut many_params = String::from("application/openmetrics-text");
         many_params.push_str(&";charset=utf".repeat(100_000));
-        // 1 MiB of separators.
-        let separators = ";,".repeat(500_000);
-        for (accept, want) in [
-            (&many_ranges, PrometheusText0_0_4),
-            (&many_params, OpenMetricsText1_0_0),
-            (&separators, PrometheusText0_0_4),
-        ] {
-            let started = Instant::now();
-            assert_eq!(ScrapeProtocol::negotiate(Some(accept)), want);
-            // Linear work is well under a millisecond per MiB in release and a few in
-            // debug; quadratic work on 100k items would take minutes.
-            assert!(
-                started.elapsed() < Duration::from_secs(1),
-                "{:?}",
-                started.elapsed()
-            );
-        }
+        [
+            (many_ranges, PrometheusText0_0_4),
+            (many_params, OpenMetricsText1_0_0),
+            (";,".repeat(500_000), PrometheusText0_0_4),
+        ]
     }
 }
