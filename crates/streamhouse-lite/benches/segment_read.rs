@@ -14,26 +14,16 @@ use criterion::{Criterion, Throughput};
 use streamhouse_lite::record::Record;
 use streamhouse_lite::segment::{self, EncodedSegment};
 
+#[path = "../tests/fixtures/loadgen_record.rs"]
+mod loadgen_record;
+use loadgen_record::loadgen_record;
+
 /// About 1 MiB encoded: the default `STREAMHOUSE_SEGMENT_MAX_BYTES`.
 fn loadgen_segment() -> Vec<u8> {
     let mut records = Vec::new();
     let mut encoded = 0;
     for offset in 0.. {
-        let record = Record {
-            partition: 0,
-            offset,
-            key: Some(format!("customer-{}", offset % 500)),
-            value: format!("{{\"event\":{offset},\"amount\":{}}}", offset % 9_973),
-            timestamp: 1_700_000_000_000 + offset,
-            headers: [
-                ("source".to_owned(), "loadgen".to_owned()),
-                (
-                    "traceparent".to_owned(),
-                    format!("00-{offset:032x}-{offset:016x}-01"),
-                ),
-            ]
-            .into(),
-        };
+        let record = loadgen_record(0, offset);
         encoded += serde_json::to_vec(&record).expect("serializes").len() + 1;
         records.push(record);
         if encoded >= 1 << 20 {

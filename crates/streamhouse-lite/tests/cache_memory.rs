@@ -12,6 +12,10 @@ use streamhouse_lite::segment::{self, EncodedSegment};
 use streamhouse_lite::segment_cache::SegmentCache;
 use streamhouse_observability::{Telemetry, TelemetryConfig};
 
+#[path = "fixtures/loadgen_record.rs"]
+mod loadgen_record;
+use loadgen_record::loadgen_record;
+
 /// The system allocator, counting bytes allocated and not yet freed.
 struct Counting;
 
@@ -41,27 +45,13 @@ fn live() -> i64 {
     LIVE.load(Ordering::Relaxed)
 }
 
-/// Segments shaped like the load generator's: a key, a small JSON value, two headers.
+/// Segments of load-generator records.
 fn encoded_segments(count: usize) -> Vec<(Path, Vec<u8>)> {
     (0..count)
         .map(|i| {
             let base = i as u64 * 1_000;
             let records: Vec<Record> = (base..base + 50 + (i as u64 % 7) * 40)
-                .map(|offset| Record {
-                    partition: 1,
-                    offset,
-                    key: Some(format!("customer-{}", offset % 500)),
-                    value: format!("{{\"event\":{offset},\"amount\":{}}}", offset % 9_973),
-                    timestamp: 1_700_000_000_000 + offset,
-                    headers: [
-                        ("source".to_owned(), "loadgen".to_owned()),
-                        (
-                            "traceparent".to_owned(),
-                            format!("00-{offset:032x}-{offset:016x}-01"),
-                        ),
-                    ]
-                    .into(),
-                })
+                .map(|offset| loadgen_record(1, offset))
                 .collect();
             (
                 segment::object_path("orders", 1, base),
