@@ -7,10 +7,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use axum::http::HeaderMap;
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{SpanContext, TraceContextExt};
 use opentelemetry_sdk::propagation::BaggagePropagator;
+use streamhouse_observability::propagation::{MAX_TRACESTATE_BYTES, MAX_TRACESTATE_MEMBERS};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// Header carrying the producer's span: `00-{trace id}-{span id}-{flags}`.
@@ -22,9 +22,6 @@ pub(crate) const BAGGAGE: &str = "baggage";
 
 /// Length of a version-00 `traceparent` value.
 const TRACEPARENT_LEN: usize = 55;
-/// W3C trace-context limits on `tracestate`.
-pub(crate) const MAX_TRACESTATE_BYTES: usize = 512;
-pub(crate) const MAX_TRACESTATE_MEMBERS: usize = 32;
 /// W3C baggage limits.
 pub(crate) const MAX_BAGGAGE_BYTES: usize = 8192;
 pub(crate) const MAX_BAGGAGE_MEMBERS: usize = 180;
@@ -77,38 +74,6 @@ fn bounded_baggage(value: &str) -> Option<&str> {
     within(value, MAX_BAGGAGE_MEMBERS, MAX_BAGGAGE_BYTES)
 }
 
-/// What the HTTP request itself said about trace state, read before the SDK parsed it: the
-/// SDK keeps the first 32 members of a longer list, where W3C lets us drop it whole.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct RequestTrace {
-    tracestate_in_bounds: bool,
-}
-
-impl Default for RequestTrace {
-    fn default() -> Self {
-        RequestTrace {
-            tracestate_in_bounds: true,
-        }
-    }
-}
-
-impl RequestTrace {
-    /// Reads the request's `tracestate` header(s), joined as W3C combines repeated ones.
-    pub(crate) fn from_http(headers: &HeaderMap) -> Self {
-        let mut members = 0;
-        let mut bytes = 0;
-        for value in headers.get_all(TRACESTATE) {
-            members += value.as_bytes().split(|b| *b == b',').count();
-            bytes += value.len();
-        }
-        let commas = headers.get_all(TRACESTATE).iter().count().saturating_sub(1);
-        RequestTrace {
-            tracestate_in_bounds: members <= MAX_TRACESTATE_MEMBERS
-                && bytes + commas <= MAX_TRACESTATE_BYTES,
-        }
-    }
-}
-
 /// The trace headers of one produce request, built once and written into each record.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct RecordContext {
@@ -122,11 +87,7 @@ impl RecordContext {
     /// The context of `span`: its ids, its trace state within W3C bounds (when the request's
     /// own was), and its baggage when `record_baggage` and within bounds. Without an
     /// OpenTelemetry layer the span has no ids and records get no `traceparent` from us.
-    pub(crate) fn of_span(
-        span: &tracing::Span,
-        request: RequestTrace,
-        record_baggage: bool,
-    ) -> Self {
+    pub(crate) fn of_span(span: &tracing::Span, record_baggage: bool) -> Self {
         let context = span.context();
         let span_ref = context.span();
         let span_context = span_ref.span_context();
@@ -136,10 +97,9 @@ impl RecordContext {
         };
         if span_context.is_valid() {
             record.traceparent = Some(traceparent(span_context));
+            // An oversized client `tracestate` never got here: HTTP extraction drops it.
             let state = span_context.trace_state().header();
-            if request.tracestate_in_bounds {
-                record.tracestate = bounded_tracestate(&state).map(str::to_owned);
-            }
+            record.tracestate = bounded_tracestate(&state).map(str::to_owned);
         }
         if record_baggage {
             let mut carried = HashMap::new();
@@ -305,22 +265,6 @@ mod tests {
         assert!(bounded_baggage(&baggage.join(",")).is_none());
         assert!(bounded_baggage(&format!("k={}", "v".repeat(8190))).is_some());
         assert!(bounded_baggage(&format!("k={}", "v".repeat(8191))).is_none());
-    }
-
-    #[test]
-    fn request_trace_state_bounds_count_every_header_line() {
-        let mut headers = HeaderMap::new();
-        let members: Vec<String> = (0..32).map(|i| format!("k{i}=v")).collect();
-        headers.insert(TRACESTATE, members.join(",").parse().unwrap());
-        assert!(RequestTrace::from_http(&headers).tracestate_in_bounds);
-        headers.append(TRACESTATE, "k32=v".parse().unwrap());
-        assert!(!RequestTrace::from_http(&headers).tracestate_in_bounds);
-        let mut long = HeaderMap::new();
-        long.insert(
-            TRACESTATE,
-            format!("k={}", "v".repeat(511)).parse().unwrap(),
-        );
-        assert!(!RequestTrace::from_http(&long).tracestate_in_bounds);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::header::RETRY_AFTER;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use serde_json::{Value, json};
 use streamhouse_observability::metrics::ProducerError;
@@ -34,7 +34,6 @@ use super::error::ApiError;
 use crate::broker::{Broker, ProduceRecord};
 use crate::record::limits::RecordLimits;
 use crate::topics::Topic;
-use crate::trace_context::RequestTrace;
 use body::{Shape, TopicField};
 
 /// Seconds a client told to back off waits before retrying.
@@ -66,13 +65,11 @@ impl IntoResponse for ProduceError {
 /// `POST /produce {"topic","key"?,"value","partition"?,"headers"?}` -> `{"offset","partition"}`.
 pub async fn single(
     State(broker): State<Broker>,
-    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ProduceError> {
     let started = Instant::now();
     let (topic, records) = read(&broker, body, Shape::Single)?;
-    let trace = RequestTrace::from_http(&headers);
-    let positions = broker.produce_to(&topic, records, started, trace)?;
+    let positions = broker.produce_to(&topic, records, started)?;
     let position = positions[0];
     Ok(Json(
         json!({ "offset": position.offset, "partition": position.partition }),
@@ -82,13 +79,11 @@ pub async fn single(
 /// `POST /produce/batch {"topic","records":[...]}` -> `{"count","offsets":[{"partition","offset"}]}`.
 pub async fn batch(
     State(broker): State<Broker>,
-    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ProduceError> {
     let started = Instant::now();
     let (topic, records) = read(&broker, body, Shape::Batch)?;
-    let trace = RequestTrace::from_http(&headers);
-    let positions = broker.produce_to(&topic, records, started, trace)?;
+    let positions = broker.produce_to(&topic, records, started)?;
     Ok(Json(
         json!({ "count": positions.len(), "offsets": positions }),
     ))

@@ -15,7 +15,7 @@ use crate::partition_log::PartitionLog;
 use crate::record::limits::{RecordLimits, RecordRejection};
 use crate::record::{NewRecord, payload_bytes};
 use crate::topics::{MAX_TOPIC_NAME_LEN, Topic, UNKNOWN_TOPIC, is_valid_topic_name};
-use crate::trace_context::{RecordContext, RequestTrace};
+use crate::trace_context::RecordContext;
 
 /// The code of the 503 answered while the unflushed budget is spent.
 const BACKPRESSURE: &str = "backpressure";
@@ -39,7 +39,7 @@ impl Broker {
         started: Instant,
     ) -> Result<Vec<RecordPosition>, ApiError> {
         let topic = self.produce_topic(topic_name)?;
-        self.produce_to(&topic, records, started, RequestTrace::default())
+        self.produce_to(&topic, records, started)
     }
 
     /// The topic a produce names.
@@ -84,18 +84,16 @@ impl Broker {
             .record_error(UNKNOWN_TOPIC, error);
     }
 
-    /// [`Self::produce`] to a topic already found; `request` says whether the HTTP request's
-    /// own `tracestate` was within W3C bounds.
+    /// [`Self::produce`] to a topic already found.
     pub(crate) fn produce_to(
         &self,
         topic: &Topic,
         records: Vec<ProduceRecord>,
         started: Instant,
-        request: RequestTrace,
     ) -> Result<Vec<RecordPosition>, ApiError> {
         let span = propagation::send_span(&topic.name);
         let _entered = span.enter();
-        match self.append(topic, records, request) {
+        match self.append(topic, records) {
             Ok((positions, bytes)) => {
                 let count = positions.len() as u64;
                 topic
@@ -114,7 +112,6 @@ impl Broker {
         &self,
         topic: &Topic,
         records: Vec<ProduceRecord>,
-        request: RequestTrace,
     ) -> Result<(Vec<RecordPosition>, usize), Refusal> {
         let config = &self.inner.config;
         if records.is_empty() {
@@ -126,8 +123,7 @@ impl Broker {
             return Err(RecordRejection::TooManyRecords { max }.into_error(max));
         }
         let limits = RecordLimits::new(config);
-        let context =
-            RecordContext::of_span(&tracing::Span::current(), request, config.record_baggage);
+        let context = RecordContext::of_span(&tracing::Span::current(), config.record_baggage);
         // Validate everything first, so a bad record leaves the log untouched.
         let mut by_partition: BTreeMap<u32, Vec<(usize, NewRecord)>> = BTreeMap::new();
         let mut client_bytes = 0;

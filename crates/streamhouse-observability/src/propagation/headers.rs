@@ -25,6 +25,44 @@ impl<K: AsRef<[u8]>> Extractor for RecordHeaderExtractor<'_, K> {
     }
 }
 
+/// W3C bounds on `tracestate` (Trace Context, section 3.3.1.1): more list members than this,
+/// or more bytes, and the header is dropped whole rather than cut.
+pub const MAX_TRACESTATE_MEMBERS: usize = 32;
+/// See [`MAX_TRACESTATE_MEMBERS`].
+pub const MAX_TRACESTATE_BYTES: usize = 512;
+
+/// Reads HTTP headers for extraction, hiding a `tracestate` past the W3C bounds: the SDK's
+/// propagator would keep its first 32 members and so carry a client's oversized state on.
+#[derive(Debug)]
+pub(crate) struct BoundedHeaderExtractor<'a>(pub(crate) &'a http::HeaderMap);
+
+impl Extractor for BoundedHeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        let value = self.0.get(key)?.to_str().ok()?;
+        if key.eq_ignore_ascii_case("tracestate") && !tracestate_in_bounds(self.0) {
+            return None;
+        }
+        Some(value)
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+/// Whether the request's `tracestate` headers, joined as W3C combines repeated ones, are
+/// within the W3C bounds.
+fn tracestate_in_bounds(headers: &http::HeaderMap) -> bool {
+    let (mut members, mut bytes, mut values) = (0, 0, 0usize);
+    for value in headers.get_all("tracestate") {
+        members += value.as_bytes().split(|b| *b == b',').count();
+        bytes += value.len();
+        values += 1;
+    }
+    let commas = values.saturating_sub(1);
+    members <= MAX_TRACESTATE_MEMBERS && bytes + commas <= MAX_TRACESTATE_BYTES
+}
+
 /// Writes trace headers into record headers, replacing any header with the same key.
 #[derive(Debug)]
 pub struct RecordHeaderInjector<'a, K>(pub &'a mut Vec<(K, Vec<u8>)>);
@@ -51,5 +89,24 @@ mod tests {
         assert_eq!(extractor.get("TRACEPARENT"), Some("new"));
         assert_eq!(extractor.get("bin"), None);
         assert_eq!(extractor.keys(), vec!["traceparent", "bin"]);
+    }
+
+    #[test]
+    fn an_oversized_tracestate_is_hidden_counting_every_header_line() {
+        let mut headers = http::HeaderMap::new();
+        let members: Vec<String> = (0..32).map(|i| format!("k{i}=v")).collect();
+        headers.insert("tracestate", members.join(",").parse().unwrap());
+        assert!(BoundedHeaderExtractor(&headers).get("tracestate").is_some());
+        headers.append("tracestate", "k32=v".parse().unwrap());
+        assert_eq!(BoundedHeaderExtractor(&headers).get("tracestate"), None);
+        let mut long = http::HeaderMap::new();
+        long.insert(
+            "tracestate",
+            format!("k={}", "v".repeat(511)).parse().unwrap(),
+        );
+        long.insert("traceparent", "kept".parse().unwrap());
+        let extractor = BoundedHeaderExtractor(&long);
+        assert_eq!(extractor.get("tracestate"), None);
+        assert_eq!(extractor.get("traceparent"), Some("kept"));
     }
 }

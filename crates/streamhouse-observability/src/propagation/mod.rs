@@ -19,12 +19,16 @@
 mod headers;
 mod messaging;
 
-pub use headers::{RecordHeaderExtractor, RecordHeaderInjector};
+pub use headers::{
+    MAX_TRACESTATE_BYTES, MAX_TRACESTATE_MEMBERS, RecordHeaderExtractor, RecordHeaderInjector,
+};
+
+use headers::BoundedHeaderExtractor;
 pub use messaging::{MESSAGING_SYSTEM, MessagingOperation, process_span, receive_span, send_span};
 
 use opentelemetry::Context;
 use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
-use opentelemetry_http::{HeaderExtractor, HeaderInjector};
+use opentelemetry_http::HeaderInjector;
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -37,8 +41,9 @@ pub fn propagator() -> TextMapCompositePropagator {
 }
 
 /// The context carried by incoming HTTP headers (empty when there is none or it is malformed).
+/// A `tracestate` past the W3C bounds (32 members, 512 bytes) is dropped whole.
 pub fn extract_http(headers: &http::HeaderMap) -> Context {
-    propagator().extract(&HeaderExtractor(headers))
+    propagator().extract(&BoundedHeaderExtractor(headers))
 }
 
 /// Writes `span`'s context into outgoing HTTP headers.
