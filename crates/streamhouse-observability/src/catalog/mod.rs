@@ -86,11 +86,17 @@ pub mod label {
     pub const HTTP_ROUTE: &str = "http.route";
     /// HTTP response status code (semantic conventions).
     pub const HTTP_RESPONSE_STATUS_CODE: &str = "http.response.status_code";
+    /// Request scheme, `http` or `https` (semantic conventions).
+    pub const URL_SCHEME: &str = "url.scheme";
+    /// Why an HTTP request failed: the status code as a string for 5xx answers, or a
+    /// closed set of transport failures (semantic conventions' `error.type`); absent on
+    /// success.
+    pub const HTTP_ERROR_TYPE: &str = "error.type";
 }
 
 use label::{
-    CONSUMER_GROUP, ERROR_TYPE, HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE, HTTP_ROUTE,
-    OPERATION, PARTITION, REASON, SIGNAL, TOPIC,
+    CONSUMER_GROUP, ERROR_TYPE, HTTP_ERROR_TYPE, HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE,
+    HTTP_ROUTE, OPERATION, PARTITION, REASON, SIGNAL, TOPIC, URL_SCHEME,
 };
 
 /// Produce latency buckets, 1 ms to 5 s (seed contract).
@@ -399,8 +405,24 @@ pub const HTTP_SERVER_REQUEST_DURATION: MetricDef = MetricDef::histogram(
     "http_server_request_duration_seconds",
     "s",
     "Duration of HTTP server requests",
-    &[HTTP_REQUEST_METHOD, HTTP_ROUTE, HTTP_RESPONSE_STATUS_CODE],
+    &[
+        HTTP_REQUEST_METHOD,
+        HTTP_ROUTE,
+        HTTP_RESPONSE_STATUS_CODE,
+        URL_SCHEME,
+        HTTP_ERROR_TYPE,
+    ],
     HTTP_SERVER_DURATION_BUCKETS,
+);
+
+/// HTTP server requests in flight, per method and scheme (semantic conventions: an
+/// up-down counter; a gauge on `/metrics`).
+pub const HTTP_SERVER_ACTIVE_REQUESTS: MetricDef = MetricDef::gauge(
+    "http.server.active_requests",
+    "http_server_active_requests",
+    "{request}",
+    "Number of active HTTP server requests",
+    &[HTTP_REQUEST_METHOD, URL_SCHEME],
 );
 /// OTLP export attempts that failed, per signal (`metrics`, `traces`, `logs`).
 pub const TELEMETRY_EXPORT_FAILURES: MetricDef = MetricDef::counter(
@@ -417,6 +439,15 @@ pub const TELEMETRY_SPANS_DROPPED: MetricDef = MetricDef::counter(
     "streamhouse_telemetry_spans_dropped_total",
     "{span}",
     "Total spans dropped because the OTLP export queue was full",
+    &[],
+);
+
+/// Log records dropped because the OTLP log export queue was full.
+pub const TELEMETRY_LOG_RECORDS_DROPPED: MetricDef = MetricDef::counter(
+    "streamhouse.telemetry.log_records.dropped",
+    "streamhouse_telemetry_log_records_dropped_total",
+    "{log_record}",
+    "Total log records dropped because the OTLP log export queue was full",
     &[],
 );
 
@@ -536,6 +567,8 @@ pub const ALL: &[MetricDef] = &[
     RUNTIME_WORKERS,
     RUNTIME_ALIVE_TASKS,
     RUNTIME_GLOBAL_QUEUE_DEPTH,
+    HTTP_SERVER_ACTIVE_REQUESTS,
+    TELEMETRY_LOG_RECORDS_DROPPED,
 ];
 
 /// The catalog entry for an OpenTelemetry instrument name.
