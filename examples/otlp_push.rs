@@ -1,6 +1,11 @@
 //! Pushes every catalog metric and a few nested spans to the OTLP collector configured in
 //! the environment, for `STREAMHOUSE_DEMO_SECONDS` (default 5), then flushes and exits 0,
-//! also when the collector is unreachable (failures are logged and counted, not fatal).
+//! also when the collector is unreachable (failures are logged and counted, not fatal), and
+//! prints its export failure counts as the last line of standard output.
+//!
+//! With `STREAMHOUSE_DEMO_OTLP_HTTP=<base URL>` the OTLP settings are built in code instead
+//! (HTTP/protobuf to that URL, header `x-demo-source: code`): the `OTEL_EXPORTER_OTLP_*`
+//! variables are then ignored, which shows that code wins over the environment.
 //!
 //! ```text
 //! docker run -p 4317:4317 -p 4318:4318 -v $PWD/otel-collector.yaml:/etc/otelcol-contrib/config.yaml \
@@ -14,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use streamhouse_observability::logging::{self, LoggingConfig};
 use streamhouse_observability::metrics::{ConsumerError, ProducerError, S3Error, S3Operation};
-use streamhouse_observability::otlp::Signal;
+use streamhouse_observability::otlp::{OtlpConfig, OtlpProtocol, Signal};
 use streamhouse_observability::{Telemetry, TelemetryConfig, propagation};
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -24,7 +29,15 @@ fn main() -> Result<(), Box<dyn Error>> {
         })?,
         Err(_) => 5,
     };
-    let config = TelemetryConfig::from_env()?;
+    let mut config = TelemetryConfig::from_env()?;
+    if let Ok(base) = std::env::var("STREAMHOUSE_DEMO_OTLP_HTTP") {
+        // Built in code: only these settings are used, whatever OTEL_EXPORTER_OTLP_* says.
+        config.otlp = OtlpConfig::default()
+            .with_endpoint(&base, OtlpProtocol::HttpProtobuf)
+            .with_metric_export_interval(config.otlp.metric_export_interval)
+            .with_span_export_delay(config.otlp.span_export_delay)
+            .map_exporters(|e| e.with_header("x-demo-source", "code"));
+    }
     if config.otlp.metrics.is_none() && config.otlp.traces.is_none() {
         eprintln!("no OTLP endpoint set (OTEL_EXPORTER_OTLP_ENDPOINT): recording locally only");
     }
@@ -55,6 +68,12 @@ fn main() -> Result<(), Box<dyn Error>> {
     if let Err(error) = telemetry.shutdown() {
         eprintln!("telemetry shutdown: {error}");
     }
+    println!(
+        "export failures: metrics={} traces={} logs={}",
+        telemetry.export_failures(Signal::Metrics),
+        telemetry.export_failures(Signal::Traces),
+        telemetry.export_failures(Signal::Logs),
+    );
     Ok(())
 }
 
@@ -86,12 +105,14 @@ fn produce_and_consume(telemetry: &Telemetry, round: u64) {
         consumer.record_rebalance("analytics");
         consumer.record_error("orders", "analytics", ConsumerError::OffsetOutOfRange);
     }
+    let active = telemetry.http_server().start_request("POST", "http");
     telemetry.http_server().record_request(
         "POST",
         Some("/topics/{topic}/records"),
         200,
         Duration::from_millis(3),
     );
+    drop(active);
     tracing::info!(records = 10, "processed");
 }
 

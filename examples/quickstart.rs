@@ -1,7 +1,11 @@
-//! Initialise telemetry, record a sample of every catalog metric, and serve `/metrics` on
-//! `127.0.0.1:9464` (`OTEL_EXPORTER_PROMETHEUS_HOST`/`_PORT` or `STREAMHOUSE_METRICS_ADDR`
-//! override) until Ctrl-C; with `STREAMHOUSE_METRICS_BEARER_TOKEN` set, only for scrapers
-//! that send it. (TLS and transport limits are the main job's, `unified_server`.)
+//! Initialise telemetry, record a sample of every catalog metric, and serve `/metrics` and
+//! `/health*` on the SDK's own admin listener, in one call, until Ctrl-C.
+//!
+//! Everything the admin listener offers comes from the environment: the address
+//! (`OTEL_EXPORTER_PROMETHEUS_HOST`/`_PORT`, or `STREAMHOUSE_METRICS_ADDR`; default
+//! `127.0.0.1:9464`), a bearer token (`STREAMHOUSE_METRICS_BEARER_TOKEN`), HTTPS
+//! (`STREAMHOUSE_METRICS_TLS_CERT`/`_KEY`, reloaded when the files change) and transport
+//! limits (`STREAMHOUSE_METRICS_*`; see `streamhouse_observability::config::admin`).
 //!
 //! ```text
 //! cargo run --example quickstart
@@ -13,16 +17,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use streamhouse_observability::http::{BearerAuthLayer, metrics_router};
+use streamhouse_observability::health::HealthRegistry;
 use streamhouse_observability::metrics::{ConsumerError, ProducerError, S3Error, S3Operation};
+use streamhouse_observability::serve::AdminServer;
 use streamhouse_observability::{Telemetry, TelemetryConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
-    let config = TelemetryConfig::from_env()?;
-    let addr = config.metrics_addr;
-    let token = config.admin.bearer_token.clone();
-    let telemetry = Telemetry::init_global(config)?;
+    let telemetry = Telemetry::init_global(TelemetryConfig::from_env()?)?;
+    // Readiness checks would be registered here; STREAMHOUSE_HEALTH_* bound them.
+    let health = HealthRegistry::from_config(&telemetry.config().admin);
 
     // Producer: a bound handle for the hot path, and one error.
     let orders = telemetry.producer().topic("orders");
@@ -66,20 +70,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let _partitions = system.observe_partitions(|report| report.partitions("orders", 3));
     let _agents = system.observe_agents(|| 1);
 
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    println!(
-        "serving http://{}/metrics (Ctrl-C to stop)",
-        listener.local_addr()?
-    );
-    let app = match token {
-        Some(token) => metrics_router(&telemetry).layer(BearerAuthLayer::new(token)),
-        None => metrics_router(&telemetry),
-    };
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    // `/metrics` and `/health*`, with the token, TLS and limits the environment sets.
+    let admin = AdminServer::start(&telemetry, &health).await?;
+    println!("serving {}/metrics (Ctrl-C to stop)", admin.url());
+    tokio::signal::ctrl_c().await?;
+    admin.shutdown().await;
     telemetry.shutdown()?;
     Ok(())
 }

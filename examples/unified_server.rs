@@ -14,11 +14,12 @@
 //! With any admin variable set (`OTEL_EXPORTER_PROMETHEUS_HOST`/`_PORT`,
 //! `STREAMHOUSE_METRICS_ADDR`, `STREAMHOUSE_METRICS_BEARER_TOKEN`,
 //! `STREAMHOUSE_METRICS_TLS_CERT`/`_KEY`), `/metrics` and `/health*` move to the admin
-//! address (default `127.0.0.1:9464`) and the public port serves `/api/v1` only.
+//! address (default `127.0.0.1:9464`) and the public port serves `/api/v1` only. On Ctrl-C
+//! the public port closes first; the admin listener keeps serving through the final flush
+//! (and `STREAMHOUSE_ADMIN_LINGER_MS` more), so the last scrapes see the flushed state.
 
 use std::error::Error;
 
-use futures::FutureExt;
 use streamhouse_lite::server::LiteServer;
 use streamhouse_lite::{LiteConfig, loadgen};
 use streamhouse_observability::logging::{self, LoggingConfig};
@@ -60,19 +61,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     let stop = async {
         let _ = tokio::signal::ctrl_c().await;
-    }
-    .boxed()
-    .shared();
+    };
     match admin {
         None => server.serve(listener, stop).await?,
-        Some((admin, _)) => {
-            let (api, admin) = tokio::join!(
-                server.serve_api(listener, stop.clone()),
-                server.serve_admin(admin, admin_tls, stop),
-            );
-            api?;
-            admin?;
-        }
+        // The admin listener stops after the final flush, so a last scrape sees it.
+        Some((admin, _)) => server.serve_split(listener, admin, admin_tls, stop).await?,
     }
     if let Some(loadgen) = loadgen {
         loadgen.abort();

@@ -1,6 +1,7 @@
 //! The admin listener: `/metrics` and `/health*` off the public port, behind an optional
-//! bearer token and optional TLS, and a readiness probe that is cached and never echoes a
-//! check's error text.
+//! bearer token and optional TLS, a readiness probe that is cached and never echoes a
+//! check's error text, and a shutdown order in which the admin listener outlives the API
+//! until the final flush.
 
 mod support;
 
@@ -8,37 +9,55 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::future::join_all;
+use object_store::ObjectStore;
 use object_store::memory::InMemory;
 use reqwest::StatusCode;
-use streamhouse_lite::serve::tls;
+use streamhouse_lite::LiteConfig;
 use streamhouse_lite::server::LiteServer;
+use streamhouse_observability::catalog;
 use streamhouse_observability::config::admin::{TLS_CERT_VAR, TLS_KEY_VAR};
 use streamhouse_observability::config::{AdminConfig, BearerToken, TlsFiles};
+use streamhouse_observability::serve::tls;
 use streamhouse_observability::{Telemetry, TelemetryConfig};
+use support::flaky_store::FlakyStore;
 use support::lite::test_config;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-/// A server serving the API and the admin endpoints on two loopback ports; stopped when
-/// dropped.
+/// A server serving the API and the admin endpoints on two loopback ports
+/// ([`LiteServer::serve_split`]); stopped when dropped or by [`Split::stop`].
 struct Split {
     server: LiteServer,
     api: SocketAddr,
     admin: SocketAddr,
-    _stop: oneshot::Sender<()>,
+    stop: Option<oneshot::Sender<()>>,
+    serving: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Split {
+    /// Starts the shutdown; [`Self::serving`] ends when both listeners are closed.
+    fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
 }
 
 async fn split(admin: AdminConfig) -> Split {
+    split_with(admin, test_config(), Arc::new(InMemory::new())).await
+}
+
+async fn split_with(admin: AdminConfig, config: LiteConfig, store: Arc<dyn ObjectStore>) -> Split {
     let telemetry = Telemetry::new(
         TelemetryConfig::default()
             .with_service_instance_id("test-instance")
             .with_admin(admin),
     )
     .expect("telemetry");
-    let server = LiteServer::start_with_store(test_config(), &telemetry, Arc::new(InMemory::new()));
+    let server = LiteServer::start_with_store(config, &telemetry, store);
     let tls = server.admin_tls().expect("TLS files load");
     let api_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -47,19 +66,21 @@ async fn split(admin: AdminConfig) -> Split {
         admin_listener.local_addr().unwrap(),
     );
     let (stop, stopped) = oneshot::channel::<()>();
-    let stopped = futures::FutureExt::shared(async {
+    let stopped = async {
         let _ = stopped.await;
+    };
+    let running = server.clone();
+    let serving = tokio::spawn(async move {
+        running
+            .serve_split(api_listener, admin_listener, tls, stopped)
+            .await
     });
-    let serving = server.clone();
-    let api_stop = stopped.clone();
-    tokio::spawn(async move { serving.serve_api(api_listener, api_stop).await });
-    let serving = server.clone();
-    tokio::spawn(async move { serving.serve_admin(admin_listener, tls, stopped).await });
     Split {
         server,
         api,
         admin,
-        _stop: stop,
+        stop: Some(stop),
+        serving,
     }
 }
 
@@ -128,7 +149,7 @@ fn self_signed(dir: &tempfile::TempDir) -> (TlsFiles, String) {
     let key = dir.path().join("key.pem");
     std::fs::write(&cert, &cert_pem).unwrap();
     std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
-    (TlsFiles { cert, key }, cert_pem)
+    (TlsFiles::new(cert, key), cert_pem)
 }
 
 #[tokio::test]
@@ -163,25 +184,16 @@ async fn the_admin_listener_serves_https_with_the_configured_certificate() {
 fn unusable_tls_files_are_config_errors_naming_the_variable() {
     let dir = tempfile::tempdir().unwrap();
     let (files, _) = self_signed(&dir);
-    let missing = TlsFiles {
-        cert: PathBuf::from("/nonexistent/cert.pem"),
-        key: files.key.clone(),
-    };
+    let missing = TlsFiles::new(PathBuf::from("/nonexistent/cert.pem"), files.key.clone());
     let err = tls::acceptor(&missing).err().expect("missing cert file");
     assert_eq!(err.variable, TLS_CERT_VAR);
     assert_eq!(err.value, "/nonexistent/cert.pem");
 
     let garbage = dir.path().join("garbage.pem");
     std::fs::write(&garbage, "not PEM at all").unwrap();
-    let bad_key = TlsFiles {
-        cert: files.cert.clone(),
-        key: garbage.clone(),
-    };
+    let bad_key = TlsFiles::new(files.cert.clone(), garbage.clone());
     assert_eq!(tls::acceptor(&bad_key).err().unwrap().variable, TLS_KEY_VAR);
-    let bad_cert = TlsFiles {
-        cert: garbage,
-        key: files.key.clone(),
-    };
+    let bad_cert = TlsFiles::new(garbage, files.key.clone());
     assert_eq!(
         tls::acceptor(&bad_cert).err().unwrap().variable,
         TLS_CERT_VAR
@@ -190,10 +202,7 @@ fn unusable_tls_files_are_config_errors_naming_the_variable() {
     // A key of another certificate.
     let other = tempfile::tempdir().unwrap();
     let (other_files, _) = self_signed(&other);
-    let mismatched = TlsFiles {
-        cert: files.cert,
-        key: other_files.key,
-    };
+    let mismatched = TlsFiles::new(files.cert, other_files.key);
     assert_eq!(
         tls::acceptor(&mismatched).err().unwrap().variable,
         TLS_KEY_VAR
@@ -297,4 +306,74 @@ async fn the_main_job_moves_admin_endpoints_when_an_admin_port_is_set() {
     assert_eq!(status(&client, public_url("/api/v1/topics")).await, 200);
     assert_eq!(status(&client, public_url("/metrics")).await, 404);
     assert_eq!(status(&client, public_url("/health/ready")).await, 404);
+}
+
+/// The `streamhouse_storage_unflushed_bytes` gauge of one scrape of `admin`; `None` when the
+/// admin listener does not answer.
+async fn unflushed_bytes(client: &reqwest::Client, admin: SocketAddr) -> Option<f64> {
+    let url = format!("http://{admin}/metrics");
+    let body = client.get(url).send().await.ok()?.text().await.ok()?;
+    let name = catalog::UNFLUSHED_BYTES.prometheus_name;
+    body.lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_split_mode_the_admin_listener_stops_after_the_final_flush() {
+    let (store, failing) = FlakyStore::new(false);
+    let mut config = test_config();
+    config.admin_linger = Duration::from_secs(2);
+    let mut split = split_with(AdminConfig::default(), config, Arc::new(store)).await;
+    let client = support::http_client(Duration::from_secs(5));
+    let api = |path: &str| format!("http://{}{path}", split.api);
+    let created = client
+        .post(api("/api/v1/topics"))
+        .json(&serde_json::json!({"name": "orders", "partitions": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    // Small records stay in the open segment (it seals at 1000 bytes or after an hour).
+    let produced = client
+        .post(api("/api/v1/produce"))
+        .json(&serde_json::json!({"topic": "orders", "value": "unflushed", "partition": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert!(produced.status().is_success(), "{produced:?}");
+    let before = unflushed_bytes(&client, split.admin).await.expect("scrape");
+    assert!(before > 0.0, "nothing buffered: {before}");
+
+    // The store fails: the shutdown flush retries until it comes back.
+    failing.store(true, Ordering::SeqCst);
+    split.stop();
+    support::eventually(Duration::from_secs(5), "the API port to close", || async {
+        tokio::net::TcpStream::connect(split.api)
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+    // The API is gone, the flush is pending, and the admin listener still answers.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(unflushed_bytes(&client, split.admin).await, Some(before));
+    assert!(!split.serving.is_finished());
+
+    failing.store(false, Ordering::SeqCst);
+    // The last scrapes see the flush: nothing left unflushed.
+    support::eventually(
+        Duration::from_secs(5),
+        "a scrape after the flush",
+        || async { (unflushed_bytes(&client, split.admin).await? == 0.0).then_some(()) },
+    )
+    .await;
+    tokio::time::timeout(
+        Duration::from_secs(2) + Duration::from_secs(3),
+        &mut split.serving,
+    )
+    .await
+    .expect("the admin listener stops after the linger")
+    .expect("task")
+    .expect("serve");
+    assert!(tokio::net::TcpStream::connect(split.admin).await.is_err());
 }

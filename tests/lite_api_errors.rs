@@ -41,6 +41,7 @@ fn count(metrics: &Metrics, method: &str, status: &str, route: Option<&str>) -> 
     let mut labels = vec![
         ("http_request_method", method),
         ("http_response_status_code", status),
+        ("url_scheme", "http"),
     ];
     labels.extend(route.map(|r| ("http_route", r)));
     metrics.get(&HTTP_SERVER_REQUEST_DURATION, "_count", &labels)

@@ -32,6 +32,9 @@ async fn every_metric_moves_under_the_load_generator() {
                     &catalog::TELEMETRY_SPANS_DROPPED,
                     &catalog::TELEMETRY_EXPOSITION_DROPPED,
                     &catalog::RUNTIME_GLOBAL_QUEUE_DEPTH,
+                    &catalog::TELEMETRY_LOG_RECORDS_DROPPED,
+                    // A level: between requests nothing is in flight.
+                    &catalog::HTTP_SERVER_ACTIVE_REQUESTS,
                 ]
                 .contains(def)
             })

@@ -64,6 +64,7 @@ async fn records_carry_the_producers_trace_to_the_consumer() {
             ("http_request_method", "POST"),
             ("http_route", "/api/v1/produce"),
             ("http_response_status_code", "200"),
+            ("url_scheme", "http"),
         ],
     );
     assert_eq!(count, 1.0);

@@ -205,6 +205,9 @@ async fn a_trickling_body_gets_a_json_503_at_the_request_timeout() {
         ("http_request_method", "POST"),
         ("http_response_status_code", "503"),
         ("http_route", "/api/v1/topics"),
+        ("url_scheme", "http"),
+        // A 5xx is an error: its status code is the error type.
+        ("error_type", "503"),
     ];
     let metrics = server.metrics().await;
     assert_eq!(

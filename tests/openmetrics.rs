@@ -74,3 +74,47 @@ fn strict_parser_rejects_what_we_must_not_emit() {
     let truncated = body.trim_end_matches("# EOF\n");
     assert!(support::parse_with_prometheus_client("openmetrics", truncated).is_err());
 }
+
+#[test]
+fn strict_parser_accepts_exemplars_without_labels() {
+    use streamhouse_observability::TelemetryConfig;
+    use streamhouse_observability::exemplars::ExemplarFilter;
+    use streamhouse_observability::{Telemetry, metrics::HttpOutcome};
+
+    // `always_on` outside any span: exemplars without trace or span id, `# {} value time`.
+    let telemetry =
+        Telemetry::new(TelemetryConfig::default().with_exemplar_filter(ExemplarFilter::AlwaysOn))
+            .unwrap();
+    telemetry
+        .producer()
+        .record_batch("orders", 2, 10, std::time::Duration::from_millis(3));
+    telemetry.http_server().record_request_with(
+        "GET",
+        None,
+        "http",
+        HttpOutcome::Status(500),
+        std::time::Duration::from_millis(3),
+    );
+    let body = telemetry.render(Format::OpenMetrics);
+    assert!(body.contains(" # {} "), "{body}");
+    let parsed = support::parse_with_prometheus_client("openmetrics", &body)
+        .unwrap_or_else(|e| panic!("strict OpenMetrics parser rejected the body: {e}\n{body}"));
+    let latency = format!("{}_bucket", catalog::PRODUCER_LATENCY.prometheus_name);
+    let sample = parsed
+        .samples
+        .iter()
+        .find(|s| s.name == latency && s.exemplar.is_some())
+        .unwrap_or_else(|| panic!("no exemplar parsed:\n{body}"));
+    let (labels, value, timestamp) = sample.exemplar.clone().unwrap();
+    assert!(labels.is_empty(), "{labels:?}");
+    assert_eq!(value, 0.003);
+    assert!(timestamp.is_some_and(|t| t > 1.6e9));
+    let records = catalog::PRODUCER_RECORDS.prometheus_name;
+    assert!(
+        parsed
+            .samples
+            .iter()
+            .any(|s| s.name == records && s.exemplar.as_ref().is_some_and(|e| e.1 == 2.0)),
+        "{body}"
+    );
+}

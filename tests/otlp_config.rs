@@ -131,3 +131,98 @@ async fn header_secrets_stay_secret() {
     assert!(!format!("{lines:?}").contains(secret));
     let _ = telemetry.shutdown();
 }
+
+/// `examples/otlp_push` (run `cargo build --example otlp_push` first).
+fn example() -> std::path::PathBuf {
+    let deps = std::env::current_exe().unwrap();
+    let path = deps
+        .parent()
+        .and_then(|d| d.parent())
+        .unwrap()
+        .join("examples/otlp_push");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --example otlp_push`",
+        path.display()
+    );
+    path
+}
+
+/// Runs the example for one second in a child process with `vars` only.
+async fn run_example(vars: Vec<(&'static str, String)>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(example())
+            .env_clear()
+            .env("OTEL_METRIC_EXPORT_INTERVAL", "200")
+            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+            .env("STREAMHOUSE_SHUTDOWN_TIMEOUT_MS", "2000")
+            .env("STREAMHOUSE_DEMO_SECONDS", "1")
+            .envs(vars)
+            .output()
+            .expect("run the example")
+    })
+    .await
+    .unwrap()
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_wins_over_the_environment() {
+    use support::otlp_receiver::{Receiver, Transport};
+    let receiver = Receiver::start().await;
+    let output = run_example(vec![
+        ("STREAMHOUSE_DEMO_OTLP_HTTP", receiver.http_endpoint()),
+        // All of these must be ignored: the example builds its OTLP settings in code.
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into()),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "x-evil=1".into()),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip".into()),
+        ("OTEL_EXPORTER_OTLP_INSECURE", "false".into()),
+    ])
+    .await;
+    assert!(output.status.success(), "{output:?}");
+    let requests = receiver.with(|r| r.requests.clone());
+    assert!(!requests.is_empty(), "nothing arrived: {output:?}");
+    for (transport, headers) in &requests {
+        assert_eq!(*transport, Transport::Http, "{headers:?}");
+        assert_eq!(
+            header(headers, "x-demo-source"),
+            Some("code"),
+            "{headers:?}"
+        );
+        assert_eq!(header(headers, "x-evil"), None, "{headers:?}");
+        assert_eq!(header(headers, "content-encoding"), None, "{headers:?}");
+    }
+    assert!(receiver.with(|r| !r.metrics.is_empty() && !r.traces.is_empty()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_env_uses_the_environment() {
+    use support::otlp_receiver::{Receiver, Transport};
+    let receiver = Receiver::start().await;
+    let output = run_example(vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.grpc_endpoint()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "GRPC".into()),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "x-evil=1".into()),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip".into()),
+    ])
+    .await;
+    assert!(output.status.success(), "{output:?}");
+    let requests = receiver.with(|r| r.requests.clone());
+    assert!(!requests.is_empty(), "nothing arrived: {output:?}");
+    for (transport, headers) in &requests {
+        assert_eq!(*transport, Transport::Grpc, "{headers:?}");
+        assert_eq!(header(headers, "x-evil"), Some("1"), "{headers:?}");
+        assert_eq!(
+            header(headers, "grpc-encoding"),
+            Some("gzip"),
+            "{headers:?}"
+        );
+    }
+    assert!(receiver.with(|r| !r.metrics.is_empty() && !r.traces.is_empty()));
+}

@@ -151,8 +151,21 @@ async fn serve_and_check(receiver: &Receiver, telemetry: &Telemetry) {
                 "ok"
             }),
         )
-        .layer(HttpServerLayer::new(telemetry));
-    let addr = support::serve(app).await;
+        .route(
+            "/fail",
+            get(|| async { (http::StatusCode::BAD_GATEWAY, "upstream down") }),
+        )
+        .layer(HttpServerLayer::new(telemetry).with_traceresponse(true));
+    // With the peer's address, so spans get `client.address`.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
 
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let parent_id = "00f067aa0ba902b7";
@@ -160,10 +173,31 @@ async fn serve_and_check(receiver: &Receiver, telemetry: &Telemetry) {
     let response = client
         .get(format!("http://{addr}/topics/orders"))
         .header("traceparent", format!("00-{trace_id}-{parent_id}-01"))
+        .header("user-agent", "probe/1.0")
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    // W3C Trace Context Level 2: the trace, and the server span as the one to look up.
+    let traceresponse = response.headers()["traceresponse"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let failed = client
+        .get(format!("http://{addr}/fail"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), 502);
+    let brew = client
+        .request(
+            reqwest::Method::from_bytes(b"BREW").unwrap(),
+            format!("http://{addr}/topics/pot"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(brew.status(), 405);
     let missing = client
         .get(format!("http://{addr}/nowhere/at/all"))
         .send()
@@ -201,14 +235,79 @@ async fn serve_and_check(receiver: &Receiver, telemetry: &Telemetry) {
             attribute(&server.attributes, "http.response.status_code").as_deref(),
             Some("200")
         );
+        assert_eq!(
+            traceresponse,
+            format!("00-{trace_id}-{}-01", hex(&server.span_id))
+        );
+        let port = addr.port().to_string();
+        for (key, value) in [
+            ("url.scheme", "http"),
+            ("server.address", "127.0.0.1"),
+            ("server.port", port.as_str()),
+            ("client.address", "127.0.0.1"),
+            ("user_agent.original", "probe/1.0"),
+            ("network.protocol.version", "1.1"),
+            ("http.request.method", "GET"),
+        ] {
+            assert_eq!(
+                attribute(&server.attributes, key).as_deref(),
+                Some(value),
+                "{key}"
+            );
+        }
+        assert_eq!(attribute(&server.attributes, "error.type"), None);
+        assert_eq!(
+            attribute(&server.attributes, "http.request.method_original"),
+            None
+        );
+        let failed = spans.iter().find(|s| s.name == "GET /fail").unwrap();
+        assert_eq!(
+            attribute(&failed.attributes, "error.type").as_deref(),
+            Some("502")
+        );
+        // SpanKind 2 = server; status code 2 = error.
+        assert_eq!(failed.status.as_ref().map(|s| s.code), Some(2));
+    });
+    assert!(
+        receiver
+            .wait_until(Duration::from_secs(10), |r| {
+                r.spans().iter().any(|s| s.name == "_OTHER /topics/{topic}")
+            })
+            .await
+    );
+    receiver.with(|r| {
+        let spans = r.spans();
+        let brew = spans
+            .iter()
+            .find(|s| s.name == "_OTHER /topics/{topic}")
+            .unwrap();
+        assert_eq!(
+            attribute(&brew.attributes, "http.request.method_original").as_deref(),
+            Some("BREW")
+        );
     });
     let text = telemetry.render_prometheus();
     assert!(
-        text.contains(r#"http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="200",http_route="/topics/{topic}"} 1"#),
+        text.contains(r#"http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="200",http_route="/topics/{topic}",url_scheme="http"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"http_server_request_duration_seconds_count{error_type="502",http_request_method="GET",http_response_status_code="502",http_route="/fail",url_scheme="http"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"http_server_request_duration_seconds_count{http_request_method="_OTHER",http_response_status_code="405",http_route="/topics/{topic}",url_scheme="http"} 1"#),
+        "{text}"
+    );
+    // Every request has finished.
+    assert!(
+        text.contains(
+            r#"http_server_active_requests{http_request_method="GET",url_scheme="http"} 0"#
+        ),
         "{text}"
     );
     // No route matched: no raw path becomes a label.
-    assert!(text.contains(r#"http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="404"} 1"#));
+    assert!(text.contains(r#"http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="404",url_scheme="http"} 1"#));
     assert!(!text.contains("nowhere"));
     assert!(text.contains("le=\"0.075\""), "semantic-convention buckets");
 }

@@ -5,6 +5,7 @@
 
 pub mod flaky_store;
 pub mod lite;
+pub mod nginx;
 pub mod otlp_receiver;
 pub mod process;
 pub mod rotel;
@@ -457,8 +458,17 @@ pub fn record_every_metric(telemetry: &Telemetry) -> Recorded {
             ("http_request_method", "GET"),
             ("http_response_status_code", "200"),
             ("http_route", "/topics/{topic}"),
+            ("url_scheme", "http"),
         ],
         0.030,
+    );
+    // A request that started and finished: the in-flight gauge is back to 0.
+    drop(telemetry.http_server().start_request("GET", "http"));
+    expect(
+        &catalog::HTTP_SERVER_ACTIVE_REQUESTS,
+        "",
+        &[("http_request_method", "GET"), ("url_scheme", "http")],
+        0.0,
     );
     expect(&catalog::TELEMETRY_SPANS_DROPPED, "", &[], 0.0);
     for signal in ["metrics", "traces", "logs"] {

@@ -43,6 +43,22 @@ pub struct Received {
     pub traces: Vec<ExportTraceServiceRequest>,
     pub logs: Vec<ExportLogsServiceRequest>,
     pub last_headers: Vec<(String, String)>,
+    /// Every request's transport and headers, in arrival order.
+    pub requests: Vec<(Transport, Vec<(String, String)>)>,
+}
+
+/// How a request arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Grpc,
+    Http,
+}
+
+impl Received {
+    fn note(&mut self, transport: Transport, headers: Vec<(String, String)>) {
+        self.requests.push((transport, headers.clone()));
+        self.last_headers = headers;
+    }
 }
 
 type Shared = Arc<Mutex<Received>>;
@@ -220,7 +236,7 @@ fn decode_into<M: Message + Default>(
     };
     let message = M::decode(bytes.as_slice()).map_err(|_| StatusCode::BAD_REQUEST)?;
     let mut received = state.lock().unwrap();
-    received.last_headers = headers
+    let headers = headers
         .iter()
         .map(|(k, v)| {
             (
@@ -229,6 +245,7 @@ fn decode_into<M: Message + Default>(
             )
         })
         .collect();
+    received.note(Transport::Http, headers);
     push(&mut received, message);
     Ok(())
 }
@@ -243,7 +260,7 @@ impl MetricsService for Service {
         request: tonic::Request<ExportMetricsServiceRequest>,
     ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
         let mut received = self.0.lock().unwrap();
-        received.last_headers = metadata_pairs(request.metadata());
+        received.note(Transport::Grpc, metadata_pairs(request.metadata()));
         received.metrics.push(request.into_inner());
         Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
     }
@@ -256,7 +273,7 @@ impl TraceService for Service {
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
         let mut received = self.0.lock().unwrap();
-        received.last_headers = metadata_pairs(request.metadata());
+        received.note(Transport::Grpc, metadata_pairs(request.metadata()));
         received.traces.push(request.into_inner());
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
@@ -269,7 +286,7 @@ impl LogsService for Service {
         request: tonic::Request<ExportLogsServiceRequest>,
     ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
         let mut received = self.0.lock().unwrap();
-        received.last_headers = metadata_pairs(request.metadata());
+        received.note(Transport::Grpc, metadata_pairs(request.metadata()));
         received.logs.push(request.into_inner());
         Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
     }

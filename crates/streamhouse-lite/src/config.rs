@@ -17,6 +17,7 @@
 //! | `STREAMHOUSE_REQUEST_TIMEOUT_MS` | longest a request may take, body included (503 after) | 30000 |
 //! | `STREAMHOUSE_MAX_CONNECTIONS` | client connections open at once; more wait to be accepted | 1024 |
 //! | `STREAMHOUSE_SHUTDOWN_GRACE_MS` | how long shutdown waits for requests in flight | 10000 |
+//! | `STREAMHOUSE_ADMIN_LINGER_MS` | with the admin endpoints on their own port: how long they keep serving after the final flush (0 to 600000), so a last scrape sees it | 0 |
 //! | `STREAMHOUSE_MAX_TOPICS` | topics (409 above) | 10000 |
 //! | `STREAMHOUSE_MAX_PARTITIONS_PER_TOPIC` | partitions in one topic | 1024 |
 //! | `STREAMHOUSE_MAX_TOTAL_PARTITIONS` | partitions over all topics | 100000 |
@@ -141,6 +142,9 @@ pub struct LiteConfig {
     pub max_connections: usize,
     /// How long shutdown waits for requests in flight before closing their connections.
     pub shutdown_grace: Duration,
+    /// With the admin endpoints on their own listener, how long that listener keeps serving
+    /// after the final flush (it always stops after the flush, never with the API).
+    pub admin_linger: Duration,
     /// Most topics.
     pub max_topics: usize,
     /// Most partitions in one topic.
@@ -190,6 +194,7 @@ impl Default for LiteConfig {
             request_timeout: Duration::from_secs(30),
             max_connections: 1_024,
             shutdown_grace: Duration::from_secs(10),
+            admin_linger: Duration::ZERO,
             max_topics: 10_000,
             max_partitions: 1_024,
             max_total_partitions: 100_000,
@@ -319,6 +324,18 @@ impl LiteConfig {
             "STREAMHOUSE_MEMBER_SESSION_TIMEOUT_MS",
             &mut config.member_session_timeout,
         )?;
+        if let Some(raw) = get("STREAMHOUSE_ADMIN_LINGER_MS") {
+            config.admin_linger = match raw.trim().parse::<u64>() {
+                Ok(ms) if ms <= MAX_ADMIN_LINGER_MS => Duration::from_millis(ms),
+                _ => {
+                    return Err(config_error(
+                        "STREAMHOUSE_ADMIN_LINGER_MS",
+                        &raw,
+                        "whole milliseconds from 0 to 600000",
+                    ));
+                }
+            };
+        }
         if let Some(raw) = get("STREAMHOUSE_RECORD_BAGGAGE") {
             config.record_baggage = match raw.trim().to_ascii_lowercase().as_str() {
                 "on" | "true" => true,
@@ -372,12 +389,12 @@ impl LiteConfig {
     }
 }
 
+/// Longest [`LiteConfig::admin_linger`] from the environment: ten minutes, past any sane
+/// scrape interval, so a typo cannot hold a stopping process for hours.
+const MAX_ADMIN_LINGER_MS: u64 = 600_000;
+
 fn config_error(variable: &str, value: &str, expected: &str) -> ConfigError {
-    ConfigError {
-        variable: variable.to_owned(),
-        value: value.to_owned(),
-        expected: expected.to_owned(),
-    }
+    ConfigError::new(variable, value, expected)
 }
 
 fn positive(variable: &str, raw: &str) -> Result<usize, ConfigError> {
@@ -422,9 +439,11 @@ mod tests {
             "STREAMHOUSE_HEADER_READ_TIMEOUT_MS" => Some("250".into()),
             "STREAMHOUSE_MAX_TOTAL_PARTITIONS" => Some("9".into()),
             "STREAMHOUSE_RECORD_BAGGAGE" => Some("ON".into()),
+            "STREAMHOUSE_ADMIN_LINGER_MS" => Some("0".into()),
             _ => None,
         })
         .unwrap();
+        assert_eq!(config.admin_linger, Duration::ZERO);
         assert_eq!(config.max_topics, 7);
         assert_eq!(config.header_read_timeout, Duration::from_millis(250));
         assert_eq!(config.max_total_partitions, 9);
@@ -434,10 +453,30 @@ mod tests {
             "STREAMHOUSE_MEMBER_SESSION_TIMEOUT_MS",
             "STREAMHOUSE_MAX_CONSUME_BYTES",
             "STREAMHOUSE_RECORD_BAGGAGE",
+            "STREAMHOUSE_ADMIN_LINGER_MS",
         ] {
             let err = LiteConfig::from_lookup(|name| (name == variable).then(|| "0x10".into()))
                 .unwrap_err();
             assert_eq!(err.variable, variable);
+        }
+    }
+
+    #[test]
+    fn the_admin_linger_is_bounded() {
+        let read = |value: &str| {
+            LiteConfig::from_lookup(|name| {
+                (name == "STREAMHOUSE_ADMIN_LINGER_MS").then(|| value.to_owned())
+            })
+        };
+        assert_eq!(read("15000").unwrap().admin_linger, Duration::from_secs(15));
+        assert_eq!(
+            read("600000").unwrap().admin_linger,
+            Duration::from_secs(600)
+        );
+        for bad in ["600001", "-1", "1s"] {
+            let err = read(bad).unwrap_err();
+            assert_eq!(err.variable, "STREAMHOUSE_ADMIN_LINGER_MS");
+            assert_eq!(err.value, bad);
         }
     }
 }

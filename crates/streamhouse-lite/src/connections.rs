@@ -1,16 +1,12 @@
-//! Counts open HTTP connections for `streamhouse_connections_active`: every accepted stream
-//! is wrapped so that closing it, however it closes, decrements the count.
+//! Counts open HTTP connections for `streamhouse_connections_active`: the SDK's accept loop
+//! adds each connection to the shared count while it is open, however it closes (see
+//! [`Server::count_connections`](streamhouse_observability::serve::Server::count_connections)).
 
-use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 
 use streamhouse_observability::Telemetry;
 use streamhouse_observability::metrics::GaugeRegistration;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 
 /// The open connections of every listener a server serves, reported as
 /// `streamhouse_connections_active` for as long as the counter lives.
@@ -45,64 +41,9 @@ impl ConnectionCounter {
         self.open.load(Ordering::Relaxed)
     }
 
-    /// Counts `stream` until the returned wrapper is dropped.
-    pub fn track(&self, stream: TcpStream) -> CountedStream {
-        self.open.fetch_add(1, Ordering::Relaxed);
-        CountedStream {
-            stream,
-            open: Arc::clone(&self.open),
-        }
-    }
-}
-
-/// An accepted connection; closing (dropping) it decrements the count.
-pub struct CountedStream {
-    stream: TcpStream,
-    open: Arc<AtomicU64>,
-}
-
-impl Drop for CountedStream {
-    fn drop(&mut self) {
-        self.open.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-impl AsyncRead for CountedStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for CountedStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
+    /// The count itself, for
+    /// [`Server::count_connections`](streamhouse_observability::serve::Server::count_connections).
+    pub fn shared(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.open)
     }
 }

@@ -1,6 +1,11 @@
 //! The server: `/api/v1` and the admin endpoints (`/metrics`, `/health*`), on one port
-//! ([`LiteServer::serve`]) or on two ([`LiteServer::serve_api`] and
-//! [`LiteServer::serve_admin`]), each through the bounded accept loop of [`crate::serve`].
+//! ([`LiteServer::serve`]) or on two ([`LiteServer::serve_split`], built on
+//! [`LiteServer::serve_api`] and [`LiteServer::serve_admin`]), each through the SDK's bounded
+//! accept loop (see [`crate::serve`]).
+//!
+//! Shutdown order on two ports: the API stops accepting, buffered segments are flushed, and
+//! only then does the admin listener stop (after [`LiteConfig::admin_linger`]), so a scrape
+//! during or after the flush sees the flushed state.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,19 +15,19 @@ use object_store::ObjectStore;
 use streamhouse_observability::Telemetry;
 use streamhouse_observability::config::ConfigError;
 use streamhouse_observability::health::HealthRegistry;
-use streamhouse_observability::http::{
-    BearerAuthLayer, HttpServerLayer, health_router, metrics_router,
-};
+use streamhouse_observability::http::HttpServerLayer;
 use streamhouse_observability::metrics::GaugeRegistration;
+use streamhouse_observability::serve::admin_router;
+use streamhouse_observability::serve::tls::{self, TlsAcceptor};
 use tokio::net::TcpListener;
 use tokio::runtime::Handle;
-use tokio_rustls::TlsAcceptor;
+use tokio::sync::oneshot;
 
 use crate::api;
 use crate::broker::Broker;
 use crate::config::LiteConfig;
 use crate::connections::ConnectionCounter;
-use crate::serve::{self, TransportLimits, deadline, tls};
+use crate::serve::{self, Server, TransportLimits, deadline};
 use crate::store;
 
 /// How long shutdown waits for the writer pool to flush what is left.
@@ -60,7 +65,8 @@ impl LiteServer {
         telemetry: &Telemetry,
         store: Arc<dyn ObjectStore>,
     ) -> Self {
-        let health = HealthRegistry::new();
+        // STREAMHOUSE_HEALTH_CHECK_TIMEOUT_MS and STREAMHOUSE_HEALTH_CACHE_MS.
+        let health = HealthRegistry::from_config(&telemetry.config().admin);
         let broker = Broker::start(config, telemetry, store, &health);
         LiteServer {
             broker,
@@ -96,16 +102,11 @@ impl LiteServer {
             .layer(HttpServerLayer::new(&self.telemetry))
     }
 
-    /// `/metrics`, `/health`, `/health/live` and `/health/ready`, behind the telemetry
-    /// configuration's bearer token when it has one.
+    /// `/metrics`, `/health`, `/health/live` and `/health/ready`: the SDK's
+    /// [`admin_router`], behind the telemetry configuration's bearer token when it has one,
+    /// each request bounded by its admin request timeout.
     pub fn admin_router(&self) -> Router {
-        let timeout = self.broker.config().request_timeout;
-        let admin = metrics_router(&self.telemetry).merge(health_router(&self.health));
-        let admin = deadline::with_request_timeout(admin, timeout);
-        match &self.telemetry.config().admin.bearer_token {
-            Some(token) => admin.layer(BearerAuthLayer::new(token.clone())),
-            None => admin,
-        }
+        admin_router(&self.telemetry, &self.health)
     }
 
     /// [`Self::api_router`] and [`Self::admin_router`] together, for one port.
@@ -113,7 +114,8 @@ impl LiteServer {
         self.api_router().merge(self.admin_router())
     }
 
-    /// The admin listener's TLS acceptor when the telemetry configuration names PEM files.
+    /// The admin listener's TLS acceptor when the telemetry configuration names PEM files;
+    /// it serves new files when they change (see [`tls`]).
     ///
     /// # Errors
     /// A file cannot be read or used; see [`tls::acceptor`].
@@ -139,7 +141,7 @@ impl LiteServer {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        self.serve_router(listener, self.router(), None, shutdown)
+        self.serve_router(listener, self.router(), self.api_limits(), None, shutdown)
             .await;
         self.broker.shutdown(SHUTDOWN_FLUSH_TIMEOUT).await;
         Ok(())
@@ -155,14 +157,53 @@ impl LiteServer {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        self.serve_router(listener, self.api_router(), None, shutdown)
-            .await;
+        self.serve_router(
+            listener,
+            self.api_router(),
+            self.api_limits(),
+            None,
+            shutdown,
+        )
+        .await;
         self.broker.shutdown(SHUTDOWN_FLUSH_TIMEOUT).await;
         Ok(())
     }
 
+    /// [`Self::serve_api`] on `api` and [`Self::serve_admin`] on `admin` (HTTPS with `tls`)
+    /// until `shutdown` completes. The admin listener outlives the API: it stops after the
+    /// final flush and then [`LiteConfig::admin_linger`], so the last scrapes see what the
+    /// flush did.
+    ///
+    /// # Errors
+    /// As [`Self::serve`].
+    pub async fn serve_split(
+        &self,
+        api: TcpListener,
+        admin: TcpListener,
+        tls: Option<TlsAcceptor>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (flushed, flush_done) = oneshot::channel::<()>();
+        let linger = self.broker.config().admin_linger;
+        let admin_stop = async move {
+            // Also when the API side ends abnormally and drops the sender.
+            let _ = flush_done.await;
+            tokio::time::sleep(linger).await;
+        };
+        let api_then_flush = async {
+            let served = self.serve_api(api, shutdown).await;
+            let _ = flushed.send(());
+            served
+        };
+        let (api, admin) = tokio::join!(api_then_flush, self.serve_admin(admin, tls, admin_stop));
+        api.and(admin)
+    }
+
     /// Serves [`Self::admin_router`] on `listener` (HTTPS with `tls`) until `shutdown`
-    /// completes; the broker is left running.
+    /// completes, within the admin configuration's transport limits
+    /// (`STREAMHOUSE_METRICS_*`, see
+    /// [`AdminConfig`](streamhouse_observability::config::AdminConfig)); the broker is left
+    /// running.
     ///
     /// # Errors
     /// As [`Self::serve`].
@@ -172,19 +213,29 @@ impl LiteServer {
         tls: Option<TlsAcceptor>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        self.serve_router(listener, self.admin_router(), tls, shutdown)
+        let limits = self.telemetry.config().admin.limits;
+        self.serve_router(listener, self.admin_router(), limits, tls, shutdown)
             .await;
         Ok(())
+    }
+
+    fn api_limits(&self) -> TransportLimits {
+        serve::limits(self.broker.config())
     }
 
     async fn serve_router(
         &self,
         listener: TcpListener,
         router: Router,
+        limits: TransportLimits,
         tls: Option<TlsAcceptor>,
         shutdown: impl Future<Output = ()> + Send,
     ) {
-        let limits = TransportLimits::from_config(self.broker.config());
-        serve::serve(listener, router, limits, tls, &self.connections, shutdown).await;
+        let server = Server::new(router, limits).count_connections(self.connections.shared());
+        let server = match tls {
+            Some(acceptor) => server.with_tls(acceptor),
+            None => server,
+        };
+        server.serve(listener, shutdown).await;
     }
 }

@@ -180,12 +180,19 @@ fn traceparent(context: &SpanContext) -> String {
     format!("00-{}-{}-{flags}", context.trace_id(), context.span_id())
 }
 
-/// `headers` in the shape the SDK's extractors read.
-pub(crate) fn carrier(headers: &BTreeMap<String, String>) -> Vec<(&str, Vec<u8>)> {
-    headers
-        .iter()
-        .map(|(key, value)| (key.as_str(), value.as_bytes().to_vec()))
-        .collect()
+/// A record's headers as the SDK's extractors read them, borrowed: a consume builds no
+/// carrier per record. Exact names suffice: [`RecordContext::apply`] stores the trace headers
+/// lowercase and removes every other spelling.
+pub(crate) struct RecordHeaders<'a>(pub(crate) &'a BTreeMap<String, String>);
+
+impl opentelemetry::propagation::Extractor for RecordHeaders<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(String::as_str).collect()
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,11 @@
 //! | `STREAMHOUSE_INSTANCE_ID` | `service.instance.id` | a random UUID |
 //! | `STREAMHOUSE_METRIC_CARDINALITY_LIMIT` | series per metric before overflow | 2000 |
 //! | `STREAMHOUSE_MAX_LABEL_VALUE_BYTES` | longest label value (16 to 65536); longer ones are cut on a character boundary (see `docs/labels.md`) | 256 |
-//! | `STREAMHOUSE_EXEMPLARS` | capture exemplars for OpenMetrics | `true` |
+//! | `OTEL_METRICS_EXEMPLAR_FILTER` | which measurements become OpenMetrics exemplars: `always_on`, `always_off`, `trace_based` (case-insensitive; see [`ExemplarFilter`]) | `trace_based` |
+//! | `STREAMHOUSE_EXEMPLARS` | `false` is an alias of `OTEL_METRICS_EXEMPLAR_FILTER=always_off`; the OTel variable wins when both are set | `true` |
+//! | `OTEL_PROPAGATORS` | HTTP propagators: comma list of `tracecontext`, `baggage`, `b3`, `b3multi`, `none` (case-insensitive; see [`Propagators`]). Record headers always carry W3C trace context, whatever it says | `tracecontext,baggage` |
+//! | `OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS` | comma list of HTTP methods (case-sensitive tokens, at most 64 of at most 32 bytes) that replaces the default set; other methods are labelled `_OTHER` | the 9 methods of RFC 9110 and PATCH |
+//! | `STREAMHOUSE_HTTP_TRACERESPONSE` | answer HTTP requests with a W3C Trace Context Level 2 `traceresponse` header naming the server span | `false` |
 //! | `STREAMHOUSE_METRICS_MAX_CONCURRENT_SCRAPES` | scrapes served at once; more get 503 | 4 |
 //! | `STREAMHOUSE_PROMETHEUS_TARGET_INFO` | expose `target_info` | `true` |
 //! | `STREAMHOUSE_PROMETHEUS_SCOPE_LABELS` | which series get `otel_scope_*` labels: `none`, `foreign` (every scope but `streamhouse`) or `all` | `foreign` |
@@ -22,21 +26,26 @@
 //! | `STREAMHOUSE_METRICS_ADDR` | alias of the two above as `host:port`; each OTel variable wins for its part | `127.0.0.1:9464` |
 //! | `STREAMHOUSE_METRICS_BEARER_TOKEN` | token the admin listener requires (secret) | none |
 //! | `STREAMHOUSE_METRICS_TLS_CERT` / `_KEY` | PEM files: the admin listener serves HTTPS | none |
-//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | collector base URL; turns on push of metrics, traces and logs | off |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | collector base URL; turns on push of metrics, traces and logs; `host:port` without a scheme only for `grpc` | off |
 //! | `OTEL_EXPORTER_OTLP_{METRICS,TRACES,LOGS}_ENDPOINT` | per-signal URL, used as is | off |
-//! | `OTEL_EXPORTER_OTLP[_{METRICS,TRACES,LOGS}]_PROTOCOL` | `grpc` or `http/protobuf` | `http/protobuf` |
+//! | `OTEL_EXPORTER_OTLP[_{METRICS,TRACES,LOGS}]_PROTOCOL` | `grpc` (feature `otlp-grpc`) or `http/protobuf` (feature `otlp-http`) | `http/protobuf` |
+//! | `OTEL_EXPORTER_OTLP[_{METRICS,TRACES,LOGS}]_INSECURE` | `true`: a scheme-less gRPC endpoint is `http://`, else `https://` | `false` |
+//! | `OTEL_EXPORTER_OTLP[_{METRICS,TRACES,LOGS}]_CERTIFICATE` | PEM CA bundle for `https://`; replaces the system roots (feature `tls`) | system roots |
+//! | `OTEL_EXPORTER_OTLP[_{METRICS,TRACES,LOGS}]_CLIENT_CERTIFICATE` / `_CLIENT_KEY` | PEM client certificate chain and key for mutual TLS (both or neither) | none |
 //! | `OTEL_EXPORTER_OTLP[_{METRICS,TRACES,LOGS}]_HEADERS` | `k=v,k2=v2` request headers (secret) | none |
-//! | `OTEL_EXPORTER_OTLP[_{METRICS,TRACES,LOGS}]_TIMEOUT` | per-export timeout, ms | 10000 |
+//! | `OTEL_EXPORTER_OTLP[_{METRICS,TRACES,LOGS}]_TIMEOUT` | per-request timeout, ms | 10000 |
 //! | `OTEL_EXPORTER_OTLP[_{METRICS,TRACES,LOGS}]_COMPRESSION` | `gzip` or `none` | `none` |
-//! | `OTEL_{METRICS,TRACES,LOGS}_EXPORTER` | `otlp` or `none` | `otlp` |
-//! | `OTEL_METRIC_EXPORT_INTERVAL` | metric push interval, ms | 60000 |
+//! | `OTEL_{METRICS,TRACES,LOGS}_EXPORTER` | comma list of `otlp` and `console` (stdout), or `none` alone | `otlp` |
+//! | `OTEL_METRIC_EXPORT_INTERVAL` / `OTEL_METRIC_EXPORT_TIMEOUT` | metric push interval / bound on one push, ms | 60000 / 30000 |
 //! | `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` | `cumulative`, `delta`, `lowmemory` | `cumulative` |
-//! | `OTEL_BSP_SCHEDULE_DELAY` / `OTEL_BSP_MAX_QUEUE_SIZE` | span batch delay (ms) / queue bound | 5000 / 2048 |
+//! | `OTEL_BSP_SCHEDULE_DELAY` / `_EXPORT_TIMEOUT` / `_MAX_QUEUE_SIZE` / `_MAX_EXPORT_BATCH_SIZE` | span batches: delay (ms) / bound on one export (ms) / queue bound (dropped spans are counted) / batch size | 5000 / 30000 / 2048 / 512 |
+//! | `OTEL_BLRP_SCHEDULE_DELAY` / `_EXPORT_TIMEOUT` / `_MAX_QUEUE_SIZE` / `_MAX_EXPORT_BATCH_SIZE` | log record batches, as above (dropped records are counted) | 1000 / 30000 / 2048 / 512 |
 //! | `OTEL_TRACES_SAMPLER` / `_ARG` | `always_on`, `always_off`, `traceidratio`, `parentbased_*` / ratio | `parentbased_always_on` |
 //! | `RUST_LOG` / `STREAMHOUSE_LOG_FORMAT` | log filter / `human` or `json` (see [`crate::logging`]) | `info` / `human` |
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub mod admin;
@@ -44,7 +53,10 @@ pub mod admin;
 pub use admin::{AdminConfig, BearerToken, TlsFiles};
 
 use crate::catalog::{Catalog, CatalogError, MetricDef};
+use crate::exemplars::ExemplarFilter;
+pub use crate::metrics::{HttpServerConfig, KnownMethods};
 use crate::otlp::OtlpConfig;
+use crate::propagation::Propagators;
 use crate::sampling::TraceSampler;
 
 /// Default `service.name`.
@@ -67,7 +79,12 @@ pub const MAX_CONCURRENT_SCRAPES: usize = 1024;
 pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
 
 /// A configuration value that could not be used.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Display` names the variable, the value and what was expected, then the underlying cause
+/// when there is one (an unreadable file, a parse error), so one log line says it all; the
+/// cause is also [`source`](std::error::Error::source) for error-chain printers.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ConfigError {
     /// The variable (or builder setting) that held the value.
     pub variable: String,
@@ -75,7 +92,18 @@ pub struct ConfigError {
     pub value: String,
     /// What was expected instead.
     pub expected: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
+
+impl PartialEq for ConfigError {
+    fn eq(&self, other: &Self) -> bool {
+        self.variable == other.variable
+            && self.value == other.value
+            && self.expected == other.expected
+    }
+}
+
+impl Eq for ConfigError {}
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -83,19 +111,48 @@ impl fmt::Display for ConfigError {
             f,
             "invalid value {:?} for {}: expected {}",
             self.value, self.variable, self.expected
-        )
+        )?;
+        match &self.source {
+            Some(source) => write!(f, " ({source})"),
+            None => Ok(()),
+        }
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 impl ConfigError {
-    pub(crate) fn new(variable: &str, value: &str, expected: impl Into<String>) -> Self {
+    /// An error about `value` of `variable` (a variable or a builder setting), which should
+    /// have been `expected`.
+    ///
+    /// ```
+    /// use streamhouse_observability::config::ConfigError;
+    ///
+    /// let err = ConfigError::new("STREAMHOUSE_WIDGETS", "many", "a whole number");
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     r#"invalid value "many" for STREAMHOUSE_WIDGETS: expected a whole number"#
+    /// );
+    /// ```
+    pub fn new(variable: &str, value: &str, expected: impl Into<String>) -> Self {
         ConfigError {
             variable: variable.to_owned(),
             value: value.to_owned(),
             expected: expected.into(),
+            source: None,
         }
+    }
+
+    /// The same error, caused by `source`.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
     }
 }
 
@@ -205,6 +262,7 @@ impl PrometheusConfig {
 /// assert_eq!(config.service_name, "streamhouse-agent");
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct TelemetryConfig {
     /// `service.name`.
     pub service_name: String,
@@ -222,8 +280,14 @@ pub struct TelemetryConfig {
     /// every value a caller passes to a recorder is cut to it on a character boundary. A value
     /// set here out of range is clamped.
     pub max_label_value_bytes: usize,
-    /// Capture exemplars (trace and span ids of sampled spans) for OpenMetrics.
-    pub exemplars: bool,
+    /// Which measurements become OpenMetrics exemplars (trace and span ids of sampled
+    /// spans by default).
+    pub exemplar_filter: ExemplarFilter,
+    /// The propagators HTTP extraction and injection use (`OTEL_PROPAGATORS`). Record
+    /// headers always carry W3C trace context, whatever this says.
+    pub propagators: Propagators,
+    /// HTTP server recording: known methods, `traceresponse`.
+    pub http_server: HttpServerConfig,
     /// Prometheus rendering options.
     pub prometheus: PrometheusConfig,
     /// Upper bound on [`Telemetry::shutdown`](crate::Telemetry::shutdown).
@@ -251,7 +315,9 @@ impl Default for TelemetryConfig {
             disabled: false,
             cardinality_limit: DEFAULT_CARDINALITY_LIMIT,
             max_label_value_bytes: DEFAULT_MAX_LABEL_VALUE_BYTES,
-            exemplars: true,
+            exemplar_filter: ExemplarFilter::default(),
+            propagators: Propagators::default(),
+            http_server: HttpServerConfig::default(),
             prometheus: PrometheusConfig::default(),
             shutdown_timeout: Duration::from_secs(5),
             metrics_addr: DEFAULT_METRICS_ADDR
@@ -329,8 +395,24 @@ impl TelemetryConfig {
                 MAX_LABEL_VALUE_BYTES,
             )?;
         }
-        if let Some(raw) = get("STREAMHOUSE_EXEMPLARS") {
-            config.exemplars = parse_bool("STREAMHOUSE_EXEMPLARS", &raw)?;
+        if let Some(raw) = get("STREAMHOUSE_EXEMPLARS")
+            && !parse_bool("STREAMHOUSE_EXEMPLARS", &raw)?
+        {
+            config.exemplar_filter = ExemplarFilter::AlwaysOff;
+        }
+        // Read second: the specification's variable wins over our older alias.
+        if let Some(raw) = get("OTEL_METRICS_EXEMPLAR_FILTER") {
+            config.exemplar_filter = ExemplarFilter::parse("OTEL_METRICS_EXEMPLAR_FILTER", &raw)?;
+        }
+        if let Some(raw) = get("OTEL_PROPAGATORS") {
+            config.propagators = Propagators::parse("OTEL_PROPAGATORS", &raw)?;
+        }
+        if let Some(raw) = get("OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS") {
+            config.http_server.known_methods =
+                KnownMethods::parse("OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS", &raw)?;
+        }
+        if let Some(raw) = get("STREAMHOUSE_HTTP_TRACERESPONSE") {
+            config.http_server.traceresponse = parse_bool("STREAMHOUSE_HTTP_TRACERESPONSE", &raw)?;
         }
         if let Some(raw) = get("STREAMHOUSE_METRICS_MAX_CONCURRENT_SCRAPES") {
             config.prometheus.max_concurrent_scrapes = parse_limit(
@@ -439,9 +521,40 @@ impl TelemetryConfig {
         self
     }
 
-    /// Turns exemplar capture on or off.
+    /// Turns exemplar capture off (`false`: [`ExemplarFilter::AlwaysOff`]) or back to the
+    /// default (`true`: [`ExemplarFilter::TraceBased`]).
     pub fn with_exemplars(mut self, exemplars: bool) -> Self {
-        self.exemplars = exemplars;
+        self.exemplar_filter = match exemplars {
+            true => ExemplarFilter::TraceBased,
+            false => ExemplarFilter::AlwaysOff,
+        };
+        self
+    }
+
+    /// Sets which measurements become exemplars.
+    pub fn with_exemplar_filter(mut self, filter: ExemplarFilter) -> Self {
+        self.exemplar_filter = filter;
+        self
+    }
+
+    /// Sets the HTTP propagators (what `OTEL_PROPAGATORS` sets).
+    ///
+    /// ```
+    /// use streamhouse_observability::TelemetryConfig;
+    /// use streamhouse_observability::propagation::{PropagatorKind, Propagators};
+    ///
+    /// let config = TelemetryConfig::default()
+    ///     .with_propagators(Propagators::new([PropagatorKind::B3, PropagatorKind::TraceContext]));
+    /// assert_eq!(config.propagators.kinds()[0], PropagatorKind::B3);
+    /// ```
+    pub fn with_propagators(mut self, propagators: Propagators) -> Self {
+        self.propagators = propagators;
+        self
+    }
+
+    /// Sets HTTP server recording (known methods, `traceresponse`).
+    pub fn with_http_server(mut self, http_server: HttpServerConfig) -> Self {
+        self.http_server = http_server;
         self
     }
 
@@ -575,7 +688,7 @@ mod tests {
         assert!(!config.prometheus.target_info);
         assert_eq!(config.prometheus.scope_labels, ScopeLabels::All);
         assert!(config.prometheus.created_samples);
-        assert!(!config.exemplars);
+        assert_eq!(config.exemplar_filter, ExemplarFilter::AlwaysOff);
         assert_eq!(config.prometheus.max_concurrent_scrapes, 2);
         assert_eq!(config.shutdown_timeout, Duration::from_millis(250));
         assert_eq!(config.metrics_addr, "0.0.0.0:9000".parse().unwrap());
@@ -598,6 +711,10 @@ mod tests {
             ("STREAMHOUSE_MAX_LABEL_VALUE_BYTES", "big"),
             ("STREAMHOUSE_PROMETHEUS_TARGET_INFO", "1"),
             ("STREAMHOUSE_EXEMPLARS", "on"),
+            ("OTEL_METRICS_EXEMPLAR_FILTER", "sampled"),
+            ("OTEL_PROPAGATORS", "tracecontext,jaeger"),
+            ("OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS", "GET,PO ST"),
+            ("STREAMHOUSE_HTTP_TRACERESPONSE", "on"),
             ("STREAMHOUSE_PROMETHEUS_SCOPE_LABELS", "some"),
             ("STREAMHOUSE_PROMETHEUS_CREATED", "yes"),
             ("STREAMHOUSE_METRICS_MAX_CONCURRENT_SCRAPES", "0"),
@@ -614,5 +731,44 @@ mod tests {
                 "{message}"
             );
         }
+    }
+
+    #[test]
+    fn http_propagation_and_exemplar_variables() {
+        use crate::propagation::PropagatorKind;
+
+        let config = from(&[
+            ("OTEL_PROPAGATORS", "B3Multi,TraceContext"),
+            ("OTEL_METRICS_EXEMPLAR_FILTER", "ALWAYS_ON"),
+            ("OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS", "GET,PROPFIND"),
+            ("STREAMHOUSE_HTTP_TRACERESPONSE", "true"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.propagators.kinds(),
+            [PropagatorKind::B3Multi, PropagatorKind::TraceContext]
+        );
+        assert_eq!(config.exemplar_filter, ExemplarFilter::AlwaysOn);
+        let known: Vec<&str> = config.http_server.known_methods.methods().collect();
+        assert_eq!(known, ["GET", "PROPFIND"]);
+        assert!(config.http_server.traceresponse);
+
+        assert_eq!(
+            from(&[("OTEL_PROPAGATORS", "none")]).unwrap().propagators,
+            Propagators::none()
+        );
+        // The specification's variable wins over our alias, whichever way it points.
+        let both = |alias, filter| {
+            from(&[
+                ("STREAMHOUSE_EXEMPLARS", alias),
+                ("OTEL_METRICS_EXEMPLAR_FILTER", filter),
+            ])
+            .unwrap()
+            .exemplar_filter
+        };
+        assert_eq!(both("false", "trace_based"), ExemplarFilter::TraceBased);
+        assert_eq!(both("true", "always_off"), ExemplarFilter::AlwaysOff);
+        let alias_only = from(&[("STREAMHOUSE_EXEMPLARS", "true")]).unwrap();
+        assert_eq!(alias_only.exemplar_filter, ExemplarFilter::TraceBased);
     }
 }

@@ -7,7 +7,9 @@
 //!
 //! Probes read [`HealthRegistry::cached_check`]: one run serves every probe for
 //! [`DEFAULT_CACHE_FOR`] (concurrent probes wait for the run in flight), so a probe flood
-//! never reaches the store more than once a second. A check's error text is logged
+//! never reaches the store more than once a second. [`HealthRegistry::from_config`] takes
+//! both bounds from `STREAMHOUSE_HEALTH_CHECK_TIMEOUT_MS` and `STREAMHOUSE_HEALTH_CACHE_MS`
+//! (see [`crate::config::admin`]). A check's error text is logged
 //! (`warn`, once each time it changes), never sent to the prober: it may name buckets,
 //! hosts or credentials.
 //!
@@ -33,10 +35,13 @@ use std::time::{Duration, Instant};
 
 use futures::future::{BoxFuture, FutureExt, join_all};
 
+use crate::config::AdminConfig;
+use crate::config::admin::{DEFAULT_HEALTH_CACHE_FOR, DEFAULT_HEALTH_CHECK_TIMEOUT};
+
 /// Default bound on one check.
-pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+pub const DEFAULT_CHECK_TIMEOUT: Duration = DEFAULT_HEALTH_CHECK_TIMEOUT;
 /// Default time one run of the checks answers probes for.
-pub const DEFAULT_CACHE_FOR: Duration = Duration::from_secs(1);
+pub const DEFAULT_CACHE_FOR: Duration = DEFAULT_HEALTH_CACHE_FOR;
 
 type Check = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
@@ -96,6 +101,36 @@ impl HealthRegistry {
     /// An empty registry whose checks time out after `timeout`.
     pub fn with_timeout(timeout: Duration) -> Self {
         Self::with_limits(timeout, DEFAULT_CACHE_FOR)
+    }
+
+    /// An empty registry with the check timeout and cache period of `admin`, which
+    /// [`TelemetryConfig::from_env`](crate::TelemetryConfig::from_env) reads from
+    /// `STREAMHOUSE_HEALTH_CHECK_TIMEOUT_MS` and `STREAMHOUSE_HEALTH_CACHE_MS`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamhouse_observability::TelemetryConfig;
+    /// use streamhouse_observability::health::HealthRegistry;
+    ///
+    /// let config = TelemetryConfig::from_lookup(|name| {
+    ///     (name == "STREAMHOUSE_HEALTH_CACHE_MS").then(|| "5000".to_owned())
+    /// })
+    /// .unwrap();
+    /// let health = HealthRegistry::from_config(&config.admin);
+    /// assert_eq!(health.cache_for(), Duration::from_secs(5));
+    /// ```
+    pub fn from_config(admin: &AdminConfig) -> Self {
+        Self::with_limits(admin.health_check_timeout, admin.health_cache_for)
+    }
+
+    /// How long one run of the checks answers [`cached_check`](Self::cached_check).
+    pub fn cache_for(&self) -> Duration {
+        self.inner.cache_for
+    }
+
+    /// The bound on one check.
+    pub fn check_timeout(&self) -> Duration {
+        self.inner.timeout
     }
 
     /// An empty registry whose checks time out after `timeout` and whose
@@ -269,6 +304,8 @@ impl HealthReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io;
+    use std::sync::atomic::AtomicBool;
 
     #[tokio::test]
     async fn slow_checks_time_out_and_dropped_checks_are_gone() {
@@ -311,5 +348,103 @@ mod tests {
         let _other = health.register("pool", || async { Ok(()) });
         assert_eq!(health.cached_check().await.checks.len(), 2);
         assert_eq!(runs.load(Ordering::Relaxed), 2);
+    }
+
+    /// Log output captured in memory.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Captured {
+        fn lines(&self) -> Vec<String> {
+            let bytes = self.0.lock().unwrap().clone();
+            String::from_utf8(bytes)
+                .unwrap()
+                .lines()
+                .map(str::to_owned)
+                .collect()
+        }
+    }
+
+    impl io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_readiness_change_is_logged_once_per_change() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::DEBUG)
+            .finish();
+        // This thread only: a current-thread runtime runs every check here.
+        let _default = tracing::subscriber::set_default(subscriber);
+
+        let failing = Arc::new(AtomicBool::new(true));
+        let reason = Arc::new(Mutex::new("disk full".to_owned()));
+        let (state, text) = (Arc::clone(&failing), Arc::clone(&reason));
+        let health = HealthRegistry::new();
+        let _check = health.register("store", move || {
+            let error = state
+                .load(Ordering::Relaxed)
+                .then(|| text.lock().unwrap().clone());
+            async move { error.map_or(Ok(()), Err) }
+        });
+        let fails = |lines: &[String], reason: &str| {
+            lines
+                .iter()
+                .filter(|l| l.contains("readiness check fails") && l.contains(reason))
+                .count()
+        };
+        let passes = |lines: &[String]| {
+            lines
+                .iter()
+                .filter(|l| l.contains("readiness check passes again"))
+                .count()
+        };
+
+        for _ in 0..3 {
+            health.check().await;
+        }
+        let lines = captured.lines();
+        assert_eq!(fails(&lines, "disk full"), 1, "{lines:#?}");
+        assert!(lines[0].contains("WARN") && lines[0].contains("check=store"));
+
+        // A new reason is a change; the same reason again is not.
+        *reason.lock().unwrap() = "permission denied".to_owned();
+        health.check().await;
+        health.check().await;
+        failing.store(false, Ordering::Relaxed);
+        health.check().await;
+        health.check().await;
+        let lines = captured.lines();
+        assert_eq!(fails(&lines, "disk full"), 1, "{lines:#?}");
+        assert_eq!(fails(&lines, "permission denied"), 1, "{lines:#?}");
+        assert_eq!(passes(&lines), 1, "{lines:#?}");
+        assert_eq!(lines.len(), 3, "{lines:#?}");
+
+        // Failing again after passing is logged again.
+        failing.store(true, Ordering::Relaxed);
+        health.check().await;
+        assert_eq!(fails(&captured.lines(), "permission denied"), 2);
+    }
+
+    #[test]
+    fn the_cache_period_comes_from_the_admin_config() {
+        let admin = AdminConfig::default()
+            .with_health_limits(Duration::from_millis(300), Duration::from_millis(7));
+        let health = HealthRegistry::from_config(&admin);
+        assert_eq!(health.check_timeout(), Duration::from_millis(300));
+        assert_eq!(health.cache_for(), Duration::from_millis(7));
+        let default = HealthRegistry::from_config(&AdminConfig::default());
+        assert_eq!(default.cache_for(), DEFAULT_CACHE_FOR);
     }
 }

@@ -10,6 +10,19 @@
 //! `/health/ready`; with the `object-store` feature, `object_store::InstrumentedObjectStore`
 //! counts, times and traces every call to any `object_store` store.
 //!
+//! # Features
+//!
+//! | feature | what it adds | default |
+//! |---|---|---|
+//! | `axum` | the `/metrics` and health routers, `HttpServerLayer`, bearer auth and the admin listener ([`serve`]) | yes |
+//! | `otlp-grpc` | OTLP push over gRPC | yes |
+//! | `otlp-http` | OTLP push as protobuf over HTTP | yes |
+//! | `tls` | HTTPS and mutual TLS for push and the admin listener (rustls with aws-lc-rs) | yes |
+//! | `object-store` | `object_store::InstrumentedObjectStore` | no |
+//!
+//! With `default-features = false` the SDK is pull-only: it records and renders the exposition
+//! ([`Telemetry::render`]), and links no HTTP server, OTLP transport or TLS stack.
+//!
 //! ```
 //! use std::time::Duration;
 //! use streamhouse_observability::{Telemetry, TelemetryConfig};
@@ -27,6 +40,7 @@ pub mod catalog;
 pub mod config;
 pub mod exemplars;
 pub mod health;
+#[cfg(feature = "axum")]
 pub mod http;
 pub mod logging;
 pub mod metrics;
@@ -36,6 +50,8 @@ pub mod otlp;
 pub mod prometheus;
 pub mod propagation;
 pub mod sampling;
+#[cfg(feature = "axum")]
+pub mod serve;
 mod telemetry;
 pub mod views;
 

@@ -21,7 +21,7 @@ use crate::metrics::{
     ConsumerMetrics, HttpServerMetrics, Instruments, ProcessMetrics, ProducerMetrics, Recorders,
     StorageMetrics, SystemMetrics,
 };
-use crate::otlp::{ExportFailures, Pipelines, Signal, build_pipelines};
+use crate::otlp::{ExportFailures, Signal, build_pipelines};
 use crate::prometheus::{Format, PrometheusReader};
 use crate::views::catalog_view;
 
@@ -38,8 +38,8 @@ pub enum TelemetryError {
     Shutdown(String),
     /// Shutdown did not finish within the configured timeout; it goes on in the background.
     ShutdownTimeout(Duration),
-    /// An OTLP exporter could not be built.
-    Exporter(String),
+    /// A thread or runtime telemetry needs (OTLP export, shutdown) could not be started.
+    Runtime(std::io::Error),
 }
 
 impl fmt::Display for TelemetryError {
@@ -50,7 +50,7 @@ impl fmt::Display for TelemetryError {
             TelemetryError::ShutdownTimeout(t) => {
                 write!(f, "telemetry shutdown did not finish within {t:?}")
             }
-            TelemetryError::Exporter(msg) => write!(f, "telemetry exporter: {msg}"),
+            TelemetryError::Runtime(err) => write!(f, "telemetry could not start a thread: {err}"),
         }
     }
 }
@@ -59,6 +59,7 @@ impl std::error::Error for TelemetryError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             TelemetryError::Config(err) => Some(err),
+            TelemetryError::Runtime(err) => Some(err),
             _ => None,
         }
     }
@@ -124,16 +125,18 @@ impl Telemetry {
     /// # Errors
     /// [`TelemetryError::Config`] when a value set in code is out of range (see
     /// [`PrometheusConfig::validate`](crate::config::PrometheusConfig::validate));
-    /// [`TelemetryError::Exporter`] when an OTLP exporter cannot be built.
+    /// [`TelemetryError::Config`] naming the setting when an OTLP exporter's settings cannot
+    /// be used (a protocol or `https://` whose feature is off, an unreadable or invalid
+    /// certificate file); [`TelemetryError::Runtime`] when its runtime cannot start.
     pub fn new(config: TelemetryConfig) -> Result<Self, TelemetryError> {
         config.prometheus.validate()?;
         let resource = build_resource(&config);
         let export_failures = Arc::new(ExportFailures::default());
         let mut meters = SdkMeterProvider::builder().with_resource(resource.clone());
         let mut tracers = SdkTracerProvider::builder().with_resource(resource.clone());
-        let exemplars = match config.exemplars && !config.disabled {
-            true => ExemplarStore::new(config.cardinality_limit),
-            false => ExemplarStore::default(),
+        let exemplars = match config.disabled {
+            false => ExemplarStore::new(config.cardinality_limit, config.exemplar_filter),
+            true => ExemplarStore::default(),
         };
         let mut otlp_runtime = None;
         let mut logger_provider = None;
@@ -147,27 +150,12 @@ impl Telemetry {
             meters = meters
                 .with_reader(reader.clone())
                 .with_view(catalog_view(&config.catalog, config.cardinality_limit));
-            let Pipelines {
-                metric_reader,
-                span_processor,
-                log_processor,
-                runtime,
-            } = build_pipelines(&config.otlp, &export_failures)
-                .map_err(TelemetryError::Exporter)?;
-            if let Some(periodic) = metric_reader {
-                meters = meters.with_reader(periodic);
-            }
-            if let Some(processor) = span_processor {
-                tracers = tracers.with_span_processor(processor);
-            }
-            logger_provider = log_processor.map(|processor| {
-                SdkLoggerProvider::builder()
-                    .with_resource(resource.clone())
-                    .with_log_processor(processor)
-                    .build()
-            });
+            let mut pipelines = build_pipelines(&config.otlp, &export_failures)?;
+            meters = pipelines.add_readers(meters);
+            tracers = pipelines.add_span_processors(tracers);
+            logger_provider = pipelines.logger_provider(&resource);
             tracers = tracers.with_sampler(config.sampler.to_sdk());
-            otlp_runtime = runtime;
+            otlp_runtime = pipelines.runtime.take();
             Some(reader)
         };
         let meter_provider = meters.build();
@@ -180,7 +168,7 @@ impl Telemetry {
                 .max_label_value_bytes
                 .clamp(MIN_LABEL_VALUE_BYTES, MAX_LABEL_VALUE_BYTES),
         };
-        let recorders = Recorders::new(&instruments, Instant::now());
+        let recorders = Recorders::new(&instruments, Instant::now(), &config.http_server);
         let self_metrics = match &prometheus {
             None => Vec::new(),
             Some(reader) => register_self_metrics(&meter, &export_failures, reader),
@@ -209,8 +197,9 @@ impl Telemetry {
         Self::new(TelemetryConfig::from_env()?)
     }
 
-    /// Builds the process-wide instance once and installs its providers (and the W3C
-    /// propagator) as the `opentelemetry::global` ones, and its label value length as the
+    /// Builds the process-wide instance once and installs its providers (and the HTTP
+    /// propagators of [`TelemetryConfig::propagators`], `OTEL_PROPAGATORS`) as the
+    /// `opentelemetry::global` ones, and its label value length as the
     /// bound on topic and group values in [`propagation`](crate::propagation)'s messaging
     /// spans. Later calls return the same handle and ignore `config`.
     ///
@@ -225,8 +214,9 @@ impl Telemetry {
         crate::metrics::set_span_value_bytes(telemetry.inner.config.max_label_value_bytes);
         opentelemetry::global::set_meter_provider(telemetry.inner.meter_provider.clone());
         opentelemetry::global::set_tracer_provider(telemetry.inner.tracer_provider.clone());
-        // Libraries that propagate through the global API then speak W3C trace context too.
-        opentelemetry::global::set_text_map_propagator(crate::propagation::propagator());
+        // Libraries that propagate through the global API then speak what OTEL_PROPAGATORS
+        // names, as our HTTP layer does.
+        opentelemetry::global::set_text_map_propagator(telemetry.inner.config.propagators.clone());
         Ok(GLOBAL.get_or_init(|| telemetry).clone())
     }
 
@@ -275,6 +265,12 @@ impl Telemetry {
     /// [`TELEMETRY_SPANS_DROPPED`](catalog::TELEMETRY_SPANS_DROPPED)).
     pub fn dropped_spans(&self) -> u64 {
         self.inner.export_failures.span_queue.dropped()
+    }
+
+    /// Log records dropped so far because the OTLP log export queue was full (also exposed
+    /// as [`TELEMETRY_LOG_RECORDS_DROPPED`](catalog::TELEMETRY_LOG_RECORDS_DROPPED)).
+    pub fn dropped_log_records(&self) -> u64 {
+        self.inner.export_failures.log_queue.dropped()
     }
 
     /// Failed OTLP exports of `signal` so far (also exposed as
@@ -368,7 +364,7 @@ impl Telemetry {
                 .collect();
                 let _ = done.send(errors);
             })
-            .map_err(|e| TelemetryError::Shutdown(e.to_string()))?;
+            .map_err(TelemetryError::Runtime)?;
         match wait.recv_timeout(timeout) {
             Ok(errors) if errors.is_empty() => Ok(()),
             Ok(errors) => Err(TelemetryError::Shutdown(errors.join("; "))),
@@ -383,9 +379,9 @@ fn scope() -> InstrumentationScope {
         .build()
 }
 
-/// Exposes export failures, dropped spans and series left out of `/metrics`; every series
-/// always, zero when nothing failed, so dashboards and alerts need not special-case a missing
-/// series.
+/// Exposes export failures, dropped spans and log records, and series left out of
+/// `/metrics`; every series always, zero when nothing failed, so dashboards and alerts need
+/// not special-case a missing series.
 fn register_self_metrics(
     meter: &Meter,
     failures: &Arc<ExportFailures>,
@@ -414,6 +410,14 @@ fn register_self_metrics(
         .with_description(def.description)
         .with_callback(move |observer| observer.observe(queue.dropped(), &[]))
         .build();
+    let def = &catalog::TELEMETRY_LOG_RECORDS_DROPPED;
+    let queue = Arc::clone(&failures.log_queue);
+    let log_records_dropped = meter
+        .u64_observable_counter(def.otel_name)
+        .with_unit(def.unit)
+        .with_description(def.description)
+        .with_callback(move |observer| observer.observe(queue.dropped(), &[]))
+        .build();
     let def = &catalog::TELEMETRY_EXPOSITION_DROPPED;
     let dropped = reader.dropped_series();
     let exposition_dropped = meter
@@ -426,7 +430,12 @@ fn register_self_metrics(
             })
         })
         .build();
-    vec![export_failures, spans_dropped, exposition_dropped]
+    vec![
+        export_failures,
+        spans_dropped,
+        log_records_dropped,
+        exposition_dropped,
+    ]
 }
 
 fn build_resource(config: &TelemetryConfig) -> Resource {

@@ -129,3 +129,61 @@ fn the_latest_exemplar_wins() {
     assert_eq!(hits.len(), 1);
     assert!(hits[0].contains(&second), "{}", hits[0]);
 }
+
+#[test]
+fn always_on_keeps_exemplars_outside_spans_without_labels() {
+    use streamhouse_observability::exemplars::ExemplarFilter;
+
+    let t =
+        Telemetry::new(TelemetryConfig::default().with_exemplar_filter(ExemplarFilter::AlwaysOn))
+            .unwrap();
+    t.producer()
+        .record_batch("orders", 1, 1, Duration::from_millis(3));
+    t.storage().record_cache_hit();
+    let text = t.render(Format::OpenMetrics);
+    let latency = catalog::PRODUCER_LATENCY.prometheus_name;
+    let prefix = format!(r#"{latency}_bucket{{topic="orders",le="0.005"}} 1 # {{}} 0.003 "#);
+    let bucket = text
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no label-less exemplar:\n{text}"));
+    let timestamp: f64 = bucket[prefix.len()..].parse().unwrap();
+    assert!(timestamp > 1.6e9, "{bucket}");
+    let hits = catalog::CACHE_HITS.prometheus_name;
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(&format!("{hits} 1 # {{}} 1 "))),
+        "{text}"
+    );
+    // Inside a sampled span the ids are still there.
+    let trace_id = in_span(true, || t.storage().record_cache_hit());
+    let text = t.render(Format::OpenMetrics);
+    assert!(
+        text.contains(&format!(r#"trace_id="{trace_id}""#)),
+        "{text}"
+    );
+}
+
+#[test]
+fn http_series_without_error_type_or_route_get_exemplars() {
+    let t = Telemetry::new(TelemetryConfig::default()).unwrap();
+    let trace_id = in_span(true, || {
+        t.http_server()
+            .record_request("GET", None, 200, Duration::from_millis(3));
+        t.http_server()
+            .record_request("GET", Some("/r"), 503, Duration::from_millis(3));
+    });
+    let text = t.render(Format::OpenMetrics);
+    let name = catalog::HTTP_SERVER_REQUEST_DURATION.prometheus_name;
+    let with_exemplar: Vec<&str> = exemplar_lines(&text)
+        .into_iter()
+        .filter(|l| l.starts_with(name))
+        .collect();
+    assert_eq!(with_exemplar.len(), 2, "{text}");
+    assert!(with_exemplar.iter().all(|l| l.contains(&trace_id)));
+    assert!(
+        with_exemplar
+            .iter()
+            .any(|l| !l.contains("error_type") && !l.contains("http_route"))
+    );
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use opentelemetry::Context;
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId};
-use streamhouse_observability::metrics::{ConsumerError, ProducerError};
+use streamhouse_observability::metrics::{ConsumerError, HttpOutcome, ProducerError};
 use streamhouse_observability::{Telemetry, TelemetryConfig};
 
 struct CountingAllocator;
@@ -92,6 +92,15 @@ fn record_everything(telemetry: &Telemetry, value: &str) {
     telemetry
         .http_server()
         .record_request(value, Some(value), 404, latency);
+    // With a scheme and an `error.type`, and the in-flight gauge's guard.
+    telemetry.http_server().record_request_with(
+        value,
+        Some(value),
+        "https",
+        HttpOutcome::Status(503),
+        latency,
+    );
+    drop(telemetry.http_server().start_request(value, "https"));
 }
 
 /// Fills every recorder's cardinality budget, then records `CALLS` fresh values.
@@ -162,4 +171,54 @@ fn recording_existing_series_allocates_nothing() {
         }
     });
     assert_eq!(counted, 0);
+}
+
+#[test]
+fn a_receive_span_allocates_no_more_for_a_huge_batch_than_at_its_link_bound() {
+    use opentelemetry::trace::TracerProvider as _;
+    use streamhouse_observability::propagation::{MAX_RECEIVE_LINKS, receive_span};
+    use tracing_subscriber::layer::SubscriberExt;
+
+    type Record = Vec<(String, Vec<u8>)>;
+    // Distinct producer contexts, and as many records without one.
+    let batch = |contexts: usize| -> Vec<Record> {
+        (0..contexts)
+            .flat_map(|i| {
+                let parent = format!("00-{:032x}-{:016x}-01", i + 1, i + 1);
+                [
+                    vec![("traceparent".to_owned(), parent.into_bytes())],
+                    vec![("key".to_owned(), b"no context".to_vec())],
+                ]
+            })
+            .collect()
+    };
+    let at_bound = batch(MAX_RECEIVE_LINKS);
+    let large = batch(10 * MAX_RECEIVE_LINKS);
+    let huge = batch(50 * MAX_RECEIVE_LINKS);
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+    tracing::subscriber::with_default(subscriber, || {
+        let count = |records: &[Record]| {
+            allocations_during(|| {
+                drop(receive_span(
+                    "orders",
+                    "g",
+                    records.iter().map(Vec::as_slice),
+                ))
+            })
+        };
+        // Warm-up: whatever is set up once per thread is not a per-record cost.
+        count(&at_bound);
+        let bounded = count(&at_bound);
+        assert!(bounded > 0, "the window counted nothing");
+        // Past the bound only the count of records left out is added, once.
+        let past = count(&large);
+        assert!(past <= bounded + 8, "{past} vs {bounded}");
+        assert_eq!(
+            count(&huge),
+            past,
+            "no allocation per record past the bound"
+        );
+    });
 }

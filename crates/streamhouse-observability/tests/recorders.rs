@@ -486,3 +486,77 @@ fn the_process_wide_telemetry_bounds_messaging_spans() {
     });
     assert_eq!(*names.lock().unwrap(), [format!("send {}", "t".repeat(64))]);
 }
+
+#[test]
+fn http_requests_carry_scheme_error_type_and_known_methods() {
+    use streamhouse_observability::config::HttpServerConfig;
+    use streamhouse_observability::metrics::{HttpOutcome, KnownMethods};
+
+    let known =
+        KnownMethods::parse("OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS", "GET,PROPFIND").unwrap();
+    let t = Telemetry::new(
+        TelemetryConfig::default()
+            .with_http_server(HttpServerConfig::default().with_known_methods(known)),
+    )
+    .unwrap();
+    let http = t.http_server();
+    let latency = Duration::from_millis(2);
+    let route = Some("/topics/{topic}");
+    http.record_request("GET", route, 200, latency);
+    http.record_request("GET", route, 404, latency);
+    http.record_request_with("GET", route, "HTTPS", HttpOutcome::Status(503), latency);
+    http.record_request_with(
+        "PROPFIND",
+        None,
+        "https",
+        HttpOutcome::Failed("timeout"),
+        latency,
+    );
+    // Outside the configured set, even a standard method is `_OTHER`; so is a strange scheme.
+    http.record_request_with("POST", route, "gopher", HttpOutcome::Status(500), latency);
+
+    let text = t.render_prometheus();
+    let name = format!(
+        "{}_count",
+        catalog::HTTP_SERVER_REQUEST_DURATION.prometheus_name
+    );
+    let mut counts = samples(&text, &name);
+    counts.sort();
+    let want = [
+        // Sorted label names, as the bridge writes them; no error_type without an error.
+        r#"{error_type="500",http_request_method="_OTHER",http_response_status_code="500",http_route="/topics/{topic}",url_scheme="_OTHER"} 1"#,
+        r#"{error_type="503",http_request_method="GET",http_response_status_code="503",http_route="/topics/{topic}",url_scheme="https"} 1"#,
+        r#"{error_type="timeout",http_request_method="PROPFIND",url_scheme="https"} 1"#,
+        r#"{http_request_method="GET",http_response_status_code="200",http_route="/topics/{topic}",url_scheme="http"} 1"#,
+        r#"{http_request_method="GET",http_response_status_code="404",http_route="/topics/{topic}",url_scheme="http"} 1"#,
+    ];
+    let want: Vec<String> = want.iter().map(|w| format!("{name}{w}")).collect();
+    assert_eq!(counts, want);
+}
+
+#[test]
+fn active_requests_count_until_the_guard_drops() {
+    let t = telemetry();
+    let http = t.http_server();
+    let active = catalog::HTTP_SERVER_ACTIVE_REQUESTS.prometheus_name;
+    let first = http.start_request("GET", "http");
+    let second = http.start_request("GET", "http");
+    let other = http.start_request("BREW", "http");
+    let get = format!(r#"{active}{{http_request_method="GET",url_scheme="http"}}"#);
+    let brew = format!(r#"{active}{{http_request_method="_OTHER",url_scheme="http"}}"#);
+    let text = t.render_prometheus();
+    assert!(text.contains(&format!("{get} 2\n")), "{text}");
+    assert!(text.contains(&format!("{brew} 1\n")), "{text}");
+    assert!(text.contains(&format!("# TYPE {active} gauge\n")), "{text}");
+    drop(first);
+    // A guard moved into a future that is dropped unfinished still ends its count.
+    let future = async move {
+        let _second = second;
+        std::future::pending::<()>().await;
+    };
+    drop(future);
+    drop(other);
+    let text = t.render_prometheus();
+    assert!(text.contains(&format!("{get} 0\n")), "{text}");
+    assert!(text.contains(&format!("{brew} 0\n")), "{text}");
+}

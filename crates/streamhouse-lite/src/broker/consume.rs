@@ -123,11 +123,10 @@ impl Broker {
                 span.record("records", records.len());
                 // A receive span linked to each record's producer span, under this one.
                 span.in_scope(|| {
-                    let carriers: Vec<_> = records
+                    let headers = records
                         .iter()
-                        .map(|r| trace_context::carrier(&r.headers))
-                        .collect();
-                    propagation::receive_span(topic, group, carriers.iter().map(Vec::as_slice))
+                        .map(|r| trace_context::RecordHeaders(&r.headers));
+                    propagation::receive_span_with(topic, group, headers)
                 });
                 let next_offset = records.last().map_or(request.offset, |r| r.offset + 1);
                 self.inner

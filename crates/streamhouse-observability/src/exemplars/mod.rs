@@ -2,9 +2,10 @@
 //! per counter series, so a dashboard can jump from a slow bucket to the trace behind it.
 //!
 //! The OpenTelemetry Rust SDK collects no exemplars, so the recorders offer each measurement
-//! here too. Capture happens only while a *sampled* span is current (an OTel context, or a
-//! `tracing` span entered under `tracing-opentelemetry`, which activates its OTel context);
-//! otherwise the cost is one thread-local check. Memory is bounded: one slot per bucket (or
+//! here too. Which measurements become exemplars is the [`ExemplarFilter`]
+//! (`OTEL_METRICS_EXEMPLAR_FILTER`): by default only those made while a *sampled* span is
+//! current (an OTel context, or a `tracing` span entered under `tracing-opentelemetry`, which
+//! activates its OTel context); otherwise the cost is one thread-local check. Memory is bounded: one slot per bucket (or
 //! per counter series), for at most the cardinality limit of series per metric, keyed by
 //! label values the recorders have already cut to their length bound. Slots are resolved
 //! when a handle is bound, so recording never looks them up; the overflow series has none.
@@ -19,8 +20,52 @@ use opentelemetry::trace::{SpanId, TraceContextExt, TraceId};
 use opentelemetry::{Context, KeyValue};
 
 use crate::catalog::{self, MetricDef, MetricKind};
+use crate::config::ConfigError;
 pub use slot::Exemplar;
 use slot::Slot;
+
+/// Which measurements may become exemplars (`OTEL_METRICS_EXEMPLAR_FILTER`).
+///
+/// ```
+/// use streamhouse_observability::exemplars::ExemplarFilter;
+///
+/// let filter = ExemplarFilter::parse("OTEL_METRICS_EXEMPLAR_FILTER", "Always_On").unwrap();
+/// assert_eq!(filter, ExemplarFilter::AlwaysOn);
+/// assert_eq!(ExemplarFilter::default(), ExemplarFilter::TraceBased);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ExemplarFilter {
+    /// Every measurement (`always_on`). Outside a sampled span the exemplar has no trace or
+    /// span id, and OpenMetrics shows it with empty labels (`# {} 0.5 1700000000.123`): an
+    /// unsampled span is never exported, so its ids would lead nowhere.
+    AlwaysOn,
+    /// None: exemplars are not captured at all (`always_off`).
+    AlwaysOff,
+    /// Measurements made while a sampled span is current (`trace_based`), the specification's
+    /// default.
+    #[default]
+    TraceBased,
+}
+
+impl ExemplarFilter {
+    /// Parses `always_on`, `always_off` or `trace_based`, case-insensitive.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming `variable` for any other value.
+    pub fn parse(variable: &str, raw: &str) -> Result<Self, ConfigError> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "always_on" => Ok(ExemplarFilter::AlwaysOn),
+            "always_off" => Ok(ExemplarFilter::AlwaysOff),
+            "trace_based" => Ok(ExemplarFilter::TraceBased),
+            _ => Err(ConfigError::new(
+                variable,
+                raw,
+                "always_on, always_off or trace_based",
+            )),
+        }
+    }
+}
 
 /// The sampled span current on this thread, if any.
 #[inline]
@@ -74,22 +119,28 @@ pub(crate) struct SeriesExemplars {
     slots: Box<[Slot]>,
     buckets: &'static [f64],
     time: TimeBase,
+    /// [`ExemplarFilter::AlwaysOn`]: keep values outside sampled spans too.
+    always: bool,
 }
 
 impl SeriesExemplars {
-    fn new(def: &'static MetricDef, time: TimeBase) -> Self {
+    fn new(def: &'static MetricDef, time: TimeBase, always: bool) -> Self {
         SeriesExemplars {
             slots: (0..=def.buckets.len()).map(|_| Slot::default()).collect(),
             buckets: def.buckets,
             time,
+            always,
         }
     }
 
-    /// Keeps `value` as this series' exemplar if a sampled span is current.
+    /// Keeps `value` as this series' exemplar if a sampled span is current, or always (then
+    /// without ids outside one) under [`ExemplarFilter::AlwaysOn`].
     #[inline]
     pub(crate) fn offer(&self, value: f64) {
-        if let Some((trace_id, span_id)) = sampled_span() {
-            self.write(value, trace_id, span_id);
+        match sampled_span() {
+            Some((trace_id, span_id)) => self.write(value, trace_id, span_id),
+            None if self.always => self.write(value, TraceId::INVALID, SpanId::INVALID),
+            None => {}
         }
     }
 
@@ -118,6 +169,7 @@ pub(crate) struct MetricExemplars {
     series: RwLock<HashMap<Vec<u8>, Arc<SeriesExemplars>>>,
     limit: usize,
     time: TimeBase,
+    always: bool,
 }
 
 impl MetricExemplars {
@@ -145,7 +197,7 @@ impl MetricExemplars {
         }
         let created = series
             .entry(key)
-            .or_insert_with(|| Arc::new(SeriesExemplars::new(self.def, self.time)));
+            .or_insert_with(|| Arc::new(SeriesExemplars::new(self.def, self.time, self.always)));
         Some(Arc::clone(created))
     }
 
@@ -163,16 +215,31 @@ impl MetricExemplars {
     }
 }
 
+/// Catalog labels the semantic conventions make conditional: a series may lack them
+/// (`http.route` when no route matched, `error.type` when the request succeeded).
+const CONDITIONAL_LABELS: &[&str] = &[catalog::label::HTTP_ROUTE, catalog::label::HTTP_ERROR_TYPE];
+
+/// Length prefix of an absent conditional label: no value is this long.
+const ABSENT: u32 = u32::MAX;
+
 /// Label values in catalog order, each length-prefixed so no two label sets share a key.
+/// `None` when a label other than a conditional one is missing: the series is not ours.
 fn series_key<'a>(
     def: &MetricDef,
     label: impl Fn(&str) -> Option<std::borrow::Cow<'a, str>>,
 ) -> Option<Vec<u8>> {
     let mut key = Vec::new();
     for name in def.labels {
-        let value = label(name)?;
-        key.extend_from_slice(&(value.len() as u32).to_le_bytes());
-        key.extend_from_slice(value.as_bytes());
+        match label(name) {
+            Some(value) => {
+                key.extend_from_slice(&(value.len() as u32).to_le_bytes());
+                key.extend_from_slice(value.as_bytes());
+            }
+            None if CONDITIONAL_LABELS.contains(name) => {
+                key.extend_from_slice(&ABSENT.to_le_bytes())
+            }
+            None => return None,
+        }
     }
     Some(key)
 }
@@ -184,8 +251,14 @@ pub(crate) struct ExemplarStore {
 }
 
 impl ExemplarStore {
-    /// A store for the catalog, keeping at most `limit` series per metric.
-    pub(crate) fn new(limit: usize) -> Self {
+    /// A store for the catalog, keeping at most `limit` series per metric, capturing what
+    /// `filter` lets through. [`ExemplarFilter::AlwaysOff`] gives the empty store: no
+    /// series gets slots, so recording does not even check for a span.
+    pub(crate) fn new(limit: usize, filter: ExemplarFilter) -> Self {
+        if filter == ExemplarFilter::AlwaysOff {
+            return ExemplarStore::default();
+        }
+        let always = filter == ExemplarFilter::AlwaysOn;
         let time = TimeBase::now();
         let by_name = catalog::ALL
             .iter()
@@ -196,6 +269,7 @@ impl ExemplarStore {
                     series: RwLock::default(),
                     limit,
                     time,
+                    always,
                 };
                 (def.prometheus_name, Arc::new(metric))
             })
@@ -233,7 +307,7 @@ mod tests {
 
     #[test]
     fn captures_only_inside_a_sampled_span_into_the_right_bucket() {
-        let store = ExemplarStore::new(10);
+        let store = ExemplarStore::new(10, ExemplarFilter::TraceBased);
         let metric = store
             .metric(catalog::PRODUCER_LATENCY.prometheus_name)
             .unwrap();
@@ -274,7 +348,7 @@ mod tests {
 
     #[test]
     fn series_beyond_the_limit_get_no_slots() {
-        let store = ExemplarStore::new(2);
+        let store = ExemplarStore::new(2, ExemplarFilter::TraceBased);
         let metric = store.metric(catalog::CACHE_HITS.prometheus_name).unwrap();
         assert!(metric.series(&[]).is_some());
         let errors = store.metric(catalog::S3_ERRORS.prometheus_name).unwrap();
@@ -291,5 +365,73 @@ mod tests {
         assert_eq!(errors.read().len(), 2);
         // A missing catalog label means the series is not ours: no slots.
         assert!(errors.series(&attrs("get")[..1]).is_none());
+    }
+
+    #[test]
+    fn always_on_keeps_values_outside_spans_without_ids_and_always_off_keeps_none() {
+        let store = ExemplarStore::new(10, ExemplarFilter::AlwaysOn);
+        let metric = store
+            .metric(catalog::PRODUCER_LATENCY.prometheus_name)
+            .unwrap();
+        let series = metric
+            .series(&[KeyValue::new(catalog::label::TOPIC, "orders")])
+            .unwrap();
+        series.offer(0.003);
+        let kept = series.get(1).unwrap();
+        assert_eq!((kept.value, kept.trace_id), (0.003, TraceId::INVALID));
+        assert_eq!(kept.span_id, SpanId::INVALID);
+        {
+            // Unsampled: kept, but its ids would lead nowhere.
+            let _unsampled = span_context(false).attach();
+            series.offer(0.004);
+            assert_eq!(series.get(1).unwrap().trace_id, TraceId::INVALID);
+        }
+        let _sampled = span_context(true).attach();
+        series.offer(0.002);
+        assert_eq!(
+            series.get(1).unwrap().trace_id,
+            TraceId::from_bytes([0xab; 16])
+        );
+
+        let off = ExemplarStore::new(10, ExemplarFilter::AlwaysOff);
+        assert!(
+            off.metric(catalog::PRODUCER_LATENCY.prometheus_name)
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn filter_names_parse_case_insensitively_and_bad_ones_name_the_variable() {
+        for (raw, want) in [
+            ("always_on", ExemplarFilter::AlwaysOn),
+            ("ALWAYS_OFF", ExemplarFilter::AlwaysOff),
+            (" Trace_Based ", ExemplarFilter::TraceBased),
+        ] {
+            assert_eq!(ExemplarFilter::parse("V", raw).unwrap(), want);
+        }
+        let err = ExemplarFilter::parse("OTEL_METRICS_EXEMPLAR_FILTER", "sometimes").unwrap_err();
+        assert_eq!(err.variable, "OTEL_METRICS_EXEMPLAR_FILTER");
+        assert_eq!(err.value, "sometimes");
+    }
+
+    #[test]
+    fn a_conditional_label_may_be_absent_and_stays_apart_from_an_empty_value() {
+        let store = ExemplarStore::new(10, ExemplarFilter::TraceBased);
+        let metric = store
+            .metric(catalog::HTTP_SERVER_REQUEST_DURATION.prometheus_name)
+            .unwrap();
+        let base = [
+            KeyValue::new(catalog::label::HTTP_REQUEST_METHOD, "GET"),
+            KeyValue::new(catalog::label::HTTP_RESPONSE_STATUS_CODE, 200),
+            KeyValue::new(catalog::label::URL_SCHEME, "http"),
+        ];
+        let absent = metric.series(&base).unwrap();
+        let mut with_empty = base.to_vec();
+        with_empty.push(KeyValue::new(catalog::label::HTTP_ERROR_TYPE, ""));
+        with_empty.push(KeyValue::new(catalog::label::HTTP_ROUTE, ""));
+        let empty = metric.series(&with_empty).unwrap();
+        assert!(!Arc::ptr_eq(&absent, &empty));
+        // Without the required scheme the series is not ours.
+        assert!(metric.series(&base[..2]).is_none());
     }
 }

@@ -15,10 +15,10 @@ use crate::health::HealthRegistry;
 /// - `/health/live`: the same; for liveness probes (the process is alive, whatever its
 ///   dependencies do).
 /// - `/health/ready`: the registered checks' results, through
-///   [`HealthRegistry::cached_check`] (one run per second at most, whatever the probe rate);
-///   200 when all pass, 503 with `"failing"` naming the checks that did not, otherwise. A
-///   failing check's error text is logged, never answered: the body says `"fail"` and a
-///   fixed reason.
+///   [`HealthRegistry::cached_check`] (one run per cache period at most, whatever the probe
+///   rate: 1 s unless `STREAMHOUSE_HEALTH_CACHE_MS` sets another); 200 when all pass, 503
+///   with `"failing"` naming the checks that did not, otherwise. A failing check's error
+///   text is logged, never answered: the body says `"fail"` and a fixed reason.
 ///
 /// ```no_run
 /// use streamhouse_observability::{health::HealthRegistry, http::health_router};

@@ -1,14 +1,71 @@
-//! `tracing` set-up: an env filter, human or JSON output, and the `tracing-opentelemetry`
-//! layer, so `#[instrument]` spans become OpenTelemetry spans of a [`Telemetry`] instance and
-//! JSON log lines carry their `trace_id` and `span_id`.
+//! `tracing` set-up: the `tracing-opentelemetry` layer, so `#[instrument]` spans become
+//! OpenTelemetry spans of a [`Telemetry`] instance; the OTLP log bridge when logs are pushed;
+//! human or JSON log lines whose JSON form carries span fields, `trace_id` and `span_id`.
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
-//! | `RUST_LOG` | `tracing_subscriber::EnvFilter` directives | `info` |
+//! | `RUST_LOG` | `tracing_subscriber::EnvFilter` directives for our layers (at most [`MAX_FILTER_BYTES`]) | `info` |
 //! | `STREAMHOUSE_LOG_FORMAT` | `human` or `json` | `human` |
 //!
-//! Install process-wide with [`init`]; for an independent instance (tests, embedders) build a
-//! [`subscriber`] and use it with `tracing::subscriber::with_default`:
+//! Three ways in, each built on the one before:
+//!
+//! - [`layer`]: our layers as one `Layer<S>` for an application's own registry;
+//! - [`subscriber`]: a registry with [`layer`] and an output layer (tests, embedders, use with
+//!   `tracing::subscriber::with_default`);
+//! - [`init`]: [`subscriber`] writing to stdout, installed process-wide.
+//!
+//! # Filters
+//!
+//! [`LoggingConfig::filter`] (`RUST_LOG`) is a *per-layer* filter on each of our layers: it
+//! decides which spans are exported, which events become OTLP log records and which reach our
+//! output layer, and it never hides anything from the application's own layers, which keep
+//! their own filters. (A *global* filter the application adds with `.with(filter)` outside a
+//! layer still applies to everything, ours included.) On top of it, nothing from the export
+//! stack ([`EXPORT_STACK_TARGETS`]: the OpenTelemetry crates, our OTLP transport, hyper, h2,
+//! tonic, tower, rustls...) is ever exported, which would feed back; it still reaches the
+//! output layer.
+//!
+//! # The SDK's own diagnostics
+//!
+//! The OpenTelemetry SDK reports through `tracing` (its `internal-logs` feature), with the
+//! crate name as target (`opentelemetry_sdk`, `opentelemetry`, ...) and the event name in a
+//! `name` field: failed exports and dropped spans at `ERROR`/`WARN`, lifecycle at `INFO`
+//! (once per provider), its chatter at `DEBUG`. At the default `info` they show among the
+//! application's lines; `RUST_LOG=info,opentelemetry_sdk=debug` shows the chatter. Its
+//! background threads log through the *global* subscriber, so only [`init`] (or an
+//! application's own global set-up with [`layer`]) shows them.
+//!
+//! # Composing with an application's own layers
+//!
+//! ```
+//! use streamhouse_observability::logging::{self, LoggingConfig};
+//! use streamhouse_observability::{Telemetry, TelemetryConfig};
+//! use tracing_subscriber::filter::LevelFilter;
+//! use tracing_subscriber::fmt::writer::BoxMakeWriter;
+//! use tracing_subscriber::layer::{Layer, SubscriberExt};
+//!
+//! let telemetry = Telemetry::new(TelemetryConfig::default()).unwrap();
+//! // The application's own output, with its own filter: it sees its debug events...
+//! let app_output = tracing_subscriber::fmt::layer()
+//!     .with_writer(std::io::sink)
+//!     .with_filter(LevelFilter::DEBUG);
+//! // ...while ours export and log at `RUST_LOG` (here the default, `info`).
+//! let ours = logging::layer(
+//!     &telemetry,
+//!     &LoggingConfig::default(),
+//!     Some(BoxMakeWriter::new(std::io::sink)),
+//! )
+//! .unwrap();
+//! let subscriber = tracing_subscriber::registry().with(app_output).with(ours);
+//! // In an application: `tracing::subscriber::set_global_default(subscriber)`.
+//! tracing::subscriber::with_default(subscriber, || {
+//!     let _span = tracing::info_span!("produce", topic = "orders").entered();
+//!     tracing::debug!("only the application's layer sees this");
+//!     tracing::info!(records = 3, "accepted");
+//! });
+//! ```
+//!
+//! # A whole subscriber
 //!
 //! ```
 //! use streamhouse_observability::logging::{self, LogFormat, LoggingConfig};
@@ -23,132 +80,71 @@
 //! });
 //! ```
 
+mod config;
+mod export_stack;
 mod json;
 
+pub use config::{DEFAULT_FILTER, LogFormat, LoggingConfig, MAX_FILTER_BYTES};
+pub use export_stack::{EXPORT_STACK_TARGETS, is_export_stack};
 pub use json::JsonLogLayer;
 
 use tracing::Subscriber;
-use tracing_subscriber::filter::{EnvFilter, filter_fn};
+use tracing_subscriber::filter::{FilterExt, filter_fn};
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::layer::{Layer, SubscriberExt};
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
+use tracing_subscriber::layer::{Identity, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::Telemetry;
 use crate::config::ConfigError;
+use config::parse_filter;
+use export_stack::{not_export_stack, not_per_export_error};
 
-/// The default filter when `RUST_LOG` is unset.
-pub const DEFAULT_FILTER: &str = "info";
-
-/// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LogFormat {
-    /// `tracing-subscriber`'s human-readable lines.
-    #[default]
-    Human,
-    /// One JSON object per line, with `trace_id` and `span_id` inside spans.
-    Json,
+/// Our layers as one `Layer<S>` for any registry-based subscriber: the OpenTelemetry layer on
+/// `telemetry`'s tracer, the OTLP log bridge when `telemetry` pushes logs, and, when `output`
+/// is given, log lines in `config.format` written to it.
+///
+/// Each carries its own filter (`config.filter`, and for the first two "not the export
+/// stack"), so the application's other layers see every span and event they saw before;
+/// see the [module docs](self) for an example.
+///
+/// # Errors
+/// A [`ConfigError`] naming `RUST_LOG` when `config.filter` does not parse.
+pub fn layer<S>(
+    telemetry: &Telemetry,
+    config: &LoggingConfig,
+    output: Option<BoxMakeWriter>,
+) -> Result<impl Layer<S> + Send + Sync + 'static, ConfigError>
+where
+    // Send, Sync, 'static: the layers name `S` in their types; registries are all three.
+    S: Subscriber + for<'a> LookupSpan<'a> + Send + Sync + 'static,
+{
+    // One filter per layer: `EnvFilter` is not `Clone`, and per-layer filters must be owned.
+    let exported =
+        || Ok::<_, ConfigError>(parse_filter(&config.filter)?.and(filter_fn(not_export_stack)));
+    let otel = tracing_opentelemetry::layer()
+        .with_tracer(telemetry.tracer())
+        .with_filter(exported()?);
+    let bridge = match telemetry.logger_provider() {
+        Some(provider) => Some(
+            opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(provider)
+                .with_filter(exported()?),
+        ),
+        None => None,
+    };
+    // Boxed rather than an `Option`: `Option<L>` does not pass `on_register_dispatch` on,
+    // and the JSON layer needs it to find the span ids.
+    let output: Box<dyn Layer<S> + Send + Sync> = match output {
+        Some(make_writer) => output_layer(config.format, make_writer)
+            .with_filter(parse_filter(&config.filter)?.and(filter_fn(not_per_export_error)))
+            .boxed(),
+        None => Identity::new().boxed(),
+    };
+    Ok(otel.and_then(bridge).and_then(output))
 }
 
-/// Filter and format of the log output.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoggingConfig {
-    /// `EnvFilter` directives, as in `RUST_LOG`.
-    pub filter: String,
-    /// Line format.
-    pub format: LogFormat,
-}
-
-impl Default for LoggingConfig {
-    fn default() -> Self {
-        LoggingConfig {
-            filter: DEFAULT_FILTER.to_owned(),
-            format: LogFormat::Human,
-        }
-    }
-}
-
-impl LoggingConfig {
-    /// Reads `RUST_LOG` and `STREAMHOUSE_LOG_FORMAT` from the process environment.
-    ///
-    /// # Errors
-    /// A [`ConfigError`] naming the variable whose value cannot be used.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// Reads the variables through `lookup`.
-    ///
-    /// ```
-    /// use streamhouse_observability::logging::{LogFormat, LoggingConfig};
-    ///
-    /// let config = LoggingConfig::from_lookup(|name| match name {
-    ///     "STREAMHOUSE_LOG_FORMAT" => Some("json".to_owned()),
-    ///     _ => None,
-    /// })
-    /// .unwrap();
-    /// assert_eq!(config.format, LogFormat::Json);
-    /// assert_eq!(config.filter, "info");
-    /// ```
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let mut config = LoggingConfig::default();
-        if let Some(filter) = get("RUST_LOG") {
-            EnvFilter::try_new(&filter).map_err(|_| {
-                ConfigError::new(
-                    "RUST_LOG",
-                    &filter,
-                    "tracing-subscriber EnvFilter directives",
-                )
-            })?;
-            config.filter = filter;
-        }
-        if let Some(raw) = get("STREAMHOUSE_LOG_FORMAT") {
-            config.format = match raw.trim().to_ascii_lowercase().as_str() {
-                "human" | "text" => LogFormat::Human,
-                "json" => LogFormat::Json,
-                _ => {
-                    return Err(ConfigError::new(
-                        "STREAMHOUSE_LOG_FORMAT",
-                        &raw,
-                        "human or json",
-                    ));
-                }
-            };
-        }
-        Ok(config)
-    }
-
-    /// Sets the filter directives.
-    pub fn with_filter(mut self, filter: impl Into<String>) -> Self {
-        self.filter = filter.into();
-        self
-    }
-
-    /// Sets the line format.
-    pub fn with_format(mut self, format: LogFormat) -> Self {
-        self.format = format;
-        self
-    }
-}
-
-/// Targets whose spans must not become OTel spans: the exporters' own HTTP and gRPC stacks
-/// would otherwise trace their exports, which would be exported, and so on.
-const EXPORT_STACK_TARGETS: &[&str] = &[
-    "h2",
-    "hyper",
-    "hyper_util",
-    "reqwest",
-    "tonic",
-    "tower",
-    "opentelemetry",
-    "opentelemetry_sdk",
-    "opentelemetry_otlp",
-    "opentelemetry_http",
-];
-
-/// A subscriber: `config.filter`, the OpenTelemetry layer on `telemetry`'s tracer, the
-/// OTLP log bridge when `telemetry` pushes logs, and log lines in `config.format` written to
+/// A subscriber: a registry with [`layer`], writing log lines in `config.format` to
 /// `make_writer` (e.g. `std::io::stdout`).
 ///
 /// # Errors
@@ -161,40 +157,8 @@ pub fn subscriber<W>(
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::try_new(&config.filter).map_err(|_| {
-        ConfigError::new(
-            "RUST_LOG",
-            &config.filter,
-            "tracing-subscriber EnvFilter directives",
-        )
-    })?;
-    let otel = tracing_opentelemetry::layer()
-        .with_tracer(telemetry.tracer())
-        .with_filter(filter_fn(not_export_stack));
-    // Pushes events as OTLP log records (with the current span's ids) when a logs endpoint
-    // is configured; a `None` layer does nothing.
-    let otlp_logs = telemetry.logger_provider().map(|provider| {
-        opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(provider)
-            .with_filter(filter_fn(not_export_stack))
-    });
-    Ok(tracing_subscriber::registry()
-        .with(filter)
-        .with(otel)
-        .with(otlp_logs)
-        .with(output_layer(config.format, make_writer)))
-}
-
-fn not_export_stack(metadata: &tracing::Metadata<'_>) -> bool {
-    !is_export_stack(metadata.target())
-}
-
-/// Whether `target` is one of [`EXPORT_STACK_TARGETS`] or a module of it.
-fn is_export_stack(target: &str) -> bool {
-    EXPORT_STACK_TARGETS.iter().any(|t| {
-        target
-            .strip_prefix(t)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
-    })
+    let layer = layer(telemetry, config, Some(BoxMakeWriter::new(make_writer)))?;
+    Ok(tracing_subscriber::registry().with(layer))
 }
 
 /// Installs [`subscriber`] (writing to stdout) as the process-wide default.
@@ -206,18 +170,13 @@ pub fn init(telemetry: &Telemetry, config: &LoggingConfig) -> Result<(), ConfigE
     subscriber(telemetry, config, std::io::stdout)?
         .try_init()
         .map_err(|e| {
-            ConfigError::new(
-                "tracing",
-                "global subscriber",
-                format!("none set yet ({e})"),
-            )
+            ConfigError::new("tracing", "global subscriber", "none set yet").with_source(e)
         })
 }
 
-fn output_layer<S, W>(format: LogFormat, make_writer: W) -> Box<dyn Layer<S> + Send + Sync>
+fn output_layer<S>(format: LogFormat, make_writer: BoxMakeWriter) -> Box<dyn Layer<S> + Send + Sync>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
-    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
     match format {
         LogFormat::Json => JsonLogLayer::new(make_writer).boxed(),
@@ -229,15 +188,105 @@ where
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
     use super::*;
+    use crate::TelemetryConfig;
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Buffer {
+        type Writer = Buffer;
+
+        fn make_writer(&'a self) -> Buffer {
+            self.clone()
+        }
+    }
+
+    fn json_lines(config: &LoggingConfig, f: impl FnOnce()) -> Vec<serde_json::Value> {
+        let telemetry = Telemetry::new(TelemetryConfig::default()).unwrap();
+        let buffer = Buffer::default();
+        let config = config.clone().with_format(LogFormat::Json);
+        let subscriber = subscriber(&telemetry, &config, buffer.clone()).unwrap();
+        tracing::subscriber::with_default(subscriber, f);
+        let bytes = buffer.0.lock().unwrap().clone();
+        String::from_utf8(bytes)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    // The SDK's `otel_warn!`/`otel_debug!` expand to events like these.
+    fn sdk_events() {
+        tracing::debug!(target: "opentelemetry_sdk", name = "Sdk.Chatter", "chatter");
+        tracing::info!(target: "opentelemetry", name = "Sdk.Lifecycle", "lifecycle");
+        tracing::warn!(target: "opentelemetry_sdk", name = "Sdk.Warning", "warning");
+        tracing::error!(target: "opentelemetry-http", name = "Sdk.Error", "error");
+    }
+
+    fn names(lines: &[serde_json::Value]) -> Vec<&str> {
+        lines
+            .iter()
+            .map(|l| l["fields"]["name"].as_str().unwrap())
+            .collect()
+    }
 
     #[test]
-    fn export_stack_targets_match_whole_crate_names() {
-        let matches = is_export_stack;
-        assert!(matches("h2::codec"));
-        assert!(matches("hyper_util::client::legacy"));
-        assert!(matches("opentelemetry_otlp"));
-        assert!(!matches("h2o::app"));
-        assert!(!matches("streamhouse::tonicity"));
+    fn the_default_filter_shows_sdk_warnings_but_not_its_chatter() {
+        let lines = json_lines(&LoggingConfig::default(), sdk_events);
+        assert_eq!(names(&lines), ["Sdk.Lifecycle", "Sdk.Warning", "Sdk.Error"]);
+        assert_eq!(lines[2]["level"], "ERROR");
+        assert_eq!(lines[2]["target"], "opentelemetry-http");
+    }
+
+    #[test]
+    fn per_export_errors_stay_out_of_our_output() {
+        let lines = json_lines(&LoggingConfig::default(), || {
+            tracing::error!(name: "BatchSpanProcessor.ExportError", target: "opentelemetry_sdk", name = "BatchSpanProcessor.ExportError", "failed");
+            tracing::error!(name: "PeriodicReader.ExportError", target: "opentelemetry_sdk", name = "PeriodicReader.ExportError", "failed");
+            tracing::error!(name: "BatchSpanProcessor.Other", target: "opentelemetry_sdk", name = "BatchSpanProcessor.Other", "other");
+        });
+        assert_eq!(names(&lines), ["BatchSpanProcessor.Other"]);
+    }
+
+    #[test]
+    fn rust_log_can_quiet_or_open_up_the_sdk() {
+        let quiet = LoggingConfig::default().with_filter("info,opentelemetry_sdk=error");
+        assert_eq!(
+            names(&json_lines(&quiet, sdk_events)),
+            ["Sdk.Lifecycle", "Sdk.Error"]
+        );
+        let chatty = LoggingConfig::default().with_filter("warn,opentelemetry_sdk=debug");
+        assert_eq!(
+            names(&json_lines(&chatty, sdk_events)),
+            ["Sdk.Chatter", "Sdk.Warning", "Sdk.Error"]
+        );
+    }
+
+    #[test]
+    fn a_bad_filter_is_an_error_naming_rust_log() {
+        let telemetry = Telemetry::new(TelemetryConfig::default()).unwrap();
+        let config = LoggingConfig::default().with_filter("info,=[");
+        let err = subscriber(&telemetry, &config, std::io::sink)
+            .err()
+            .expect("refused");
+        assert_eq!(err.variable, "RUST_LOG");
+        let err = layer::<tracing_subscriber::Registry>(&telemetry, &config, None)
+            .err()
+            .expect("refused");
+        assert_eq!(err.variable, "RUST_LOG");
     }
 }

@@ -33,6 +33,10 @@ impl Instruments<'_> {
         Histogram::new(self.meter, def, self.exemplars)
     }
 
+    pub(crate) fn up_down_counter(&self, def: &MetricDef) -> UpDownCounter {
+        UpDownCounter::new(self.meter, def)
+    }
+
     pub(crate) fn labeled<const N: usize>(&self, def: &'static MetricDef) -> LabeledCounter<N> {
         assert_eq!(def.labels.len(), N, "{}", def.otel_name);
         LabeledCounter {
@@ -207,5 +211,33 @@ impl BoundHistogram {
         if let Some(exemplars) = &self.exemplars {
             exemplars.offer(value);
         }
+    }
+}
+
+/// An `i64` up-down counter of the catalog (a gauge on `/metrics`). No exemplars: a gauge
+/// has none in OpenMetrics.
+#[derive(Debug, Clone)]
+pub(crate) struct UpDownCounter {
+    sdk: otel::UpDownCounter<i64>,
+}
+
+impl UpDownCounter {
+    pub(crate) fn new(meter: &Meter, def: &MetricDef) -> Self {
+        debug_assert_eq!(def.kind, MetricKind::Gauge, "{}", def.otel_name);
+        let sdk = meter
+            .i64_up_down_counter(def.otel_name)
+            .with_unit(def.unit)
+            .with_description(def.description)
+            .build();
+        UpDownCounter { sdk }
+    }
+
+    pub(crate) fn bind(&self, attributes: &[KeyValue]) -> otel::BoundUpDownCounter<i64> {
+        self.sdk.bind(attributes)
+    }
+
+    /// The overflow series' handle.
+    pub(crate) fn bind_overflow(&self) -> otel::BoundUpDownCounter<i64> {
+        self.sdk.bind(&overflow_attributes())
     }
 }

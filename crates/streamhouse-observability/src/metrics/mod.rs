@@ -31,7 +31,10 @@ pub(crate) use instruments::Instruments;
 pub(crate) use value_bound::{set_span_value_bytes, span_value_bytes, truncate_label_value};
 
 pub use consumer::{ConsumerMetrics, GroupConsumerMetrics, LagReport};
-pub use http::HttpServerMetrics;
+pub use http::{
+    ActiveRequest, DEFAULT_KNOWN_METHODS, HttpOutcome, HttpServerConfig, HttpServerMetrics,
+    KnownMethods, MAX_KNOWN_METHODS, MAX_METHOD_BYTES, OTHER_METHOD,
+};
 pub use labels::{ConsumerError, ProducerError, S3Error, S3Operation};
 pub use observed::GaugeRegistration;
 pub use process::ProcessMetrics;
@@ -51,7 +54,11 @@ pub(crate) struct Recorders {
 }
 
 impl Recorders {
-    pub(crate) fn new(instruments: &Instruments<'_>, started: Instant) -> Self {
+    pub(crate) fn new(
+        instruments: &Instruments<'_>,
+        started: Instant,
+        http_server: &HttpServerConfig,
+    ) -> Self {
         Recorders {
             producer: ProducerMetrics::new(instruments),
             consumer: ConsumerMetrics::new(instruments),
@@ -61,7 +68,7 @@ impl Recorders {
                 started,
                 instruments.max_label_value_bytes,
             ),
-            http_server: HttpServerMetrics::new(instruments),
+            http_server: HttpServerMetrics::new(instruments, http_server),
             process: ProcessMetrics::new(instruments.meter),
         }
     }

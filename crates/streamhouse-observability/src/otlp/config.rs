@@ -1,7 +1,8 @@
-//! OTLP push settings, built in code or read from the standard `OTEL_EXPORTER_OTLP_*`
-//! variables. Push is off until an endpoint is set.
+//! OTLP push settings built in code. Push is off until an endpoint is set; the environment
+//! is read only by [`OtlpConfig::from_lookup`] (see `env.rs`), so what code sets is final.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use opentelemetry_sdk::metrics::Temporality;
@@ -12,24 +13,37 @@ use crate::config::ConfigError;
 pub const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default metric export interval (OTel spec: 60 s).
 pub const DEFAULT_METRIC_EXPORT_INTERVAL: Duration = Duration::from_secs(60);
+/// Default bound on a whole metric, span or log batch export (OTel spec: 30 s).
+pub const DEFAULT_BATCH_EXPORT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default bound on spans waiting for export (OTel spec: 2048); past it, spans are dropped.
 pub const DEFAULT_SPAN_QUEUE_SIZE: usize = 2048;
+/// Default largest span or log batch (OTel spec: 512).
+pub const DEFAULT_MAX_EXPORT_BATCH_SIZE: usize = 512;
 
 /// The OTLP wire protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OtlpProtocol {
-    /// OTLP over gRPC (usually port 4317).
+    /// OTLP over gRPC (usually port 4317); needs the `otlp-grpc` feature.
     Grpc,
-    /// OTLP protobuf over HTTP POST (usually port 4318), the spec's default.
+    /// OTLP protobuf over HTTP POST (usually port 4318), the spec's default; needs the
+    /// `otlp-http` feature.
     HttpProtobuf,
 }
 
 impl OtlpProtocol {
-    fn parse(variable: &str, raw: &str) -> Result<Self, ConfigError> {
-        match raw.trim() {
+    pub(crate) fn parse(variable: &str, raw: &str) -> Result<Self, ConfigError> {
+        match raw.trim().to_ascii_lowercase().as_str() {
             "grpc" => Ok(OtlpProtocol::Grpc),
             "http/protobuf" => Ok(OtlpProtocol::HttpProtobuf),
             _ => Err(ConfigError::new(variable, raw, "grpc or http/protobuf")),
+        }
+    }
+
+    /// The spec's name of the protocol (`grpc`, `http/protobuf`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            OtlpProtocol::Grpc => "grpc",
+            OtlpProtocol::HttpProtobuf => "http/protobuf",
         }
     }
 }
@@ -58,7 +72,7 @@ impl Signal {
         }
     }
 
-    const fn env_infix(self) -> &'static str {
+    pub(crate) const fn env_infix(self) -> &'static str {
         match self {
             Signal::Metrics => "METRICS_",
             Signal::Traces => "TRACES_",
@@ -67,7 +81,51 @@ impl Signal {
     }
 }
 
-/// Where and how one signal is pushed.
+/// A PEM file and the setting that named it, so an unreadable or invalid file is reported
+/// against the variable (or builder method) the user actually set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PemFile {
+    /// Where the PEM data lives; read once, when [`Telemetry::new`](crate::Telemetry::new)
+    /// builds the exporters.
+    pub path: PathBuf,
+    /// The variable or builder setting it came from, e.g. `OTEL_EXPORTER_OTLP_CERTIFICATE`.
+    pub setting: String,
+}
+
+impl PemFile {
+    /// A file named by `setting`.
+    pub fn new(path: impl Into<PathBuf>, setting: impl Into<String>) -> Self {
+        PemFile {
+            path: path.into(),
+            setting: setting.into(),
+        }
+    }
+}
+
+/// TLS of one exporter (needs the `tls` feature). By default the system's roots verify the
+/// collector and no client certificate is sent.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct OtlpTlsConfig {
+    /// CA bundle that replaces the system roots (`OTEL_EXPORTER_OTLP_CERTIFICATE`).
+    pub ca_certificate: Option<PemFile>,
+    /// Client certificate chain for mutual TLS (`OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`).
+    pub client_certificate: Option<PemFile>,
+    /// Private key of the client certificate (`OTEL_EXPORTER_OTLP_CLIENT_KEY`).
+    pub client_key: Option<PemFile>,
+}
+
+impl OtlpTlsConfig {
+    /// True when any file is set.
+    pub fn is_set(&self) -> bool {
+        self.ca_certificate.is_some()
+            || self.client_certificate.is_some()
+            || self.client_key.is_some()
+    }
+}
+
+/// Where and how one signal is pushed: endpoint, protocol, headers, compression, timeout and
+/// TLS, used as given (the environment is never consulted here).
 ///
 /// `Debug` shows header names only: header values often carry credentials.
 ///
@@ -75,12 +133,15 @@ impl Signal {
 /// use std::time::Duration;
 /// use streamhouse_observability::otlp::{OtlpExporterConfig, OtlpProtocol};
 ///
-/// let exporter = OtlpExporterConfig::new("http://127.0.0.1:4317", OtlpProtocol::Grpc)
+/// let exporter = OtlpExporterConfig::new("https://collector:4317", OtlpProtocol::Grpc)
 ///     .with_header("authorization", "Bearer s3cret")
+///     .with_ca_certificate("/etc/otel/ca.pem")
+///     .with_client_identity("/etc/otel/client.pem", "/etc/otel/client.key")
 ///     .with_timeout(Duration::from_secs(2));
 /// assert!(!format!("{exporter:?}").contains("s3cret"));
 /// ```
 #[derive(Clone, PartialEq)]
+#[non_exhaustive]
 pub struct OtlpExporterConfig {
     /// The full URL the exporter sends to (for HTTP, including `/v1/metrics` or `/v1/traces`).
     pub endpoint: String,
@@ -92,6 +153,8 @@ pub struct OtlpExporterConfig {
     pub timeout: Duration,
     /// Compress requests with gzip.
     pub gzip: bool,
+    /// CA and client identity for `https://` endpoints.
+    pub tls: OtlpTlsConfig,
 }
 
 impl fmt::Debug for OtlpExporterConfig {
@@ -103,6 +166,7 @@ impl fmt::Debug for OtlpExporterConfig {
             .field("header_names", &header_names)
             .field("timeout", &self.timeout)
             .field("gzip", &self.gzip)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -116,6 +180,7 @@ impl OtlpExporterConfig {
             headers: Vec::new(),
             timeout: DEFAULT_EXPORT_TIMEOUT,
             gzip: false,
+            tls: OtlpTlsConfig::default(),
         }
     }
 
@@ -136,9 +201,63 @@ impl OtlpExporterConfig {
         self.gzip = gzip;
         self
     }
+
+    /// Verifies the collector with the CA bundle at `path` (PEM) instead of the system roots.
+    pub fn with_ca_certificate(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls.ca_certificate = Some(PemFile::new(path, "OtlpExporterConfig::ca_certificate"));
+        self
+    }
+
+    /// Presents the client certificate chain at `certificate` with the private key at `key`
+    /// (both PEM) for mutual TLS.
+    pub fn with_client_identity(
+        mut self,
+        certificate: impl Into<PathBuf>,
+        key: impl Into<PathBuf>,
+    ) -> Self {
+        self.tls.client_certificate = Some(PemFile::new(
+            certificate,
+            "OtlpExporterConfig::client_certificate",
+        ));
+        self.tls.client_key = Some(PemFile::new(key, "OtlpExporterConfig::client_key"));
+        self
+    }
+
+    /// Replaces the whole TLS setting.
+    pub fn with_tls(mut self, tls: OtlpTlsConfig) -> Self {
+        self.tls = tls;
+        self
+    }
 }
 
-/// OTLP push settings. The default pushes nothing.
+/// Batching of spans or log records: bounded queue, pace, batch size and export bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BatchConfig {
+    /// Records waiting for export, at most; past it new ones are dropped and counted.
+    pub queue_size: usize,
+    /// Time between batch exports.
+    pub schedule_delay: Duration,
+    /// Largest batch; clamped to `queue_size`.
+    pub max_export_batch_size: usize,
+    /// Bound on one whole batch export (all attempts included).
+    pub export_timeout: Duration,
+}
+
+impl BatchConfig {
+    /// The specification's defaults (queue 2048, batch 512, export bound 30 s) with
+    /// `schedule_delay` (the specification says 5 s for spans, 1 s for logs).
+    pub const fn new(schedule_delay: Duration) -> Self {
+        BatchConfig {
+            queue_size: DEFAULT_SPAN_QUEUE_SIZE,
+            schedule_delay,
+            max_export_batch_size: DEFAULT_MAX_EXPORT_BATCH_SIZE,
+            export_timeout: DEFAULT_BATCH_EXPORT_TIMEOUT,
+        }
+    }
+}
+
+/// OTLP push and console output settings. The default pushes nothing.
 ///
 /// ```
 /// use std::time::Duration;
@@ -151,6 +270,7 @@ impl OtlpExporterConfig {
 /// assert_eq!(otlp.traces.unwrap().endpoint, "http://collector:4318/v1/traces");
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct OtlpConfig {
     /// The metrics exporter; `None` pushes no metrics.
     pub metrics: Option<OtlpExporterConfig>,
@@ -159,15 +279,24 @@ pub struct OtlpConfig {
     /// The log exporter; `None` pushes no logs. Log records are `tracing` events that pass
     /// the filter of [`logging::subscriber`](crate::logging::subscriber).
     pub logs: Option<OtlpExporterConfig>,
+    /// Signals also written to stdout by `opentelemetry-stdout` (`console` exporter).
+    pub console: Vec<Signal>,
     /// Time between metric pushes.
     pub metric_export_interval: Duration,
+    /// Bound on one whole metric export (`OTEL_METRIC_EXPORT_TIMEOUT`).
+    pub metric_export_timeout: Duration,
     /// Temporality of pushed sums and histograms (`/metrics` is always cumulative).
     pub temporality: Temporality,
-    /// Spans (and, separately, log records) waiting for export, at most; past it new ones
-    /// are dropped, and dropped spans are counted.
+    /// Spans waiting for export, at most; past it new ones are dropped and counted.
     pub span_queue_size: usize,
-    /// Time between span (and log record) batch exports.
+    /// Time between span batch exports.
     pub span_export_delay: Duration,
+    /// Largest span batch (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`).
+    pub span_max_export_batch_size: usize,
+    /// Bound on one whole span batch export (`OTEL_BSP_EXPORT_TIMEOUT`).
+    pub span_export_timeout: Duration,
+    /// Batching of log records (`OTEL_BLRP_*`), separate from spans'.
+    pub log_batch: BatchConfig,
 }
 
 impl Default for OtlpConfig {
@@ -176,10 +305,15 @@ impl Default for OtlpConfig {
             metrics: None,
             traces: None,
             logs: None,
+            console: Vec::new(),
             metric_export_interval: DEFAULT_METRIC_EXPORT_INTERVAL,
+            metric_export_timeout: DEFAULT_BATCH_EXPORT_TIMEOUT,
             temporality: Temporality::Cumulative,
             span_queue_size: DEFAULT_SPAN_QUEUE_SIZE,
             span_export_delay: Duration::from_secs(5),
+            span_max_export_batch_size: DEFAULT_MAX_EXPORT_BATCH_SIZE,
+            span_export_timeout: DEFAULT_BATCH_EXPORT_TIMEOUT,
+            log_batch: BatchConfig::new(Duration::from_secs(1)),
         }
     }
 }
@@ -210,9 +344,23 @@ impl OtlpConfig {
         }
     }
 
+    /// Also writes `signal` to stdout (the `console` exporter).
+    pub fn with_console(mut self, signal: Signal) -> Self {
+        if !self.console.contains(&signal) {
+            self.console.push(signal);
+        }
+        self
+    }
+
     /// Sets the time between metric pushes.
     pub fn with_metric_export_interval(mut self, interval: Duration) -> Self {
         self.metric_export_interval = interval;
+        self
+    }
+
+    /// Sets the bound on one whole metric export.
+    pub fn with_metric_export_timeout(mut self, timeout: Duration) -> Self {
+        self.metric_export_timeout = timeout;
         self
     }
 
@@ -222,13 +370,25 @@ impl OtlpConfig {
         self
     }
 
+    /// Sets the bound on spans waiting for export.
+    pub fn with_span_queue_size(mut self, size: usize) -> Self {
+        self.span_queue_size = size;
+        self
+    }
+
+    /// Sets the batching of log records.
+    pub fn with_log_batch(mut self, batch: BatchConfig) -> Self {
+        self.log_batch = batch;
+        self
+    }
+
     /// Sets the temporality of pushed metrics.
     pub fn with_temporality(mut self, temporality: Temporality) -> Self {
         self.temporality = temporality;
         self
     }
 
-    /// Applies `f` to both exporters, if set (headers, timeout, compression).
+    /// Applies `f` to every exporter that is set (headers, timeout, compression, TLS).
     pub fn map_exporters(mut self, f: impl Fn(OtlpExporterConfig) -> OtlpExporterConfig) -> Self {
         self.metrics = self.metrics.map(&f);
         self.traces = self.traces.map(&f);
@@ -236,315 +396,27 @@ impl OtlpConfig {
         self
     }
 
-    /// Reads the `OTEL_EXPORTER_OTLP_*`, `OTEL_METRIC_EXPORT_INTERVAL`,
-    /// `OTEL_BSP_*` and `OTEL_{METRICS,TRACES,LOGS}_EXPORTER` variables through `get`, which
-    /// returns `None` for unset or blank variables.
-    pub(crate) fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut config = OtlpConfig {
-            metrics: exporter_from_lookup(get, Signal::Metrics)?,
-            traces: exporter_from_lookup(get, Signal::Traces)?,
-            logs: exporter_from_lookup(get, Signal::Logs)?,
-            ..OtlpConfig::default()
-        };
-        if let Some(raw) = get("OTEL_METRIC_EXPORT_INTERVAL") {
-            config.metric_export_interval = positive_millis("OTEL_METRIC_EXPORT_INTERVAL", &raw)?;
+    /// The span batching as one [`BatchConfig`].
+    #[cfg_attr(
+        not(any(feature = "otlp-grpc", feature = "otlp-http")),
+        allow(dead_code)
+    )]
+    pub(crate) fn span_batch(&self) -> BatchConfig {
+        BatchConfig {
+            queue_size: self.span_queue_size,
+            schedule_delay: self.span_export_delay,
+            max_export_batch_size: self.span_max_export_batch_size,
+            export_timeout: self.span_export_timeout,
         }
-        if let Some(raw) = get("OTEL_BSP_SCHEDULE_DELAY") {
-            config.span_export_delay = positive_millis("OTEL_BSP_SCHEDULE_DELAY", &raw)?;
-        }
-        if let Some(raw) = get("OTEL_BSP_MAX_QUEUE_SIZE") {
-            config.span_queue_size = match raw.trim().parse::<usize>() {
-                Ok(n) if n > 0 => n,
-                _ => {
-                    return Err(ConfigError::new(
-                        "OTEL_BSP_MAX_QUEUE_SIZE",
-                        &raw,
-                        "a positive integer",
-                    ));
-                }
-            };
-        }
-        let variable = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE";
-        if let Some(raw) = get(variable) {
-            config.temporality = match raw.trim().to_ascii_lowercase().as_str() {
-                "cumulative" => Temporality::Cumulative,
-                "delta" => Temporality::Delta,
-                "lowmemory" => Temporality::LowMemory,
-                _ => {
-                    return Err(ConfigError::new(
-                        variable,
-                        &raw,
-                        "cumulative, delta or lowmemory",
-                    ));
-                }
-            };
-        }
-        Ok(config)
     }
 }
 
 /// The per-signal URL for a base endpoint: gRPC uses it as is, HTTP appends `/v1/<signal>`.
-fn signal_url(base: &str, protocol: OtlpProtocol, signal: Signal) -> String {
+pub(crate) fn signal_url(base: &str, protocol: OtlpProtocol, signal: Signal) -> String {
     match protocol {
         OtlpProtocol::Grpc => base.to_owned(),
         OtlpProtocol::HttpProtobuf => {
             format!("{}/v1/{}", base.trim_end_matches('/'), signal.as_str())
-        }
-    }
-}
-
-/// One signal's exporter from the generic and per-signal variables; per-signal wins.
-fn exporter_from_lookup(
-    get: &dyn Fn(&str) -> Option<String>,
-    signal: Signal,
-) -> Result<Option<OtlpExporterConfig>, ConfigError> {
-    let infix = signal.env_infix();
-    let specific = |suffix: &str| format!("OTEL_EXPORTER_OTLP_{infix}{suffix}");
-    // Returns the first set variable of the per-signal and generic pair, with its name.
-    let either = |suffix: &str| {
-        let name = specific(suffix);
-        match get(&name) {
-            Some(value) => Some((name, value)),
-            None => {
-                let name = format!("OTEL_EXPORTER_OTLP_{suffix}");
-                get(&name).map(|value| (name, value))
-            }
-        }
-    };
-
-    let selector = format!("OTEL_{}EXPORTER", infix);
-    if let Some(raw) = get(&selector) {
-        match raw.trim() {
-            "otlp" => {}
-            "none" => return Ok(None),
-            _ => return Err(ConfigError::new(&selector, &raw, "otlp or none")),
-        }
-    }
-
-    let protocol = match either("PROTOCOL") {
-        Some((name, raw)) => OtlpProtocol::parse(&name, &raw)?,
-        None => OtlpProtocol::HttpProtobuf,
-    };
-    let endpoint = match get(&specific("ENDPOINT")) {
-        Some(raw) => {
-            validate_endpoint(&specific("ENDPOINT"), &raw)?;
-            raw.trim().to_owned()
-        }
-        None => match get("OTEL_EXPORTER_OTLP_ENDPOINT") {
-            Some(raw) => {
-                validate_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", &raw)?;
-                signal_url(raw.trim(), protocol, signal)
-            }
-            None => return Ok(None),
-        },
-    };
-    let mut exporter = OtlpExporterConfig::new(endpoint, protocol);
-    // Generic headers first, then per-signal ones, which win on a shared name.
-    for name in ["OTEL_EXPORTER_OTLP_HEADERS".to_owned(), specific("HEADERS")] {
-        if let Some(raw) = get(&name) {
-            for (key, value) in parse_headers(&name, &raw)? {
-                exporter
-                    .headers
-                    .retain(|(k, _)| !k.eq_ignore_ascii_case(&key));
-                exporter.headers.push((key, value));
-            }
-        }
-    }
-    if let Some((name, raw)) = either("TIMEOUT") {
-        exporter.timeout = positive_millis(&name, &raw)?;
-    }
-    if let Some((name, raw)) = either("COMPRESSION") {
-        exporter.gzip = match raw.trim() {
-            "gzip" => true,
-            "none" => false,
-            _ => return Err(ConfigError::new(&name, &raw, "gzip or none")),
-        };
-    }
-    Ok(Some(exporter))
-}
-
-/// Accepts `http://host[:port][/path]` and `https://...`; anything else is an error now
-/// rather than a silent export failure later.
-fn validate_endpoint(variable: &str, raw: &str) -> Result<(), ConfigError> {
-    let expected = "an http:// or https:// URL with a host, like http://127.0.0.1:4318";
-    let uri: http::Uri = raw
-        .trim()
-        .parse()
-        .map_err(|_| ConfigError::new(variable, raw, expected))?;
-    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
-    let host_ok = uri.host().is_some_and(|h| !h.is_empty());
-    if scheme_ok && host_ok {
-        Ok(())
-    } else {
-        Err(ConfigError::new(variable, raw, expected))
-    }
-}
-
-/// Parses `key=value,key2=value2` (values percent-decoded). The error never repeats the
-/// value: headers usually hold credentials.
-fn parse_headers(variable: &str, raw: &str) -> Result<Vec<(String, String)>, ConfigError> {
-    let bad = || {
-        ConfigError::new(
-            variable,
-            "<redacted>",
-            "a list of name=value pairs separated by commas, names being HTTP header tokens",
-        )
-    };
-    let mut headers = Vec::new();
-    for pair in raw.split(',').filter(|p| !p.trim().is_empty()) {
-        let (key, value) = pair.split_once('=').ok_or_else(bad)?;
-        let key = key.trim();
-        if http::HeaderName::from_bytes(key.as_bytes()).is_err() {
-            return Err(bad());
-        }
-        let value = percent_encoding::percent_decode_str(value.trim())
-            .decode_utf8()
-            .map_err(|_| bad())?;
-        if http::HeaderValue::from_str(&value).is_err() {
-            return Err(bad());
-        }
-        headers.push((key.to_ascii_lowercase(), value.into_owned()));
-    }
-    Ok(headers)
-}
-
-fn positive_millis(variable: &str, raw: &str) -> Result<Duration, ConfigError> {
-    match raw.trim().parse::<u64>() {
-        Ok(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
-        _ => Err(ConfigError::new(
-            variable,
-            raw,
-            "a positive whole number of milliseconds",
-        )),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-
-    fn from(vars: &[(&str, &str)]) -> Result<OtlpConfig, ConfigError> {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        OtlpConfig::from_lookup(&|name| vars.get(name).cloned())
-    }
-
-    #[test]
-    fn off_without_an_endpoint() {
-        let config = from(&[("OTEL_EXPORTER_OTLP_HEADERS", "a=b")]).unwrap();
-        assert_eq!(config, OtlpConfig::default());
-    }
-
-    #[test]
-    fn generic_endpoint_gets_signal_paths_over_http_only() {
-        let http = from(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318/")]).unwrap();
-        assert_eq!(http.logs.unwrap().endpoint, "http://c:4318/v1/logs");
-        assert_eq!(http.metrics.unwrap().endpoint, "http://c:4318/v1/metrics");
-        assert_eq!(http.traces.unwrap().endpoint, "http://c:4318/v1/traces");
-        let grpc = from(&[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
-        ])
-        .unwrap();
-        assert_eq!(grpc.metrics.unwrap().endpoint, "http://c:4317");
-    }
-
-    #[test]
-    fn per_signal_variables_win() {
-        let config = from(&[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
-            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://t:4317"),
-            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
-            (
-                "OTEL_EXPORTER_OTLP_HEADERS",
-                "x-tenant=a,authorization=generic",
-            ),
-            (
-                "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-                "Authorization=Bearer%20t",
-            ),
-            ("OTEL_EXPORTER_OTLP_TIMEOUT", "3000"),
-            ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "1500"),
-            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
-            ("OTEL_METRIC_EXPORT_INTERVAL", "250"),
-            ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "Delta"),
-        ])
-        .unwrap();
-        let traces = config.traces.unwrap();
-        assert_eq!(traces.endpoint, "http://t:4317");
-        assert_eq!(traces.protocol, OtlpProtocol::Grpc);
-        assert_eq!(
-            traces.headers,
-            vec![
-                ("x-tenant".to_owned(), "a".to_owned()),
-                ("authorization".to_owned(), "Bearer t".to_owned())
-            ]
-        );
-        assert_eq!(traces.timeout, Duration::from_secs(3));
-        assert!(traces.gzip);
-        let metrics = config.metrics.unwrap();
-        assert_eq!(metrics.protocol, OtlpProtocol::HttpProtobuf);
-        assert_eq!(metrics.timeout, Duration::from_millis(1500));
-        assert_eq!(config.metric_export_interval, Duration::from_millis(250));
-        assert_eq!(config.temporality, Temporality::Delta);
-    }
-
-    #[test]
-    fn exporter_none_turns_a_signal_off() {
-        let config = from(&[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
-            ("OTEL_TRACES_EXPORTER", "none"),
-            ("OTEL_LOGS_EXPORTER", "none"),
-        ])
-        .unwrap();
-        assert!(config.metrics.is_some());
-        assert!(config.traces.is_none());
-        assert!(config.logs.is_none());
-    }
-
-    #[test]
-    fn bad_values_name_the_variable() {
-        let cases = [
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4317"),
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"),
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://c:21"),
-            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://bad host"),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
-            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "udp"),
-            ("OTEL_EXPORTER_OTLP_TIMEOUT", "10s"),
-            ("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd"),
-            ("OTEL_METRIC_EXPORT_INTERVAL", "soon"),
-            ("OTEL_METRIC_EXPORT_INTERVAL", "0"),
-            ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "both"),
-            ("OTEL_TRACES_EXPORTER", "jaeger"),
-            ("OTEL_BSP_MAX_QUEUE_SIZE", "-1"),
-        ];
-        for (variable, value) in cases {
-            let mut vars = vec![(variable, value)];
-            if !variable.ends_with("ENDPOINT") {
-                vars.push(("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"));
-            }
-            let err = from(&vars).unwrap_err();
-            assert_eq!(err.variable, variable, "{value}");
-            assert_eq!(err.value, value);
-            assert!(err.to_string().contains(variable));
-        }
-    }
-
-    #[test]
-    fn bad_headers_are_named_but_never_echoed() {
-        for raw in ["Authorization: Bearer s3cret", "bad name=s3cret", "=s3cret"] {
-            let err = from(&[
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
-                ("OTEL_EXPORTER_OTLP_HEADERS", raw),
-            ])
-            .unwrap_err();
-            assert_eq!(err.variable, "OTEL_EXPORTER_OTLP_HEADERS");
-            assert!(!err.to_string().contains("s3cret"), "{err}");
-            assert!(!format!("{err:?}").contains("s3cret"));
         }
     }
 }

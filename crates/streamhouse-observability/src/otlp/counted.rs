@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::logs::{LogBatch, LogExporter};
 use opentelemetry_sdk::metrics::Temporality;
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
@@ -14,7 +14,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use tokio::runtime::Handle;
 
 use super::Signal;
-use super::bounded::SpanQueue;
+use super::bounded::Queue;
 use super::runtime::InRuntime;
 
 /// Failed exports per signal, read by the self-metric's callback.
@@ -24,7 +24,9 @@ pub(crate) struct ExportFailures {
     traces: SignalFailures,
     logs: SignalFailures,
     /// Spans waiting for export, and those dropped because too many were.
-    pub(crate) span_queue: Arc<SpanQueue>,
+    pub(crate) span_queue: Arc<Queue>,
+    /// Log records waiting for export, and those dropped because too many were.
+    pub(crate) log_queue: Arc<Queue>,
 }
 
 #[derive(Debug, Default)]
@@ -65,31 +67,44 @@ impl ExportFailures {
     }
 }
 
-/// An exporter that records the outcome of each export in [`ExportFailures`] and, when
-/// given a runtime handle, runs its exports inside that runtime.
+/// An exporter that bounds each whole export by `deadline` (the signal's export timeout,
+/// which the SDK's thread-based processors do not enforce), records its outcome in
+/// [`ExportFailures`] and releases the batch from its queue.
 pub(crate) struct Counted<E> {
     pub(crate) inner: E,
     pub(crate) signal: Signal,
     pub(crate) failures: Arc<ExportFailures>,
-    pub(crate) runtime: Option<Handle>,
-    /// For spans: released once a batch is done, so the queue bound counts only waiting spans.
-    pub(crate) span_queue: Option<Arc<SpanQueue>>,
+    /// The runtime the deadline's timer runs on.
+    pub(crate) runtime: Handle,
+    pub(crate) deadline: Duration,
+    /// For spans and logs: released once a batch is done, so the bound counts only waiting
+    /// records.
+    pub(crate) queue: Option<Arc<Queue>>,
 }
 
 impl<E> Counted<E> {
     async fn run<F: Future<Output = OTelSdkResult>>(&self, export: F) -> OTelSdkResult {
-        let result = match &self.runtime {
-            Some(handle) => {
-                InRuntime {
-                    handle: handle.clone(),
-                    inner: Box::pin(export),
-                }
-                .await
+        let deadline = self.deadline;
+        let bounded = async move {
+            // Created on first poll, inside the runtime context InRuntime enters.
+            match tokio::time::timeout(deadline, export).await {
+                Ok(result) => result,
+                Err(_) => Err(OTelSdkError::Timeout(deadline)),
             }
-            None => export.await,
         };
+        let result = InRuntime {
+            handle: self.runtime.clone(),
+            inner: Box::pin(bounded),
+        }
+        .await;
         self.failures.record(self.signal, &result);
         result
+    }
+
+    fn release(&self, records: usize) {
+        if let Some(queue) = &self.queue {
+            queue.release(records);
+        }
     }
 }
 
@@ -124,9 +139,7 @@ impl<E: SpanExporter> SpanExporter for Counted<E> {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         let spans = batch.len();
         let result = self.run(self.inner.export(batch)).await;
-        if let Some(queue) = &self.span_queue {
-            queue.release(spans);
-        }
+        self.release(spans);
         result
     }
 
@@ -145,7 +158,10 @@ impl<E: SpanExporter> SpanExporter for Counted<E> {
 
 impl<E: LogExporter> LogExporter for Counted<E> {
     async fn export(&self, batch: LogBatch<'_>) -> OTelSdkResult {
-        self.run(self.inner.export(batch)).await
+        let records = batch.iter().count();
+        let result = self.run(self.inner.export(batch)).await;
+        self.release(records);
+        result
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {

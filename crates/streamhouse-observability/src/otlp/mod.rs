@@ -2,8 +2,12 @@
 //! providers.
 //!
 //! Metrics go through the SDK's periodic reader, spans and log records through its batch
-//! processors (bounded queues); all run on their own threads, so a slow or absent collector never blocks
-//! recording. Every exporter is wrapped to count failed exports in
+//! processors (bounded queues, dropped records counted); all run on their own threads, so a
+//! slow or absent collector never blocks recording. The transports are our own (see
+//! `transport`): gRPC with the `otlp-grpc` feature, HTTP/protobuf with `otlp-http`, TLS and
+//! mutual TLS through rustls with `tls`. A config built in code is used exactly as given;
+//! only [`TelemetryConfig::from_env`](crate::TelemetryConfig::from_env) reads the
+//! environment. Every exporter is wrapped to count failed exports in
 //! [`TELEMETRY_EXPORT_FAILURES`](crate::catalog::TELEMETRY_EXPORT_FAILURES), visible on
 //! `/metrics`. The exporters retry on the next interval by themselves when the collector
 //! comes back.
@@ -27,16 +31,37 @@
 //! let _ = telemetry.shutdown();
 //! ```
 
+// Without a transport the push machinery is compiled (its types are part of the handle)
+// but never built.
+#[cfg_attr(
+    not(any(feature = "otlp-grpc", feature = "otlp-http")),
+    allow(dead_code)
+)]
 mod bounded;
 mod config;
+#[cfg_attr(
+    not(any(feature = "otlp-grpc", feature = "otlp-http")),
+    allow(dead_code)
+)]
 mod counted;
+mod env;
 mod exporters;
+#[cfg_attr(
+    not(any(feature = "otlp-grpc", feature = "otlp-http")),
+    allow(dead_code)
+)]
 mod runtime;
+#[cfg_attr(
+    not(any(feature = "otlp-grpc", feature = "otlp-http")),
+    allow(dead_code)
+)]
+mod transport;
 
 pub use config::{
-    DEFAULT_EXPORT_TIMEOUT, DEFAULT_METRIC_EXPORT_INTERVAL, DEFAULT_SPAN_QUEUE_SIZE, OtlpConfig,
-    OtlpExporterConfig, OtlpProtocol, Signal,
+    BatchConfig, DEFAULT_BATCH_EXPORT_TIMEOUT, DEFAULT_EXPORT_TIMEOUT,
+    DEFAULT_MAX_EXPORT_BATCH_SIZE, DEFAULT_METRIC_EXPORT_INTERVAL, DEFAULT_SPAN_QUEUE_SIZE,
+    OtlpConfig, OtlpExporterConfig, OtlpProtocol, OtlpTlsConfig, PemFile, Signal,
 };
 pub(crate) use counted::ExportFailures;
-pub(crate) use exporters::{Pipelines, build_pipelines};
+pub(crate) use exporters::build_pipelines;
 pub(crate) use runtime::ExportRuntime;

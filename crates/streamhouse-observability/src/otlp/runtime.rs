@@ -1,8 +1,8 @@
-//! A small Tokio runtime owned by the telemetry handle, for the gRPC exporters.
+//! A small Tokio runtime owned by the telemetry handle, for our OTLP transports.
 //!
-//! tonic channels spawn their connection tasks on the runtime current when they are built
-//! and need it alive afterwards; the SDK drives exports from its own threads. Owning a
-//! one-worker runtime makes gRPC push work from sync code and outlive the caller's runtime.
+//! tonic channels and hyper's client pool spawn their connection tasks on a runtime and need
+//! it alive afterwards; the SDK drives exports from its own threads. Owning a one-worker
+//! runtime makes push work from sync code and outlive the caller's runtime.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -140,16 +140,21 @@ fn bucket(
 }
 
 /// ` # {trace_id="…",span_id="…"} value timestamp`: 63 characters of labels, well inside
-/// the 128 OpenMetrics allows.
+/// the 128 OpenMetrics allows. An exemplar kept outside a sampled span (filter `always_on`)
+/// has no ids: ` # {} value timestamp`.
 fn write_exemplar(out: &mut String, exemplar: Option<Exemplar>) {
     let Some(exemplar) = exemplar else {
         return;
     };
-    out.push_str(" # {trace_id=\"");
-    out.push_str(&exemplar.trace_id.to_string());
-    out.push_str("\",span_id=\"");
-    out.push_str(&exemplar.span_id.to_string());
-    out.push_str("\"} ");
+    if exemplar.trace_id == opentelemetry::trace::TraceId::INVALID {
+        out.push_str(" # {} ");
+    } else {
+        out.push_str(" # {trace_id=\"");
+        out.push_str(&exemplar.trace_id.to_string());
+        out.push_str("\",span_id=\"");
+        out.push_str(&exemplar.span_id.to_string());
+        out.push_str("\"} ");
+    }
     write::float(out, exemplar.value);
     out.push(' ');
     // Millisecond precision is what Prometheus keeps.

@@ -1,0 +1,181 @@
+//! [`OtlpExporter`]: the SDK's span, metric and log exporter traits over our transports.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
+use opentelemetry_proto::transform::logs::tonic::group_logs_by_resource_and_scope;
+use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::logs::{LogBatch, LogExporter};
+use opentelemetry_sdk::metrics::Temporality;
+use opentelemetry_sdk::metrics::data::ResourceMetrics;
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+use tokio::runtime::Handle;
+
+use super::Settings;
+use crate::config::ConfigError;
+use crate::otlp::OtlpProtocol;
+
+/// One encoded export request.
+pub(super) enum Request {
+    Metrics(ExportMetricsServiceRequest),
+    Traces(ExportTraceServiceRequest),
+    Logs(ExportLogsServiceRequest),
+}
+
+// One per exporter; its size does not matter, and boxing would cost a pointer chase.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
+enum Client {
+    #[cfg(feature = "otlp-grpc")]
+    Grpc(super::grpc::GrpcClient),
+    #[cfg(feature = "otlp-http")]
+    Http(super::http::HttpClient),
+}
+
+/// Exports one signal over gRPC or HTTP/protobuf. Requests run on the telemetry handle's
+/// runtime (the SDK calls exporters from its own threads), each bounded by the timeout.
+pub(crate) struct OtlpExporter {
+    client: Client,
+    runtime: Handle,
+    timeout: Duration,
+    resource: ResourceAttributesWithSchema,
+    temporality: Temporality,
+    shut_down: AtomicBool,
+}
+
+impl std::fmt::Debug for OtlpExporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtlpExporter").finish_non_exhaustive()
+    }
+}
+
+impl OtlpExporter {
+    /// An exporter with `settings` over `protocol`; its connections live on `runtime`.
+    pub(crate) fn new(
+        settings: &Settings,
+        protocol: OtlpProtocol,
+        runtime: Handle,
+        temporality: Temporality,
+    ) -> Result<Self, ConfigError> {
+        let client = match protocol {
+            #[cfg(feature = "otlp-grpc")]
+            OtlpProtocol::Grpc => Client::Grpc(super::grpc::GrpcClient::new(settings, &runtime)),
+            #[cfg(feature = "otlp-http")]
+            OtlpProtocol::HttpProtobuf => Client::Http(super::http::HttpClient::new(settings)),
+            // Settings::resolve has already refused protocols that are not compiled in.
+            #[allow(unreachable_patterns)]
+            _ => {
+                return Err(ConfigError::new(
+                    "OtlpExporterConfig::protocol",
+                    protocol.as_str(),
+                    "a protocol compiled in",
+                ));
+            }
+        };
+        Ok(OtlpExporter {
+            client,
+            runtime,
+            timeout: settings.timeout,
+            resource: ResourceAttributesWithSchema::default(),
+            temporality,
+            shut_down: AtomicBool::new(false),
+        })
+    }
+
+    async fn send(&self, request: Request) -> OTelSdkResult {
+        if self.shut_down.load(Ordering::Relaxed) {
+            return Err(OTelSdkError::AlreadyShutdown);
+        }
+        let client = self.client.clone();
+        let timeout = self.timeout;
+        // Spawned, so the request's I/O and timers run on the runtime that drives them
+        // whatever thread or executor the SDK polls this future on.
+        let task = self.runtime.spawn(async move {
+            let send = async {
+                match client {
+                    #[cfg(feature = "otlp-grpc")]
+                    Client::Grpc(grpc) => grpc.send(request).await,
+                    #[cfg(feature = "otlp-http")]
+                    Client::Http(http) => http.send(request).await,
+                }
+            };
+            match tokio::time::timeout(timeout, send).await {
+                Ok(result) => result.map_err(OTelSdkError::InternalFailure),
+                Err(_) => Err(OTelSdkError::Timeout(timeout)),
+            }
+        });
+        match task.await {
+            Ok(result) => result,
+            Err(join) => Err(OTelSdkError::InternalFailure(format!(
+                "export task failed: {join}"
+            ))),
+        }
+    }
+
+    fn shutdown(&self) -> OTelSdkResult {
+        match self.shut_down.swap(true, Ordering::Relaxed) {
+            true => Err(OTelSdkError::AlreadyShutdown),
+            false => Ok(()),
+        }
+    }
+}
+
+impl SpanExporter for OtlpExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let resource_spans = group_spans_by_resource_and_scope(batch, &self.resource);
+        self.send(Request::Traces(ExportTraceServiceRequest {
+            resource_spans,
+        }))
+        .await
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        self.shutdown()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.resource = resource.into();
+    }
+}
+
+impl PushMetricExporter for OtlpExporter {
+    async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
+        self.send(Request::Metrics(ExportMetricsServiceRequest::from(metrics)))
+            .await
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        self.shutdown()
+    }
+
+    fn temporality(&self) -> Temporality {
+        self.temporality
+    }
+}
+
+impl LogExporter for OtlpExporter {
+    async fn export(&self, batch: LogBatch<'_>) -> OTelSdkResult {
+        let resource_logs = group_logs_by_resource_and_scope(&batch, &self.resource);
+        self.send(Request::Logs(ExportLogsServiceRequest { resource_logs }))
+            .await
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        self.shutdown()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.resource = resource.into();
+    }
+}
