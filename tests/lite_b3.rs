@@ -14,7 +14,7 @@ use streamhouse_observability::logging::{self, LoggingConfig};
 use streamhouse_observability::otlp::{OtlpConfig, OtlpProtocol};
 use streamhouse_observability::{Telemetry, TelemetryConfig};
 use support::lite::{start_with_telemetry, test_config};
-use support::otlp_receiver::{Receiver, hex};
+use support::otlp_receiver::{Receiver, attribute, hex};
 
 const B3_TRACE: &str = "463ac35c9f6413ad48485a3953bb6124";
 const B3_SPAN: &str = "a2fb4a1d1a96d312";
@@ -100,6 +100,11 @@ fn produce_with_b3(propagators: &str, headers: &[(&str, &str)]) {
             hex(&server.parent_span_id),
             B3_SPAN,
             "the B3 span is the parent"
+        );
+        // The accept loop hands the peer to the HTTP layer.
+        assert_eq!(
+            attribute(&server.attributes, "client.address").as_deref(),
+            Some("127.0.0.1")
         );
     });
     // Records speak W3C whatever the HTTP propagators: same trace, a span of the server's.

@@ -48,11 +48,14 @@ pub use crate::config::admin::TransportLimits;
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -60,6 +63,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
+use tower::util::MapRequest;
 
 /// Pause after an accept error that is not the client's (out of file descriptors, say), so
 /// the loop does not spin.
@@ -151,8 +155,8 @@ impl Server {
                 () = &mut shutdown => break,
                 accepted = listener.accept() => accepted,
             };
-            let stream = match accepted {
-                Ok((stream, _peer)) => stream,
+            let (stream, peer) = match accepted {
+                Ok((stream, peer)) => (stream, peer),
                 Err(error) if is_client_error(&error) => continue,
                 Err(error) => {
                     tracing::error!(%error, "accept failed; pausing");
@@ -166,6 +170,7 @@ impl Server {
             while connections.try_join_next().is_some() {}
             let connection = Connection {
                 router: self.router.clone(),
+                peer,
                 limits,
                 stopping: stopping.clone(),
                 _open: self.open.as_ref().map(OpenGuard::new),
@@ -223,6 +228,9 @@ impl Drop for OpenGuard {
 /// One accepted connection and what it holds; its permit is returned when it ends.
 struct Connection {
     router: Router,
+    /// Given to handlers and layers as axum's `ConnectInfo` (the server span's
+    /// `client.address`).
+    peer: SocketAddr,
     limits: TransportLimits,
     stopping: watch::Receiver<bool>,
     _open: Option<OpenGuard>,
@@ -249,7 +257,12 @@ impl Connection {
     where
         Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let service = TowerToHyperService::new(self.router);
+        let peer = ConnectInfo(self.peer);
+        let router = MapRequest::new(self.router, move |mut request: http::Request<Incoming>| {
+            request.extensions_mut().insert(peer);
+            request
+        });
+        let service = TowerToHyperService::new(router);
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(self.limits.header_read_timeout)

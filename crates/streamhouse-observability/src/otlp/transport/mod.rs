@@ -7,7 +7,8 @@
 //! insecure and timeouts from the environment when code leaves them unset, so a config
 //! built in code for HTTP plus `OTEL_EXPORTER_OTLP_PROTOCOL=grpc` fails to build), it has no
 //! client certificates for HTTP, its gRPC TLS needs tonic's own TLS features, and its HTTP
-//! client is reqwest 0.13 while the workspace has reqwest 0.12. Here every value comes from
+//! transport brings reqwest, a second HTTP stack beside the hyper that gRPC needs anyway.
+//! Here every value comes from
 //! [`OtlpExporterConfig`](super::OtlpExporterConfig) and nowhere else.
 //!
 //! [`Settings`] is the one place where endpoint, headers, compression, timeout and TLS are
