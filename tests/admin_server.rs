@@ -20,6 +20,7 @@ use streamhouse_observability::health::HealthRegistry;
 use streamhouse_observability::serve::AdminServer;
 use streamhouse_observability::serve::tls::CertReloader;
 use streamhouse_observability::{Telemetry, TelemetryConfig};
+use support::closed_within;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -70,21 +71,6 @@ fn trusting(cert_pem: &str, addr: SocketAddr) -> reqwest::Client {
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap()
-}
-
-/// When the server closes `stream` (EOF or reset); `None` if still open after `within`.
-async fn closed_within(stream: &mut TcpStream, within: Duration) -> Option<Instant> {
-    let mut buf = [0u8; 1024];
-    tokio::time::timeout(within, async {
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return Instant::now(),
-                Ok(_) => continue,
-            }
-        }
-    })
-    .await
-    .ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -435,20 +421,7 @@ impl Drop for Example {
 }
 
 fn example(name: &str, env: &[(&str, String)]) -> std::process::Command {
-    // `cargo test` builds the examples beside the `deps` directory of this executable.
-    let exe = std::env::current_exe().unwrap();
-    let binary = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name);
-    assert!(
-        binary.exists(),
-        "{} is missing: `cargo build --example {name}`",
-        binary.display()
-    );
+    let binary = support::process::example_binary(name);
     let mut command = std::process::Command::new(binary);
     command
         .env_clear()

@@ -256,19 +256,7 @@ impl Drop for MainJob {
 }
 
 fn spawn_main_job(env: &[(&str, String)]) -> MainJob {
-    // `cargo test` builds the examples beside the `deps` directory of this executable.
-    let exe = std::env::current_exe().unwrap();
-    let binary = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/unified_server");
-    assert!(
-        binary.exists(),
-        "{} is missing: `cargo test` builds it, or `cargo build --example unified_server`",
-        binary.display()
-    );
+    let binary = support::process::main_job_binary();
     let child = std::process::Command::new(binary)
         .env_clear()
         .env("STREAMHOUSE_OBJECT_STORE", "memory")

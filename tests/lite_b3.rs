@@ -46,18 +46,7 @@ fn produce_with_b3(propagators: &str, headers: &[(&str, &str)]) {
     let subscriber =
         logging::subscriber(&telemetry, &LoggingConfig::default(), std::io::sink).unwrap();
     let dispatch = tracing::Dispatch::new(subscriber);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .on_thread_start({
-            let dispatch = dispatch.clone();
-            move || {
-                // Kept for the thread's life, which is the runtime's.
-                std::mem::forget(tracing::dispatcher::set_default(&dispatch));
-            }
-        })
-        .build()
-        .unwrap();
+    let runtime = support::runtime_with(&dispatch);
     let _main = tracing::dispatcher::set_default(&dispatch);
     let stored = runtime.block_on(async {
         let server =

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use object_store::memory::InMemory;
 use streamhouse_observability::catalog::HTTP_SERVER_REQUEST_DURATION;
+use support::closed_within;
 use support::lite::{LiteTestServer, eventually, start, test_config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -21,22 +22,6 @@ async fn server_with(configure: impl FnOnce(&mut streamhouse_lite::LiteConfig)) 
     let mut config = test_config();
     configure(&mut config);
     start(config, Arc::new(InMemory::new())).await
-}
-
-/// Waits until the server closes `stream` (EOF or reset), reading and discarding whatever it
-/// sends first; `None` if it is still open after `within`.
-async fn closed_within(stream: &mut TcpStream, within: Duration) -> Option<Instant> {
-    let mut buf = [0u8; 1024];
-    tokio::time::timeout(within, async {
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return Instant::now(),
-                Ok(_) => continue,
-            }
-        }
-    })
-    .await
-    .ok()
 }
 
 /// Reads one HTTP/1.1 response: status and body (by `Content-Length`).

@@ -132,20 +132,8 @@ async fn header_secrets_stay_secret() {
     let _ = telemetry.shutdown();
 }
 
-/// `examples/otlp_push` (run `cargo build --example otlp_push` first).
 fn example() -> std::path::PathBuf {
-    let deps = std::env::current_exe().unwrap();
-    let path = deps
-        .parent()
-        .and_then(|d| d.parent())
-        .unwrap()
-        .join("examples/otlp_push");
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build --example otlp_push`",
-        path.display()
-    );
-    path
+    support::process::example_binary("otlp_push")
 }
 
 /// Runs the example for one second in a child process with `vars` only.

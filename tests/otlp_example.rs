@@ -10,20 +10,8 @@ use std::time::{Duration, Instant};
 use streamhouse_observability::catalog;
 use support::rotel::Rotel;
 
-/// `cargo test` builds the examples next to the test binaries.
 fn example() -> PathBuf {
-    let deps = std::env::current_exe().unwrap();
-    let path = deps
-        .parent()
-        .and_then(|d| d.parent())
-        .unwrap()
-        .join("examples/otlp_push");
-    assert!(
-        path.exists(),
-        "{} is missing: `cargo test` (unfiltered) builds it, or run `cargo build --example otlp_push`",
-        path.display()
-    );
-    path
+    support::process::example_binary("otlp_push")
 }
 
 fn run(endpoint: &str) -> (std::process::Output, Duration) {

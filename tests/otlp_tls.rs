@@ -13,18 +13,7 @@ use support::nginx::{Nginx, Pki, Upstream};
 use support::rotel::Rotel;
 
 fn example() -> PathBuf {
-    let deps = std::env::current_exe().unwrap();
-    let path = deps
-        .parent()
-        .and_then(|d| d.parent())
-        .unwrap()
-        .join("examples/otlp_push");
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build --example otlp_push`",
-        path.display()
-    );
-    path
+    support::process::example_binary("otlp_push")
 }
 
 struct Run {
@@ -96,6 +85,16 @@ async fn assert_nothing_arrived(rotel: &Rotel) {
     }
 }
 
+/// The program succeeded, our metrics and spans reached the collector through nginx, and
+/// no export failed.
+async fn everything_arrived(run: &Run, rotel: &Rotel, nginx: &Nginx) {
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    let needles = arrived_needles();
+    let needles: Vec<&str> = needles.iter().map(String::as_str).collect();
+    rotel.wait_for(&needles, Duration::from_secs(10)).await;
+    assert_eq!(run.failures(), (0, 0), "{}", nginx.error_log());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_with_a_custom_ca() {
     let dir = tempfile::tempdir().unwrap();
@@ -109,11 +108,7 @@ async fn grpc_with_a_custom_ca() {
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
         ("OTEL_EXPORTER_OTLP_CERTIFICATE", path(&pki.ca)),
     ]);
-    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
-    let needles = arrived_needles();
-    let needles: Vec<&str> = needles.iter().map(String::as_str).collect();
-    rotel.wait_for(&needles, Duration::from_secs(10)).await;
-    assert_eq!(run.failures(), (0, 0), "{}", nginx.error_log());
+    everything_arrived(&run, &rotel, &nginx).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,11 +128,7 @@ async fn http_with_mutual_tls() {
         ),
         ("OTEL_EXPORTER_OTLP_CLIENT_KEY", path(&pki.client_key)),
     ]);
-    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
-    let needles = arrived_needles();
-    let needles: Vec<&str> = needles.iter().map(String::as_str).collect();
-    rotel.wait_for(&needles, Duration::from_secs(10)).await;
-    assert_eq!(run.failures(), (0, 0), "{}", nginx.error_log());
+    everything_arrived(&run, &rotel, &nginx).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

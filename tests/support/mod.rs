@@ -621,6 +621,43 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
     }
 }
 
+/// A two-worker runtime whose threads all record into `dispatch`: server tasks spawned on
+/// it use this test's subscriber, so tests in one binary keep their own telemetry.
+pub fn runtime_with(dispatch: &tracing::Dispatch) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .on_thread_start({
+            let dispatch = dispatch.clone();
+            move || {
+                // Kept for the thread's life, which is the runtime's.
+                std::mem::forget(tracing::dispatcher::set_default(&dispatch));
+            }
+        })
+        .build()
+        .unwrap()
+}
+
+/// Waits until the server closes `stream` (EOF or reset), reading and discarding whatever it
+/// sends first; `None` if it is still open after `within`.
+pub async fn closed_within(
+    stream: &mut tokio::net::TcpStream,
+    within: Duration,
+) -> Option<std::time::Instant> {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = [0u8; 1024];
+    tokio::time::timeout(within, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return std::time::Instant::now(),
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await
+    .ok()
+}
+
 pub mod exposition;
 
 /// What `promtool check metrics` made of a body.

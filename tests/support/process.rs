@@ -7,21 +7,26 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// The main job's binary: `cargo test` builds the examples into `target/<profile>/examples`,
-/// beside the `deps` directory holding the test executable.
-pub fn main_job_binary() -> PathBuf {
+/// The binary of example `name`: `cargo test` builds the examples into
+/// `target/<profile>/examples`, beside the `deps` directory holding the test executable.
+pub fn example_binary(name: &str) -> PathBuf {
     let test_exe = std::env::current_exe().expect("test executable path");
     let profile_dir = test_exe
         .parent()
         .and_then(|deps| deps.parent())
         .expect("test executable under target/<profile>/deps");
-    let binary = profile_dir.join("examples").join("unified_server");
+    let binary = profile_dir.join("examples").join(name);
     assert!(
         binary.exists(),
-        "{} is missing: `cargo test` builds it, or run `cargo build --example unified_server`",
+        "{} is missing: `cargo test` builds it, or run `cargo build --example {name}`",
         binary.display()
     );
     binary
+}
+
+/// The main job's binary.
+pub fn main_job_binary() -> PathBuf {
+    example_binary("unified_server")
 }
 
 /// A running main job; killed (and reaped) when dropped.

@@ -193,8 +193,9 @@ mod tests {
     use super::*;
     use crate::TelemetryConfig;
 
+    /// Log output kept in memory; shared by the logging module's tests.
     #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    pub(super) struct Buffer(Arc<Mutex<Vec<u8>>>);
 
     impl std::io::Write for Buffer {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -215,18 +216,25 @@ mod tests {
         }
     }
 
+    impl Buffer {
+        /// Every line written, parsed as JSON.
+        pub(super) fn lines(&self) -> Vec<serde_json::Value> {
+            let bytes = self.0.lock().unwrap().clone();
+            String::from_utf8(bytes)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+                .collect()
+        }
+    }
+
     fn json_lines(config: &LoggingConfig, f: impl FnOnce()) -> Vec<serde_json::Value> {
         let telemetry = Telemetry::new(TelemetryConfig::default()).unwrap();
         let buffer = Buffer::default();
         let config = config.clone().with_format(LogFormat::Json);
         let subscriber = subscriber(&telemetry, &config, buffer.clone()).unwrap();
         tracing::subscriber::with_default(subscriber, f);
-        let bytes = buffer.0.lock().unwrap().clone();
-        String::from_utf8(bytes)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        buffer.lines()
     }
 
     // The SDK's `otel_warn!`/`otel_debug!` expand to events like these.
