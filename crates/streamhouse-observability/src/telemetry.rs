@@ -9,6 +9,7 @@ use opentelemetry::metrics::{Meter, MeterProvider as _, ObservableCounter};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkError;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::resource::TelemetryResourceDetector;
@@ -34,8 +35,9 @@ pub const SCOPE_NAME: &str = "streamhouse";
 pub enum TelemetryError {
     /// A configuration value could not be used.
     Config(ConfigError),
-    /// A provider reported an error while shutting down.
-    Shutdown(String),
+    /// Providers reported errors while shutting down (one per failing provider, metrics,
+    /// traces, logs in that order; the first is the [`source`](std::error::Error::source)).
+    Shutdown(Vec<OTelSdkError>),
     /// Shutdown did not finish within the configured timeout; it goes on in the background.
     ShutdownTimeout(Duration),
     /// A thread or runtime telemetry needs (OTLP export, shutdown) could not be started.
@@ -46,7 +48,14 @@ impl fmt::Display for TelemetryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TelemetryError::Config(err) => err.fmt(f),
-            TelemetryError::Shutdown(msg) => write!(f, "telemetry shutdown failed: {msg}"),
+            TelemetryError::Shutdown(errors) => {
+                f.write_str("telemetry shutdown failed")?;
+                for (i, error) in errors.iter().enumerate() {
+                    f.write_str(if i == 0 { ": " } else { "; " })?;
+                    write!(f, "{error}")?;
+                }
+                Ok(())
+            }
             TelemetryError::ShutdownTimeout(t) => {
                 write!(f, "telemetry shutdown did not finish within {t:?}")
             }
@@ -60,6 +69,9 @@ impl std::error::Error for TelemetryError {
         match self {
             TelemetryError::Config(err) => Some(err),
             TelemetryError::Runtime(err) => Some(err),
+            TelemetryError::Shutdown(errors) => errors
+                .first()
+                .map(|e| e as &(dyn std::error::Error + 'static)),
             _ => None,
         }
     }
@@ -351,7 +363,7 @@ impl Telemetry {
         std::thread::Builder::new()
             .name("telemetry-shutdown".into())
             .spawn(move || {
-                let errors: Vec<String> = [
+                let errors: Vec<OTelSdkError> = [
                     meters.shutdown_with_timeout(timeout),
                     tracers.shutdown_with_timeout(timeout),
                     loggers.map_or(Ok(()), |l| l.shutdown_with_timeout(timeout)),
@@ -359,15 +371,14 @@ impl Telemetry {
                 .into_iter()
                 .filter_map(|r| r.err())
                 // Shutting down twice is not a failure.
-                .filter(|e| !matches!(e, opentelemetry_sdk::error::OTelSdkError::AlreadyShutdown))
-                .map(|e| e.to_string())
+                .filter(|e| !matches!(e, OTelSdkError::AlreadyShutdown))
                 .collect();
                 let _ = done.send(errors);
             })
             .map_err(TelemetryError::Runtime)?;
         match wait.recv_timeout(timeout) {
             Ok(errors) if errors.is_empty() => Ok(()),
-            Ok(errors) => Err(TelemetryError::Shutdown(errors.join("; "))),
+            Ok(errors) => Err(TelemetryError::Shutdown(errors)),
             Err(_) => Err(TelemetryError::ShutdownTimeout(timeout)),
         }
     }
@@ -457,4 +468,30 @@ fn build_resource(config: &TelemetryConfig) -> Resource {
             KeyValue::new("service.instance.id", instance_id),
         ])
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn shutdown_errors_are_listed_and_the_first_is_the_source() {
+        let err = TelemetryError::Shutdown(vec![
+            OTelSdkError::InternalFailure("metrics export failed".into()),
+            OTelSdkError::Timeout(Duration::from_secs(1)),
+        ]);
+        let text = err.to_string();
+        assert!(text.starts_with("telemetry shutdown failed: "), "{text}");
+        assert!(text.contains("metrics export failed; "), "{text}");
+        let source = err.source().expect("a source").to_string();
+        assert!(source.contains("metrics export failed"), "{source}");
+    }
+
+    #[test]
+    fn a_runtime_error_keeps_its_io_error() {
+        let err = TelemetryError::Runtime(std::io::Error::other("no threads left"));
+        assert_eq!(err.source().unwrap().to_string(), "no threads left");
+    }
 }
