@@ -234,9 +234,16 @@ mod tests {
     fn log_records_past_the_queue_bound_are_dropped_and_counted() {
         let mut batch = BatchConfig::new(Duration::from_secs(3600));
         batch.queue_size = 2;
-        // Nothing listens there, and the long delay keeps both admitted records queued.
+        // A collector that takes the connection and never answers: admitted records stay in
+        // flight (queued, or in an export that hangs), so exactly the bound is admitted. A
+        // refused connection would fail fast and free the queue while the test emits.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let otlp = OtlpConfig::default()
-            .with_endpoint("http://127.0.0.1:9", OtlpProtocol::HttpProtobuf)
+            .with_endpoint(
+                &format!("http://{}", silent.local_addr().unwrap()),
+                OtlpProtocol::HttpProtobuf,
+            )
+            .map_exporters(|e| e.with_timeout(Duration::from_secs(60)))
             .with_log_batch(batch);
         let telemetry = Telemetry::new(
             TelemetryConfig::default()
