@@ -570,6 +570,23 @@ impl TelemetryConfig {
         self
     }
 
+    /// Sets the admin listener's address (`/metrics`, `/health*`), as
+    /// `OTEL_EXPORTER_PROMETHEUS_HOST`/`_PORT` do: the address counts as configured, so an
+    /// application with a public port of its own serves them there only.
+    ///
+    /// ```
+    /// use streamhouse_observability::TelemetryConfig;
+    ///
+    /// let config = TelemetryConfig::default().with_metrics_addr("0.0.0.0:9500".parse().unwrap());
+    /// assert_eq!(config.metrics_addr.port(), 9500);
+    /// assert!(config.admin.is_separate());
+    /// ```
+    pub fn with_metrics_addr(mut self, addr: SocketAddr) -> Self {
+        self.metrics_addr = addr;
+        self.admin.addr_configured = true;
+        self
+    }
+
     /// Sets the bound on shutdown.
     pub fn with_shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
