@@ -20,13 +20,46 @@ use tokio::runtime::Handle;
 
 use super::Settings;
 use crate::config::ConfigError;
-use crate::otlp::OtlpProtocol;
+use crate::otlp::{OtlpProtocol, Signal};
 
 /// One encoded export request.
 pub(super) enum Request {
     Metrics(ExportMetricsServiceRequest),
     Traces(ExportTraceServiceRequest),
     Logs(ExportLogsServiceRequest),
+}
+
+impl Request {
+    pub(super) fn signal(&self) -> Signal {
+        match self {
+            Request::Metrics(_) => Signal::Metrics,
+            Request::Traces(_) => Signal::Traces,
+            Request::Logs(_) => Signal::Logs,
+        }
+    }
+}
+
+/// What a collector's OTLP partial success said it refused of an accepted export: data
+/// points, spans or log records, and why. Zero and empty when it took everything.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Rejected {
+    pub(super) items: i64,
+    pub(super) message: String,
+}
+
+impl Rejected {
+    /// From a response's `partial_success` fields.
+    pub(super) fn new(items: i64, message: &str) -> Self {
+        Rejected {
+            items,
+            // A collector picks the text: bounded like every value from outside.
+            message: message.chars().take(256).collect(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.items == 0 && self.message.is_empty()
+    }
 }
 
 // One per exporter; its size does not matter, and boxing would cost a pointer chase.
@@ -48,6 +81,9 @@ pub(crate) struct OtlpExporter {
     resource: ResourceAttributesWithSchema,
     temporality: Temporality,
     shut_down: AtomicBool,
+    /// Whether the last export came back with a partial success: logged when that changes,
+    /// not for every batch.
+    rejecting: AtomicBool,
 }
 
 impl std::fmt::Debug for OtlpExporter {
@@ -86,6 +122,7 @@ impl OtlpExporter {
             resource: ResourceAttributesWithSchema::default(),
             temporality,
             shut_down: AtomicBool::new(false),
+            rejecting: AtomicBool::new(false),
         })
     }
 
@@ -95,6 +132,7 @@ impl OtlpExporter {
         }
         let client = self.client.clone();
         let timeout = self.timeout;
+        let signal = request.signal();
         // Spawned, so the request's I/O and timers run on the runtime that drives them
         // whatever thread or executor the SDK polls this future on.
         let task = self.runtime.spawn(async move {
@@ -112,10 +150,35 @@ impl OtlpExporter {
             }
         });
         match task.await {
-            Ok(result) => result,
+            Ok(Ok(rejected)) => {
+                self.note(signal, &rejected);
+                Ok(())
+            }
+            Ok(Err(error)) => Err(error),
             Err(join) => Err(OTelSdkError::InternalFailure(format!(
                 "export task failed: {join}"
             ))),
+        }
+    }
+
+    /// Logs a collector's partial success when it starts and when it stops. The export
+    /// itself succeeded: the rest of the batch was taken, and resending would not help.
+    fn note(&self, signal: Signal, rejected: &Rejected) {
+        let rejecting = !rejected.is_empty();
+        if self.rejecting.swap(rejecting, Ordering::Relaxed) == rejecting {
+            return;
+        }
+        match rejecting {
+            true => tracing::warn!(
+                signal = signal.as_str(),
+                rejected = rejected.items,
+                reason = %rejected.message,
+                "the collector rejected part of an OTLP export"
+            ),
+            false => tracing::info!(
+                signal = signal.as_str(),
+                "the collector takes whole OTLP exports again"
+            ),
         }
     }
 

@@ -15,7 +15,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::Settings;
 use super::error_chain;
-use super::exporter::Request;
+use super::exporter::{Rejected, Request};
 
 /// A gRPC client of one collector; cheap to clone (the channel is shared).
 #[derive(Clone)]
@@ -41,7 +41,7 @@ impl GrpcClient {
         }
     }
 
-    pub(super) async fn send(self, request: Request) -> Result<(), String> {
+    pub(super) async fn send(self, request: Request) -> Result<Rejected, String> {
         let metadata = MetadataMap::from_headers(self.headers.clone());
         fn wrap<T>(metadata: MetadataMap, message: T) -> tonic::Request<T> {
             tonic::Request::from_parts(metadata, tonic::Extensions::default(), message)
@@ -52,23 +52,37 @@ impl GrpcClient {
                 if self.gzip {
                     client = client.send_compressed(CompressionEncoding::Gzip);
                 }
-                client.export(wrap(metadata, message)).await.map(drop)
+                client.export(wrap(metadata, message)).await.map(|r| {
+                    r.into_inner()
+                        .partial_success
+                        .map(|p| Rejected::new(p.rejected_data_points, &p.error_message))
+                })
             }
             Request::Traces(message) => {
                 let mut client = TraceServiceClient::new(self.channel);
                 if self.gzip {
                     client = client.send_compressed(CompressionEncoding::Gzip);
                 }
-                client.export(wrap(metadata, message)).await.map(drop)
+                client.export(wrap(metadata, message)).await.map(|r| {
+                    r.into_inner()
+                        .partial_success
+                        .map(|p| Rejected::new(p.rejected_spans, &p.error_message))
+                })
             }
             Request::Logs(message) => {
                 let mut client = LogsServiceClient::new(self.channel);
                 if self.gzip {
                     client = client.send_compressed(CompressionEncoding::Gzip);
                 }
-                client.export(wrap(metadata, message)).await.map(drop)
+                client.export(wrap(metadata, message)).await.map(|r| {
+                    r.into_inner()
+                        .partial_success
+                        .map(|p| Rejected::new(p.rejected_log_records, &p.error_message))
+                })
             }
         };
-        result.map_err(|status| format!("gRPC export failed: {}", error_chain(&status)))
+        result
+            .map(Option::unwrap_or_default)
+            .map_err(|status| format!("gRPC export failed: {}", error_chain(&status)))
     }
 }

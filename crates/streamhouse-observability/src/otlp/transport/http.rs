@@ -8,9 +8,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use prost::Message as _;
 
-use super::exporter::Request;
+use super::exporter::{Rejected, Request};
 use super::settings::Connector;
 use super::{Settings, error_chain};
+use crate::otlp::Signal;
 
 /// Most of a response body read: a collector answers with a small status message, and
 /// anything larger is not worth memory.
@@ -39,7 +40,8 @@ impl HttpClient {
         }
     }
 
-    pub(super) async fn send(self, request: Request) -> Result<(), String> {
+    pub(super) async fn send(self, request: Request) -> Result<Rejected, String> {
+        let signal = request.signal();
         let body = match request {
             Request::Metrics(message) => message.encode_to_vec(),
             Request::Traces(message) => message.encode_to_vec(),
@@ -79,7 +81,7 @@ impl HttpClient {
             .map(|b| b.to_bytes())
             .unwrap_or_default();
         if status.is_success() {
-            Ok(())
+            Ok(rejected(signal, &body))
         } else {
             let detail = String::from_utf8_lossy(&body[..body.len().min(256)]).into_owned();
             Err(format!(
@@ -91,8 +93,60 @@ impl HttpClient {
     }
 }
 
+/// The partial success of a 2xx answer's protobuf body. An empty or undecodable body means
+/// the collector took everything: the status is what OTLP/HTTP success is.
+fn rejected(signal: Signal, body: &[u8]) -> Rejected {
+    use opentelemetry_proto::tonic::collector::{logs, metrics, trace};
+    let partial = match signal {
+        Signal::Metrics => metrics::v1::ExportMetricsServiceResponse::decode(body)
+            .ok()
+            .and_then(|r| r.partial_success)
+            .map(|p| (p.rejected_data_points, p.error_message)),
+        Signal::Traces => trace::v1::ExportTraceServiceResponse::decode(body)
+            .ok()
+            .and_then(|r| r.partial_success)
+            .map(|p| (p.rejected_spans, p.error_message)),
+        Signal::Logs => logs::v1::ExportLogsServiceResponse::decode(body)
+            .ok()
+            .and_then(|r| r.partial_success)
+            .map(|p| (p.rejected_log_records, p.error_message)),
+    };
+    partial
+        .map(|(items, message)| Rejected::new(items, &message))
+        .unwrap_or_default()
+}
+
 fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     encoder.write_all(body)?;
     encoder.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry_proto::tonic::collector::logs::v1::{
+        ExportLogsPartialSuccess, ExportLogsServiceResponse,
+    };
+
+    use super::*;
+
+    #[test]
+    fn partial_success_is_read_from_the_body_and_bounded() {
+        let body = ExportLogsServiceResponse {
+            partial_success: Some(ExportLogsPartialSuccess {
+                rejected_log_records: 3,
+                error_message: "x".repeat(1000),
+            }),
+        }
+        .encode_to_vec();
+        let got = rejected(Signal::Logs, &body);
+        assert_eq!(got.items, 3);
+        assert_eq!(got.message.len(), 256);
+        // Success without a body, or one that is not OTLP: everything was taken.
+        assert_eq!(rejected(Signal::Logs, b""), Rejected::default());
+        assert_eq!(
+            rejected(Signal::Metrics, b"\xff\xff\xff"),
+            Rejected::default()
+        );
+    }
 }
