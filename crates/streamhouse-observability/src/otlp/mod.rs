@@ -31,30 +31,19 @@
 //! let _ = telemetry.shutdown();
 //! ```
 
-// Without a transport the push machinery is compiled (its types are part of the handle)
-// but never built.
-#[cfg_attr(
+// Without a transport the push machinery is compiled (its types are part of the handle) but
+// never built.
+#![cfg_attr(
     not(any(feature = "otlp-grpc", feature = "otlp-http")),
     allow(dead_code)
 )]
+
 mod bounded;
 mod config;
-#[cfg_attr(
-    not(any(feature = "otlp-grpc", feature = "otlp-http")),
-    allow(dead_code)
-)]
 mod counted;
 mod env;
 mod exporters;
-#[cfg_attr(
-    not(any(feature = "otlp-grpc", feature = "otlp-http")),
-    allow(dead_code)
-)]
 mod runtime;
-#[cfg_attr(
-    not(any(feature = "otlp-grpc", feature = "otlp-http")),
-    allow(dead_code)
-)]
 mod transport;
 
 pub use config::{

@@ -3,9 +3,15 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
 use opentelemetry_proto::transform::logs::tonic::group_logs_by_resource_and_scope;
 use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
@@ -59,6 +65,39 @@ impl Rejected {
 
     fn is_empty(&self) -> bool {
         self.items == 0 && self.message.is_empty()
+    }
+}
+
+/// An OTLP export response of any signal: what its partial success refused. One place for
+/// both transports.
+pub(super) trait ExportResponse: prost::Message + Default {
+    fn rejected(&self) -> Rejected;
+}
+
+impl ExportResponse for ExportMetricsServiceResponse {
+    fn rejected(&self) -> Rejected {
+        let partial = self.partial_success.as_ref();
+        partial.map_or_else(Rejected::default, |p| {
+            Rejected::new(p.rejected_data_points, &p.error_message)
+        })
+    }
+}
+
+impl ExportResponse for ExportTraceServiceResponse {
+    fn rejected(&self) -> Rejected {
+        let partial = self.partial_success.as_ref();
+        partial.map_or_else(Rejected::default, |p| {
+            Rejected::new(p.rejected_spans, &p.error_message)
+        })
+    }
+}
+
+impl ExportResponse for ExportLogsServiceResponse {
+    fn rejected(&self) -> Rejected {
+        let partial = self.partial_success.as_ref();
+        partial.map_or_else(Rejected::default, |p| {
+            Rejected::new(p.rejected_log_records, &p.error_message)
+        })
     }
 }
 

@@ -15,7 +15,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::Settings;
 use super::error_chain;
-use super::exporter::{Rejected, Request};
+use super::exporter::{ExportResponse, Rejected, Request};
 
 /// A gRPC client of one collector; cheap to clone (the channel is shared).
 #[derive(Clone)]
@@ -42,47 +42,31 @@ impl GrpcClient {
     }
 
     pub(super) async fn send(self, request: Request) -> Result<Rejected, String> {
-        let metadata = MetadataMap::from_headers(self.headers.clone());
-        fn wrap<T>(metadata: MetadataMap, message: T) -> tonic::Request<T> {
+        let GrpcClient {
+            channel,
+            headers,
+            gzip,
+        } = self;
+        fn request_of<T>(headers: http::HeaderMap, message: T) -> tonic::Request<T> {
+            let metadata = MetadataMap::from_headers(headers);
             tonic::Request::from_parts(metadata, tonic::Extensions::default(), message)
         }
+        // The three generated clients share no trait: one body for all of them.
+        macro_rules! export {
+            ($client:ident, $message:expr) => {{
+                let mut client = $client::new(channel);
+                if gzip {
+                    client = client.send_compressed(CompressionEncoding::Gzip);
+                }
+                let response = client.export(request_of(headers, $message)).await;
+                response.map(|r| r.into_inner().rejected())
+            }};
+        }
         let result = match request {
-            Request::Metrics(message) => {
-                let mut client = MetricsServiceClient::new(self.channel);
-                if self.gzip {
-                    client = client.send_compressed(CompressionEncoding::Gzip);
-                }
-                client.export(wrap(metadata, message)).await.map(|r| {
-                    r.into_inner()
-                        .partial_success
-                        .map(|p| Rejected::new(p.rejected_data_points, &p.error_message))
-                })
-            }
-            Request::Traces(message) => {
-                let mut client = TraceServiceClient::new(self.channel);
-                if self.gzip {
-                    client = client.send_compressed(CompressionEncoding::Gzip);
-                }
-                client.export(wrap(metadata, message)).await.map(|r| {
-                    r.into_inner()
-                        .partial_success
-                        .map(|p| Rejected::new(p.rejected_spans, &p.error_message))
-                })
-            }
-            Request::Logs(message) => {
-                let mut client = LogsServiceClient::new(self.channel);
-                if self.gzip {
-                    client = client.send_compressed(CompressionEncoding::Gzip);
-                }
-                client.export(wrap(metadata, message)).await.map(|r| {
-                    r.into_inner()
-                        .partial_success
-                        .map(|p| Rejected::new(p.rejected_log_records, &p.error_message))
-                })
-            }
+            Request::Metrics(message) => export!(MetricsServiceClient, message),
+            Request::Traces(message) => export!(TraceServiceClient, message),
+            Request::Logs(message) => export!(LogsServiceClient, message),
         };
-        result
-            .map(Option::unwrap_or_default)
-            .map_err(|status| format!("gRPC export failed: {}", error_chain(&status)))
+        result.map_err(|status| format!("gRPC export failed: {}", error_chain(&status)))
     }
 }

@@ -8,7 +8,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use prost::Message as _;
 
-use super::exporter::{Rejected, Request};
+use super::exporter::{ExportResponse, Rejected, Request};
 use super::settings::Connector;
 use super::{Settings, error_chain};
 use crate::otlp::Signal;
@@ -97,23 +97,14 @@ impl HttpClient {
 /// the collector took everything: the status is what OTLP/HTTP success is.
 fn rejected(signal: Signal, body: &[u8]) -> Rejected {
     use opentelemetry_proto::tonic::collector::{logs, metrics, trace};
-    let partial = match signal {
-        Signal::Metrics => metrics::v1::ExportMetricsServiceResponse::decode(body)
-            .ok()
-            .and_then(|r| r.partial_success)
-            .map(|p| (p.rejected_data_points, p.error_message)),
-        Signal::Traces => trace::v1::ExportTraceServiceResponse::decode(body)
-            .ok()
-            .and_then(|r| r.partial_success)
-            .map(|p| (p.rejected_spans, p.error_message)),
-        Signal::Logs => logs::v1::ExportLogsServiceResponse::decode(body)
-            .ok()
-            .and_then(|r| r.partial_success)
-            .map(|p| (p.rejected_log_records, p.error_message)),
-    };
-    partial
-        .map(|(items, message)| Rejected::new(items, &message))
-        .unwrap_or_default()
+    fn decoded<R: ExportResponse>(body: &[u8]) -> Rejected {
+        R::decode(body).map(|r| r.rejected()).unwrap_or_default()
+    }
+    match signal {
+        Signal::Metrics => decoded::<metrics::v1::ExportMetricsServiceResponse>(body),
+        Signal::Traces => decoded::<trace::v1::ExportTraceServiceResponse>(body),
+        Signal::Logs => decoded::<logs::v1::ExportLogsServiceResponse>(body),
+    }
 }
 
 fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
