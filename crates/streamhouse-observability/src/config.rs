@@ -11,6 +11,7 @@
 //! | `STREAMHOUSE_SERVICE_VERSION` | `service.version` | this crate's version |
 //! | `STREAMHOUSE_INSTANCE_ID` | `service.instance.id` | a random UUID |
 //! | `STREAMHOUSE_METRIC_CARDINALITY_LIMIT` | series per metric before overflow | 2000 |
+//! | `STREAMHOUSE_METRIC_IDLE_TIMEOUT` | counter and histogram series unchanged this long leave (`90s`, `15m`, `2h`; see [`crate::series`]) | `off` |
 //! | `STREAMHOUSE_MAX_LABEL_VALUE_BYTES` | longest label value (16 to 65536); longer ones are cut on a character boundary (see `docs/labels.md`) | 256 |
 //! | `OTEL_METRICS_EXEMPLAR_FILTER` | which measurements become OpenMetrics exemplars: `always_on`, `always_off`, `trace_based` (case-insensitive; see [`ExemplarFilter`]) | `trace_based` |
 //! | `STREAMHOUSE_EXEMPLARS` | `false` is an alias of `OTEL_METRICS_EXEMPLAR_FILTER=always_off`; the OTel variable wins when both are set | `true` |
@@ -58,6 +59,7 @@ pub use crate::metrics::{HttpServerConfig, KnownMethods};
 use crate::otlp::OtlpConfig;
 use crate::propagation::Propagators;
 use crate::sampling::TraceSampler;
+use crate::series::{Clock, SharedClock};
 
 /// Default `service.name`.
 pub const DEFAULT_SERVICE_NAME: &str = "streamhouse";
@@ -276,6 +278,11 @@ pub struct TelemetryConfig {
     pub disabled: bool,
     /// Series per metric before measurements land in the `otel_metric_overflow` series.
     pub cardinality_limit: usize,
+    /// Counter and histogram series unchanged for this long leave (see
+    /// [`series`](crate::series)); `None`, the default, keeps them.
+    pub metric_idle_timeout: Option<Duration>,
+    /// Where idle expiry reads the time.
+    pub clock: SharedClock,
     /// Longest label value in bytes ([`MIN_LABEL_VALUE_BYTES`] to [`MAX_LABEL_VALUE_BYTES`]);
     /// every value a caller passes to a recorder is cut to it on a character boundary. A value
     /// set here out of range is clamped.
@@ -314,6 +321,8 @@ impl Default for TelemetryConfig {
             resource_attributes: Vec::new(),
             disabled: false,
             cardinality_limit: DEFAULT_CARDINALITY_LIMIT,
+            metric_idle_timeout: None,
+            clock: SharedClock::default(),
             max_label_value_bytes: DEFAULT_MAX_LABEL_VALUE_BYTES,
             exemplar_filter: ExemplarFilter::default(),
             propagators: Propagators::default(),
@@ -386,6 +395,10 @@ impl TelemetryConfig {
                 &raw,
                 MAX_CARDINALITY_LIMIT,
             )?;
+        }
+        if let Some(raw) = get("STREAMHOUSE_METRIC_IDLE_TIMEOUT") {
+            config.metric_idle_timeout =
+                parse_idle_timeout("STREAMHOUSE_METRIC_IDLE_TIMEOUT", &raw)?;
         }
         if let Some(raw) = get("STREAMHOUSE_MAX_LABEL_VALUE_BYTES") {
             config.max_label_value_bytes = parse_in_range(
@@ -508,6 +521,20 @@ impl TelemetryConfig {
         self
     }
 
+    /// Sets how long a counter or histogram series may go unchanged before it leaves;
+    /// `None` keeps every series.
+    pub fn with_metric_idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.metric_idle_timeout = timeout;
+        self
+    }
+
+    /// Sets the clock idle expiry reads, such as a [`ManualClock`](crate::series::ManualClock)
+    /// in tests.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = SharedClock(clock);
+        self
+    }
+
     /// Sets the series limit per metric, clamped to 1..=[`MAX_CARDINALITY_LIMIT`].
     pub fn with_cardinality_limit(mut self, limit: usize) -> Self {
         self.cardinality_limit = limit.clamp(1, MAX_CARDINALITY_LIMIT);
@@ -614,6 +641,38 @@ fn parse_in_range(variable: &str, raw: &str, min: usize, max: usize) -> Result<u
             raw,
             format!("an integer from {min} to {max}"),
         )),
+    }
+}
+
+/// The longest idle timeout: past it, expiry is as good as off.
+const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// `off` (or `0`), or a whole number with a unit: `500ms`, `90s`, `15m`, `2h`.
+fn parse_idle_timeout(variable: &str, raw: &str) -> Result<Option<Duration>, ConfigError> {
+    let text = raw.trim().to_ascii_lowercase();
+    if text == "off" || text == "0" {
+        return Ok(None);
+    }
+    let bad = || {
+        ConfigError::new(
+            variable,
+            raw,
+            "off, or a whole number with a unit (ms, s, m or h) up to 30 days",
+        )
+    };
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let unit_ms: u64 = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return Err(bad()),
+    };
+    match number.checked_mul(unit_ms).map(Duration::from_millis) {
+        Some(timeout) if !timeout.is_zero() && timeout <= MAX_IDLE_TIMEOUT => Ok(Some(timeout)),
+        _ => Err(bad()),
     }
 }
 

@@ -50,6 +50,7 @@ pub mod otlp;
 pub mod prometheus;
 pub mod propagation;
 pub mod sampling;
+pub mod series;
 #[cfg(feature = "axum")]
 pub mod serve;
 mod telemetry;

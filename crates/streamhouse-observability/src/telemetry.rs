@@ -18,12 +18,15 @@ use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
 use crate::catalog::{self, label};
 use crate::config::{ConfigError, MAX_LABEL_VALUE_BYTES, MIN_LABEL_VALUE_BYTES, TelemetryConfig};
 use crate::exemplars::ExemplarStore;
+use crate::metrics::value_bound::truncate_label_value;
 use crate::metrics::{
     ConsumerMetrics, HttpServerMetrics, Instruments, ProcessMetrics, ProducerMetrics, Recorders,
     StorageMetrics, SystemMetrics,
 };
 use crate::otlp::{ExportFailures, Signal, build_pipelines};
 use crate::prometheus::{Format, PrometheusReader};
+use crate::series::Caches;
+use crate::series::collector::Lifecycle;
 use crate::views::catalog_view;
 
 /// The instrumentation scope of every StreamHouse instrument.
@@ -150,19 +153,26 @@ impl Telemetry {
             false => ExemplarStore::new(config.cardinality_limit, config.exemplar_filter),
             true => ExemplarStore::default(),
         };
+        let caches = Arc::new(Caches::default());
         let mut otlp_runtime = None;
         let mut logger_provider = None;
         let prometheus = if config.disabled {
             tracers = tracers.with_sampler(Sampler::AlwaysOff);
             None
         } else {
-            let reader =
-                PrometheusReader::with_exemplars(config.prometheus.clone(), exemplars.clone());
+            let lifecycle = Lifecycle {
+                caches: Arc::clone(&caches),
+                exemplars: exemplars.clone(),
+                clock: Arc::clone(&config.clock.0),
+                idle_timeout: config.metric_idle_timeout,
+            };
+            let reader = PrometheusReader::with_lifecycle(config.prometheus.clone(), lifecycle);
             // One view for every reader: push carries the same names and buckets as /metrics.
             meters = meters
                 .with_reader(reader.clone())
                 .with_view(catalog_view(&config.catalog, config.cardinality_limit));
-            let mut pipelines = build_pipelines(&config.otlp, &export_failures)?;
+            let mut pipelines =
+                build_pipelines(&config.otlp, &export_failures, reader.collector())?;
             meters = pipelines.add_readers(meters);
             tracers = pipelines.add_span_processors(tracers);
             logger_provider = pipelines.logger_provider(&resource);
@@ -179,6 +189,7 @@ impl Telemetry {
             max_label_value_bytes: config
                 .max_label_value_bytes
                 .clamp(MIN_LABEL_VALUE_BYTES, MAX_LABEL_VALUE_BYTES),
+            caches: &caches,
         };
         let recorders = Recorders::new(&instruments, Instant::now(), &config.http_server);
         let self_metrics = match &prometheus {
@@ -347,12 +358,34 @@ impl Telemetry {
             .unwrap_or_else(|| format.empty_body().to_owned())
     }
 
-    /// Removes every series of the catalog's instruments that carries the label `key` with
-    /// `value` (a catalog label key such as [`catalog::label::TOPIC`](crate::catalog::label::TOPIC)),
-    /// from `/metrics` and the OTLP push alike; returns how many series left.
+    /// Removes every series of StreamHouse's own instruments that carries the label `key`
+    /// (a catalog label key such as [`catalog::label::TOPIC`](crate::catalog::label::TOPIC))
+    /// with `value`, from `/metrics` and the OTLP push alike, from the next collection on;
+    /// returns how many series left. Their exemplars and cached handles go, and their places
+    /// under the cardinality limit are free again. A series recorded again afterwards starts
+    /// from zero; a record racing with the removal may be dropped with it. Instruments of
+    /// other scopes are left alone (idle expiry covers them). See [`series`](crate::series).
+    ///
+    /// ```
+    /// use streamhouse_observability::{Telemetry, TelemetryConfig, catalog::label};
+    ///
+    /// let telemetry = Telemetry::new(TelemetryConfig::default()).unwrap();
+    /// telemetry.consumer().record_records("orders", "billing", 5);
+    /// assert!(telemetry.render_prometheus().contains(r#"consumer_group="billing""#));
+    /// assert_eq!(telemetry.remove_series(label::CONSUMER_GROUP, "billing"), 1);
+    /// assert!(!telemetry.render_prometheus().contains(r#"consumer_group="billing""#));
+    /// ```
     pub fn remove_series(&self, key: &str, value: &str) -> usize {
-        let _ = (key, value);
-        0
+        let Some(reader) = self.prometheus() else {
+            return 0;
+        };
+        let max = self
+            .inner
+            .config
+            .max_label_value_bytes
+            .clamp(MIN_LABEL_VALUE_BYTES, MAX_LABEL_VALUE_BYTES);
+        let value = truncate_label_value(value, max);
+        reader.collector().remove(SCOPE_NAME, key, value)
     }
 
     /// Flushes and shuts down both providers, waiting at most the configured

@@ -279,6 +279,18 @@ impl ExemplarStore {
         }
     }
 
+    /// Frees the slots of series no handle holds any more (removed or idle), so their
+    /// places go to new series.
+    pub(crate) fn forget_unused(&self) {
+        for metric in self.by_name.values() {
+            let mut series = metric
+                .series
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            series.retain(|_, slots| Arc::strong_count(slots) > 1);
+        }
+    }
+
     /// The exemplars of the metric exposed as `prometheus_name`.
     pub(crate) fn metric(&self, prometheus_name: &str) -> Option<&Arc<MetricExemplars>> {
         self.by_name.get(prometheus_name)

@@ -1,7 +1,7 @@
 //! Consumer metrics: records per group, lag per partition, rebalances, errors by type.
 
 use super::ConsumerError;
-use super::instruments::{BoundCounter, Instruments, LabeledCounter, attributes};
+use super::instruments::{HeldCounter, Instruments, LabeledCounter, attributes};
 use super::observed::{Emit, GaugeRegistration, GaugeSources};
 use super::value_bound::truncate_label_value;
 use crate::catalog;
@@ -58,7 +58,7 @@ impl ConsumerMetrics {
     /// Resolves the label set of (`topic`, `group`) once for the hot path.
     pub fn group(&self, topic: &str, group: &str) -> GroupConsumerMetrics {
         GroupConsumerMetrics {
-            records: self.records.bind([topic, group]),
+            records: self.records.hold([topic, group]),
         }
     }
 
@@ -98,7 +98,7 @@ impl ConsumerMetrics {
 /// Consumer metrics bound to one (topic, group).
 #[derive(Debug, Clone)]
 pub struct GroupConsumerMetrics {
-    records: BoundCounter,
+    records: HeldCounter<2>,
 }
 
 impl GroupConsumerMetrics {

@@ -192,9 +192,9 @@ impl HttpServerMetrics {
     pub(crate) fn new(instruments: &Instruments<'_>, config: &HttpServerConfig) -> Self {
         HttpServerMetrics {
             duration: instruments.histogram(&catalog::HTTP_SERVER_REQUEST_DURATION),
-            bound: instruments.cache(),
+            bound: instruments.cache(&[], true),
             active: instruments.up_down_counter(&catalog::HTTP_SERVER_ACTIVE_REQUESTS),
-            active_bound: instruments.cache(),
+            active_bound: instruments.cache(&[], false),
             known_methods: config.known_methods.clone(),
             max_value_bytes: instruments.max_label_value_bytes,
         }

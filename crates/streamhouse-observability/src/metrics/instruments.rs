@@ -10,10 +10,11 @@ use std::sync::Arc;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{self as otel, Meter};
 
-use super::bound_cache::BoundCache;
+use super::bound_cache::{BoundCache, Entry, Retire};
 use super::value_bound::truncate_label_value;
 use crate::catalog::{MetricDef, MetricKind};
 use crate::exemplars::{ExemplarStore, MetricExemplars, SeriesExemplars};
+use crate::series::Caches;
 
 /// What every recorder builds its instruments from.
 pub(crate) struct Instruments<'a> {
@@ -22,6 +23,8 @@ pub(crate) struct Instruments<'a> {
     pub(crate) cardinality_limit: usize,
     /// Longest label value in bytes; see [`truncate_label_value`].
     pub(crate) max_label_value_bytes: usize,
+    /// Where caches register for removal and idle expiry.
+    pub(crate) caches: &'a Caches,
 }
 
 impl Instruments<'_> {
@@ -42,13 +45,22 @@ impl Instruments<'_> {
         LabeledCounter {
             counter: self.counter(def),
             def,
-            bound: self.cache(),
+            bound: self.cache(def.labels, true),
             max_value_bytes: self.max_label_value_bytes,
         }
     }
 
-    pub(crate) fn cache<V>(&self) -> Arc<BoundCache<V>> {
-        Arc::new(BoundCache::new(self.cardinality_limit))
+    /// A cache of handles keyed by values of label `keys` (empty when the key is not in
+    /// catalog order: then removal by label does not reach it); `expires` for handles of
+    /// counters and histograms.
+    pub(crate) fn cache<V: Send + Sync + 'static>(
+        &self,
+        keys: &'static [&'static str],
+        expires: bool,
+    ) -> Arc<BoundCache<V>> {
+        let cache = Arc::new(BoundCache::new(self.cardinality_limit, keys, expires));
+        self.caches.register(Arc::clone(&cache) as Arc<dyn Retire>);
+        cache
     }
 }
 
@@ -96,12 +108,42 @@ impl<const N: usize> LabeledCounter<N> {
     }
 
     /// A handle on the series of label `values`, in catalog order, for callers that keep it.
-    pub(crate) fn bind(&self, values: [&str; N]) -> BoundCounter {
-        self.bind_truncated(values.map(|v| truncate_label_value(v, self.max_value_bytes)))
+    pub(crate) fn hold(&self, values: [&str; N]) -> HeldCounter<N> {
+        let values = values.map(|v| truncate_label_value(v, self.max_value_bytes));
+        HeldCounter {
+            entry: self.bound.entry(
+                &values,
+                || self.bind_truncated(values),
+                || self.counter.bind_overflow(),
+            ),
+            values: Arc::new(values.map(Box::from)),
+            counter: self.clone(),
+        }
     }
 
     fn bind_truncated(&self, values: [&str; N]) -> BoundCounter {
         self.counter.bind(&attributes(self.def.labels, values))
+    }
+}
+
+/// A labeled counter's handle on one label set, kept by a caller. When its series is
+/// removed or idle, it records through the cache, which binds the series anew.
+#[derive(Debug, Clone)]
+pub(crate) struct HeldCounter<const N: usize> {
+    entry: Arc<Entry<BoundCounter>>,
+    values: Arc<[Box<str>; N]>,
+    counter: LabeledCounter<N>,
+}
+
+impl<const N: usize> HeldCounter<N> {
+    #[inline]
+    pub(crate) fn add(&self, value: u64) {
+        match self.entry.get() {
+            Some(counter) => counter.add(value),
+            None => self
+                .counter
+                .add(self.values.each_ref().map(|v| &**v), value),
+        }
     }
 }
 
@@ -126,9 +168,13 @@ impl Counter {
         }
     }
 
+    /// Binds the series and exposes it at 0 from now on, so `rate()` works from the
+    /// first event: the SDK reports a delta series only once it was updated.
     pub(crate) fn bind(&self, attributes: &[KeyValue]) -> BoundCounter {
+        let sdk = self.sdk.bind(attributes);
+        sdk.add(0);
         BoundCounter {
-            sdk: self.sdk.bind(attributes),
+            sdk,
             exemplars: self.exemplars.as_ref().and_then(|e| e.series(attributes)),
         }
     }

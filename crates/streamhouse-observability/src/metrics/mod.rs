@@ -13,7 +13,7 @@
 //! label untrusted input (validate first, label only real things, a fixed placeholder for
 //! the rest) is in `docs/labels.md`.
 
-mod bound_cache;
+pub(crate) mod bound_cache;
 mod consumer;
 mod http;
 mod instruments;
@@ -23,7 +23,7 @@ mod process;
 mod producer;
 mod storage;
 mod system;
-mod value_bound;
+pub(crate) mod value_bound;
 
 use std::time::Instant;
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::ProducerError;
-use super::bound_cache::BoundCache;
+use super::bound_cache::{BoundCache, Entry};
 use super::instruments::{
     BoundCounter, BoundHistogram, Counter, Histogram, Instruments, LabeledCounter, attributes,
 };
@@ -45,7 +45,7 @@ impl ProducerMetrics {
             latency: instruments.histogram(&catalog::PRODUCER_LATENCY),
             batch_size: instruments.histogram(&catalog::PRODUCER_BATCH_SIZE),
             errors: instruments.labeled(&catalog::PRODUCER_ERRORS),
-            topics: instruments.cache(),
+            topics: instruments.cache(&[catalog::label::TOPIC], true),
             max_value_bytes: instruments.max_label_value_bytes,
         }
     }
@@ -54,8 +54,10 @@ impl ProducerMetrics {
     pub fn topic(&self, topic: &str) -> TopicProducerMetrics {
         let topic = truncate_label_value(topic, self.max_value_bytes);
         TopicProducerMetrics {
-            batch: self.bind_batch(topic),
-            errors: self.errors.clone(),
+            batch: self
+                .topics
+                .entry(&[topic], || self.bind_batch(topic), || self.bind_overflow()),
+            producer: self.clone(),
             topic: topic.into(),
         }
     }
@@ -68,14 +70,18 @@ impl ProducerMetrics {
         self.topics.with(
             &[topic],
             || self.bind_batch(topic),
-            || BoundBatch {
-                records: self.records.bind_overflow(),
-                bytes: self.bytes.bind_overflow(),
-                latency: self.latency.bind_overflow(),
-                batch_size: self.batch_size.bind_overflow(),
-            },
+            || self.bind_overflow(),
             |batch| batch.record(records, bytes, latency),
         );
+    }
+
+    fn bind_overflow(&self) -> BoundBatch {
+        BoundBatch {
+            records: self.records.bind_overflow(),
+            bytes: self.bytes.bind_overflow(),
+            latency: self.latency.bind_overflow(),
+            batch_size: self.batch_size.bind_overflow(),
+        }
     }
 
     fn bind_batch(&self, truncated_topic: &str) -> BoundBatch {
@@ -115,10 +121,14 @@ impl BoundBatch {
 }
 
 /// Producer metrics bound to one topic. Cheap to clone; share it across tasks.
+///
+/// When the topic's series are removed ([`Telemetry::remove_series`](crate::Telemetry::remove_series))
+/// or idle, the handle records through the topic cache from then on, so its series start
+/// again from zero.
 #[derive(Debug, Clone)]
 pub struct TopicProducerMetrics {
-    batch: BoundBatch,
-    errors: LabeledCounter<2>,
+    batch: Arc<Entry<BoundBatch>>,
+    producer: ProducerMetrics,
     topic: Arc<str>,
 }
 
@@ -126,12 +136,17 @@ impl TopicProducerMetrics {
     /// Records one successful produce request.
     #[inline]
     pub fn record_batch(&self, records: u64, bytes: u64, latency: Duration) {
-        self.batch.record(records, bytes, latency);
+        match self.batch.get() {
+            Some(batch) => batch.record(records, bytes, latency),
+            None => self
+                .producer
+                .record_batch(&self.topic, records, bytes, latency),
+        }
     }
 
     /// Counts one failed produce request on this topic.
     #[inline]
     pub fn record_error(&self, error: ProducerError) {
-        self.errors.add([&self.topic, error.as_str()], 1);
+        self.producer.record_error(&self.topic, error);
     }
 }

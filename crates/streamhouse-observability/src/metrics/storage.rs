@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use super::instruments::{BoundCounter, BoundHistogram, Instruments, LabeledCounter, attributes};
+use super::instruments::{
+    BoundCounter, BoundHistogram, HeldCounter, Instruments, LabeledCounter, attributes,
+};
 use super::observed::{GaugeRegistration, GaugeSources};
 use super::{S3Error, S3Operation};
 use crate::catalog;
@@ -83,8 +85,8 @@ impl StorageMetrics {
     pub fn partition(&self, topic: &str, partition: u32) -> PartitionStorageMetrics {
         let partition = itoa::Buffer::new().format(partition).to_owned();
         PartitionStorageMetrics {
-            segment_writes: self.segment_writes.bind([topic, &partition]),
-            segment_flushes: self.segment_flushes.bind([topic, &partition]),
+            segment_writes: self.segment_writes.hold([topic, &partition]),
+            segment_flushes: self.segment_flushes.hold([topic, &partition]),
         }
     }
 
@@ -152,8 +154,8 @@ impl StorageMetrics {
 /// Storage metrics bound to one partition.
 #[derive(Debug, Clone)]
 pub struct PartitionStorageMetrics {
-    segment_writes: BoundCounter,
-    segment_flushes: BoundCounter,
+    segment_writes: HeldCounter<2>,
+    segment_flushes: HeldCounter<2>,
 }
 
 impl PartitionStorageMetrics {

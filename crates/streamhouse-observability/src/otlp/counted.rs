@@ -117,6 +117,17 @@ impl<E: std::fmt::Debug> std::fmt::Debug for Counted<E> {
     }
 }
 
+#[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
+impl Counted<super::transport::OtlpExporter> {
+    /// Exports a request of the series store, bounded and counted like any export.
+    pub(crate) async fn export_request(
+        &self,
+        request: opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest,
+    ) -> OTelSdkResult {
+        self.run(self.inner.export_metrics(request)).await
+    }
+}
+
 impl<E: PushMetricExporter> PushMetricExporter for Counted<E> {
     async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
         self.run(self.inner.export(metrics)).await

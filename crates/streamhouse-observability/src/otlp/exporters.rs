@@ -17,9 +17,14 @@ use super::bounded::{BoundedLogProcessor, BoundedSpanProcessor};
 #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
 use super::counted::Counted;
 use super::counted::ExportFailures;
+#[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
+use super::push::StorePush;
 use super::runtime::ExportRuntime;
 use super::{OtlpConfig, Signal};
 use crate::TelemetryError;
+use crate::series::collector::Collector;
+#[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
+use opentelemetry_sdk::metrics::Temporality;
 
 #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
 type Exporter = Counted<super::transport::OtlpExporter>;
@@ -99,13 +104,14 @@ impl Pipelines {
 pub(crate) fn build_pipelines(
     config: &OtlpConfig,
     failures: &Arc<ExportFailures>,
+    collector: &Arc<Collector>,
 ) -> Result<Pipelines, TelemetryError> {
     let mut pipelines = Pipelines::default();
     #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
-    otlp_pipelines(config, failures, &mut pipelines)?;
+    otlp_pipelines(config, failures, collector, &mut pipelines)?;
     #[cfg(not(any(feature = "otlp-grpc", feature = "otlp-http")))]
     {
-        let _ = failures;
+        let _ = (failures, collector);
         for signal in Signal::ALL {
             if let Some(exporter) = config.exporter(signal) {
                 // Names the protocol's missing feature (or a bad endpoint) first.
@@ -133,6 +139,7 @@ pub(crate) fn build_pipelines(
 fn otlp_pipelines(
     config: &OtlpConfig,
     failures: &Arc<ExportFailures>,
+    collector: &Arc<Collector>,
     pipelines: &mut Pipelines,
 ) -> Result<(), TelemetryError> {
     if !Signal::ALL.iter().any(|s| config.exporter(*s).is_some()) {
@@ -142,11 +149,27 @@ fn otlp_pipelines(
     let handle = runtime.handle();
     pipelines.runtime = Some(runtime);
     if let Some(exporter) = exporter(config, Signal::Metrics, failures, &handle)? {
-        pipelines.metric_reader = Some(
-            PeriodicReader::builder(exporter)
-                .with_interval(config.metric_export_interval)
-                .build(),
-        );
+        match config.temporality {
+            // Cumulative push reads the series store, so removal and idle expiry reach it.
+            Temporality::Cumulative => {
+                let push = StorePush::start(
+                    Arc::downgrade(collector),
+                    exporter,
+                    config.metric_export_interval,
+                    handle.clone(),
+                )
+                .map_err(TelemetryError::Runtime)?;
+                collector.set_push(Box::new(push));
+            }
+            // The SDK's deltas need no store: a removed series simply stops reporting.
+            _ => {
+                pipelines.metric_reader = Some(
+                    PeriodicReader::builder(exporter)
+                        .with_interval(config.metric_export_interval)
+                        .build(),
+                );
+            }
+        }
     }
     if let Some(exporter) = exporter(config, Signal::Traces, failures, &handle)? {
         let batch = config.span_batch();

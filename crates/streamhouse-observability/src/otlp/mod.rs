@@ -43,7 +43,11 @@ mod config;
 mod counted;
 mod env;
 mod exporters;
+#[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
+mod push;
 mod runtime;
+#[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
+mod store_request;
 mod transport;
 
 pub use config::{

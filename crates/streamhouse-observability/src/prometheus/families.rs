@@ -1,5 +1,5 @@
 //! The model both exposition encoders write: metric families sorted by name, each with one
-//! type and its series sorted by label set, built from one SDK collection without copying
+//! type and its series sorted by label set, built from the series store without copying
 //! label values. Every input gives a valid exposition: name clashes, duplicate series and
 //! values a type cannot hold are resolved by the rules of `docs/exposition.md`, and what is
 //! left out is reported in [`Dropped`].
@@ -10,47 +10,30 @@ use std::collections::HashSet;
 use std::time::SystemTime;
 
 use opentelemetry::{InstrumentationScope, KeyValue};
-use opentelemetry_sdk::metrics::data::{
-    AggregatedMetrics, HistogramDataPoint, Metric, MetricData, ResourceMetrics,
-};
 
 use super::labels::{Arena, Label, LabelSet, ScopeLabels, canonicalize, has_repeated_key};
 use super::naming::{FamilyType, family_name};
 use super::write::{self, Number};
 use crate::config::{PrometheusConfig, ScopeLabels as ScopeLabelMode};
+use crate::series::store::{HistogramValue, NumberType, Store, Stream, StreamKind, Value};
 
-/// A histogram data point of any number type.
+/// A histogram series' value.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum HistogramPoint<'a> {
-    U64(&'a HistogramDataPoint<u64>),
-    I64(&'a HistogramDataPoint<i64>),
-    F64(&'a HistogramDataPoint<f64>),
-}
+pub(crate) struct HistogramPoint<'a>(&'a HistogramValue);
 
 impl HistogramPoint<'_> {
     /// Calls `f` with each finite upper bound and the cumulative count at or below it.
     /// The `+Inf` bucket is [`Self::count`].
     pub(crate) fn cumulative_buckets(&self, mut f: impl FnMut(f64, u64)) {
-        fn walk<T>(point: &HistogramDataPoint<T>, f: &mut impl FnMut(f64, u64)) {
-            let mut cumulative = 0;
-            for (bound, count) in point.bounds().zip(point.bucket_counts()) {
-                cumulative += count;
-                f(bound, cumulative);
-            }
-        }
-        match self {
-            HistogramPoint::U64(p) => walk(p, &mut f),
-            HistogramPoint::I64(p) => walk(p, &mut f),
-            HistogramPoint::F64(p) => walk(p, &mut f),
+        let mut cumulative = 0;
+        for (bound, count) in self.0.bounds.iter().zip(self.0.counts.iter()) {
+            cumulative += count;
+            f(*bound, cumulative);
         }
     }
 
     pub(crate) fn count(&self) -> u64 {
-        match self {
-            HistogramPoint::U64(p) => p.count(),
-            HistogramPoint::I64(p) => p.count(),
-            HistogramPoint::F64(p) => p.count(),
-        }
+        self.0.count
     }
 
     /// The sum, unless OpenMetrics forbids it: a histogram of values that can be negative
@@ -59,18 +42,12 @@ impl HistogramPoint<'_> {
     /// encoders write both or neither, in both formats, so a series never depends on the
     /// format.
     pub(crate) fn sum(&self) -> Option<Number> {
-        fn of<T: Copy + Into<Number>>(p: &HistogramDataPoint<T>) -> (bool, Number) {
-            let below_zero = |n: Number| n.is_negative() || n.is_nan();
-            let signed = p.bounds().next().is_some_and(|b| b < 0.0)
-                || p.min().is_some_and(|min| below_zero(min.into()));
-            (signed || below_zero(p.sum().into()), p.sum().into())
-        }
-        let (signed, sum) = match self {
-            HistogramPoint::U64(p) => of(*p),
-            HistogramPoint::I64(p) => of(*p),
-            HistogramPoint::F64(p) => of(*p),
-        };
-        (!signed).then_some(sum)
+        let below_zero = |n: Number| n.is_negative() || n.is_nan();
+        let h = self.0;
+        let signed = h.bounds.first().is_some_and(|b| *b < 0.0)
+            || h.min.is_some_and(below_zero)
+            || below_zero(h.sum);
+        (!signed).then_some(h.sum)
     }
 }
 
@@ -86,6 +63,8 @@ pub(crate) enum Sample<'a> {
 pub(crate) struct Series<'a> {
     pub(crate) labels: LabelSet,
     pub(crate) sample: Sample<'a>,
+    /// Start time of a counter or histogram series.
+    pub(crate) start: Option<SystemTime>,
     /// Index into [`Snapshot::sources`].
     pub(crate) source: u32,
     /// Index of the data point within its stream, to break ties deterministically.
@@ -106,11 +85,9 @@ pub(crate) struct Family<'a> {
 /// A stream whose series are exposed.
 #[derive(Debug)]
 pub(crate) struct Source<'a> {
-    metric: &'a Metric,
+    metric: &'a Stream,
     /// From StreamHouse's own scope: its series may carry catalog exemplars.
     pub(crate) own: bool,
-    /// Start time of a cumulative counter or histogram.
-    pub(crate) start: Option<SystemTime>,
 }
 
 /// Why a series was left out of an exposition.
@@ -181,34 +158,37 @@ struct Candidate<'a> {
     name: Cow<'a, str>,
     kind: FamilyType,
     scope: &'a InstrumentationScope,
-    metric: &'a Metric,
+    metric: &'a Stream,
     own: bool,
 }
 
 impl<'a> Snapshot<'a> {
-    /// Builds the families of `metrics` by the rules of `docs/exposition.md`.
-    pub(crate) fn new(metrics: &'a ResourceMetrics, options: &PrometheusConfig) -> Self {
+    /// Builds the families of `store` by the rules of `docs/exposition.md`.
+    pub(crate) fn new(store: &'a Store, options: &PrometheusConfig) -> Self {
         let mut arena = Arena::default();
         let mut dropped = Dropped::default();
         let reserve_scope = options.scope_labels != ScopeLabelMode::None;
         let no_scope = ScopeLabels::default();
-        let resource = metrics.resource();
+        let resource = &store.resource;
         let target_info = (options.target_info && !resource.is_empty()).then(|| {
             let attributes = resource.iter().map(|(key, value)| (key.as_str(), value));
             arena.push(attributes, &no_scope, reserve_scope)
         });
 
+        for (name, series) in &store.unsupported {
+            dropped.add(Cow::Borrowed(name), DropReason::Unsupported, *series);
+        }
         let mut candidates = Vec::new();
-        for scope_metrics in metrics.scope_metrics() {
-            let scope = scope_metrics.scope();
-            for metric in scope_metrics.metrics() {
-                let Some(kind) = family_type(metric) else {
-                    let name = Cow::Borrowed(metric.name());
-                    dropped.add(name, DropReason::Unsupported, points(metric));
-                    continue;
-                };
+        for scope_streams in &store.scopes {
+            let scope = &scope_streams.scope;
+            for metric in scope_streams
+                .streams
+                .iter()
+                .filter(|s| s.series().len() > 0)
+            {
+                let kind = family_type(metric);
                 candidates.push(Candidate {
-                    name: family_name(metric.name(), metric.unit(), kind),
+                    name: family_name(&metric.name, &metric.unit, kind),
                     kind,
                     scope,
                     metric,
@@ -248,8 +228,8 @@ impl<'a> Snapshot<'a> {
             claimed.extend(names);
             let mut family = Family {
                 name: lead.name.clone(),
-                help: lead.metric.description(),
-                unit: lead.metric.unit(),
+                help: &lead.metric.description,
+                unit: &lead.metric.unit,
                 kind: lead.kind,
                 series: Vec::new(),
             };
@@ -270,7 +250,6 @@ impl<'a> Snapshot<'a> {
                 let source = Source {
                     metric: candidate.metric,
                     own: candidate.own,
-                    start: start_time(candidate.metric),
                 };
                 let invalid = push_series(
                     &source,
@@ -329,9 +308,9 @@ fn precedence(a: &Candidate<'_>, b: &Candidate<'_>) -> Ordering {
         .then_with(|| sa.version().cmp(&sb.version()))
         .then_with(|| sa.schema_url().cmp(&sb.schema_url()))
         .then_with(|| compare_attributes(sa.attributes(), sb.attributes()))
-        .then_with(|| a.metric.name().cmp(b.metric.name()))
-        .then_with(|| a.metric.description().cmp(b.metric.description()))
-        .then_with(|| a.metric.unit().cmp(b.metric.unit()))
+        .then_with(|| a.metric.name.cmp(&b.metric.name))
+        .then_with(|| a.metric.description.cmp(&b.metric.description))
+        .then_with(|| a.metric.unit.cmp(&b.metric.unit))
         .then_with(|| a.kind.cmp(&b.kind))
         .then_with(|| number_type(a.metric).cmp(&number_type(b.metric)))
         // Streams alike in all of the above (a sync and an observable counter of one name):
@@ -339,18 +318,14 @@ fn precedence(a: &Candidate<'_>, b: &Candidate<'_>) -> Ordering {
         .then_with(|| content(a.metric).cmp(&content(b.metric)))
 }
 
-fn number_type(metric: &Metric) -> u8 {
-    match metric.data() {
-        AggregatedMetrics::U64(_) => 0,
-        AggregatedMetrics::I64(_) => 1,
-        AggregatedMetrics::F64(_) => 2,
-    }
+fn number_type(metric: &Stream) -> NumberType {
+    metric.number
 }
 
 /// Every data point of `metric` as text, sorted: a total order on stream contents.
-fn content(metric: &Metric) -> Vec<String> {
+fn content(metric: &Stream) -> Vec<String> {
     let mut points = Vec::new();
-    for_each_point(metric, |attributes, sample| {
+    for_each_point(metric, |attributes, sample, _| {
         let mut line = String::new();
         for kv in attributes {
             let tag = format!("{:?}", std::mem::discriminant(&kv.value));
@@ -388,81 +363,36 @@ fn compare_attributes<'a>(
     a.map(key).cmp(b.map(key))
 }
 
-fn family_type(metric: &Metric) -> Option<FamilyType> {
-    fn of<T>(data: &MetricData<T>) -> Option<FamilyType> {
-        match data {
-            MetricData::Gauge(_) => Some(FamilyType::Gauge),
-            MetricData::Sum(sum) if sum.is_monotonic() => Some(FamilyType::Counter),
-            MetricData::Sum(_) => Some(FamilyType::Gauge),
-            MetricData::Histogram(_) => Some(FamilyType::Histogram),
-            MetricData::ExponentialHistogram(_) => None,
-        }
-    }
-    match metric.data() {
-        AggregatedMetrics::U64(data) => of(data),
-        AggregatedMetrics::I64(data) => of(data),
-        AggregatedMetrics::F64(data) => of(data),
+fn family_type(metric: &Stream) -> FamilyType {
+    match metric.kind {
+        StreamKind::Counter => FamilyType::Counter,
+        StreamKind::UpDown | StreamKind::Gauge => FamilyType::Gauge,
+        StreamKind::Histogram => FamilyType::Histogram,
     }
 }
 
-/// The number of data points of a stream.
-fn points(metric: &Metric) -> u64 {
-    fn of<T>(data: &MetricData<T>) -> usize {
-        match data {
-            MetricData::Gauge(g) => g.data_points().count(),
-            MetricData::Sum(s) => s.data_points().count(),
-            MetricData::Histogram(h) => h.data_points().count(),
-            MetricData::ExponentialHistogram(e) => e.data_points().count(),
-        }
-    }
-    let n = match metric.data() {
-        AggregatedMetrics::U64(data) => of(data),
-        AggregatedMetrics::I64(data) => of(data),
-        AggregatedMetrics::F64(data) => of(data),
-    };
-    n as u64
+/// The number of series of a stream.
+fn points(metric: &Stream) -> u64 {
+    metric.series().len() as u64
 }
 
-fn start_time(metric: &Metric) -> Option<SystemTime> {
-    fn of<T>(data: &MetricData<T>) -> Option<SystemTime> {
-        match data {
-            MetricData::Sum(s) if s.is_monotonic() => Some(s.start_time()),
-            MetricData::Histogram(h) => Some(h.start_time()),
-            _ => None,
-        }
-    }
-    match metric.data() {
-        AggregatedMetrics::U64(data) => of(data),
-        AggregatedMetrics::I64(data) => of(data),
-        AggregatedMetrics::F64(data) => of(data),
-    }
-}
-
-/// Calls `f` with the attributes of each data point of `metric`, in order.
+/// Calls `f` with the attributes, sample and start time of each series of `metric`, in the
+/// store's order (the same for every call on one snapshot).
 fn for_each_point<'a>(
-    metric: &'a Metric,
-    mut f: impl FnMut(&mut dyn Iterator<Item = &'a KeyValue>, Sample<'a>),
+    metric: &'a Stream,
+    mut f: impl FnMut(&mut dyn Iterator<Item = &'a KeyValue>, Sample<'a>, Option<SystemTime>),
 ) {
-    macro_rules! points {
-        ($data:expr, $number:path, $histogram:path) => {
-            match $data {
-                MetricData::Gauge(g) => g
-                    .data_points()
-                    .for_each(|p| f(&mut p.attributes(), Sample::Number($number(p.value())))),
-                MetricData::Sum(s) => s
-                    .data_points()
-                    .for_each(|p| f(&mut p.attributes(), Sample::Number($number(p.value())))),
-                MetricData::Histogram(h) => h
-                    .data_points()
-                    .for_each(|p| f(&mut p.attributes(), Sample::Histogram($histogram(p)))),
-                MetricData::ExponentialHistogram(_) => {}
-            }
+    let timed = matches!(metric.kind, StreamKind::Counter | StreamKind::Histogram);
+    for series in metric.series() {
+        let sample = match &series.value {
+            Value::Number(n) => Sample::Number(*n),
+            Value::Histogram(h) => Sample::Histogram(HistogramPoint(h)),
         };
-    }
-    match metric.data() {
-        AggregatedMetrics::U64(data) => points!(data, Number::U64, HistogramPoint::U64),
-        AggregatedMetrics::I64(data) => points!(data, Number::I64, HistogramPoint::I64),
-        AggregatedMetrics::F64(data) => points!(data, Number::F64, HistogramPoint::F64),
+        f(
+            &mut series.attributes.iter(),
+            sample,
+            timed.then_some(series.start),
+        );
     }
 }
 
@@ -476,10 +406,10 @@ fn push_series<'a>(
     arena: &mut Arena<'a>,
     out: &mut Vec<Series<'a>>,
 ) -> u64 {
-    let is_counter = family_type(source.metric) == Some(FamilyType::Counter);
+    let is_counter = source.metric.is_counter();
     let mut point = 0;
     let mut invalid = 0;
-    for_each_point(source.metric, |attributes, sample| {
+    for_each_point(source.metric, |attributes, sample, start| {
         point += 1;
         if is_counter
             && let Sample::Number(value) = sample
@@ -493,6 +423,7 @@ fn push_series<'a>(
         out.push(Series {
             labels,
             sample,
+            start,
             source: index,
             point: point - 1,
         });
@@ -552,10 +483,10 @@ fn dedup_series(series: &mut Vec<Series<'_>>, arena: &Arena<'_>, sources: &[Sour
 
 /// The attributes of the data points numbered `points` (ascending) of `metric`, in the
 /// SDK's canonical form, gathered in one pass over the stream.
-fn point_attributes<'a>(metric: &'a Metric, points: &[u32]) -> Vec<Vec<&'a KeyValue>> {
+fn point_attributes<'a>(metric: &'a Stream, points: &[u32]) -> Vec<Vec<&'a KeyValue>> {
     let mut found = Vec::with_capacity(points.len());
     let mut index = 0;
-    for_each_point(metric, |attributes, _| {
+    for_each_point(metric, |attributes, _, _| {
         if points.get(found.len()) == Some(&index) {
             let mut pairs: Vec<(&str, &KeyValue)> =
                 attributes.map(|kv| (kv.key.as_str(), kv)).collect();

@@ -16,7 +16,7 @@ mod negotiate;
 mod openmetrics;
 mod reader;
 mod text;
-mod write;
+pub(crate) mod write;
 
 pub use negotiate::{Format, ScrapeProtocol};
 pub use reader::PrometheusReader;

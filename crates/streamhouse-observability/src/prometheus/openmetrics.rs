@@ -68,7 +68,7 @@ pub(crate) fn encode(
                     }
                 }
             }
-            if created && let Some(start) = source.start {
+            if created && let Some(start) = series.start {
                 let seconds = start
                     .duration_since(UNIX_EPOCH)
                     .unwrap_or_default()

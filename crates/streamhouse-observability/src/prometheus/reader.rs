@@ -2,22 +2,24 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::reader::MetricReader;
-use opentelemetry_sdk::metrics::{InstrumentKind, ManualReader, Pipeline, Temporality};
+use opentelemetry_sdk::metrics::{InstrumentKind, Pipeline, Temporality};
 
 use super::families::{DropReason, Dropped, Snapshot};
 use super::{Format, openmetrics, text};
 use crate::config::PrometheusConfig;
 use crate::exemplars::ExemplarStore;
+use crate::series::collector::{Collector, Lifecycle};
 
 /// A pull reader for Prometheus. Register a clone with the meter provider, keep one to
-/// render; each render is one SDK collection, always cumulative.
+/// render; each render is one SDK collection, always cumulative: the SDK hands over deltas
+/// and the reader keeps the totals (see [`series`](crate::series)).
 ///
 /// ```
 /// use opentelemetry::metrics::MeterProvider as _;
@@ -38,12 +40,12 @@ pub struct PrometheusReader {
 }
 
 struct Inner {
-    sdk: ManualReader,
+    collector: Arc<Collector>,
     options: PrometheusConfig,
     exemplars: ExemplarStore,
     dropped: Arc<DroppedSeries>,
-    // Reused between scrapes: the SDK refills its vectors in place.
-    scratch: Mutex<Scratch>,
+    /// The length of the last exposition, to size the next.
+    last_len: AtomicUsize,
 }
 
 /// Series left out of rendered expositions, per reason, and the (name, reason) pairs
@@ -93,12 +95,6 @@ impl DroppedSeries {
     }
 }
 
-#[derive(Default)]
-struct Scratch {
-    metrics: ResourceMetrics,
-    last_len: usize,
-}
-
 impl fmt::Debug for PrometheusReader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PrometheusReader")
@@ -110,22 +106,27 @@ impl fmt::Debug for PrometheusReader {
 impl PrometheusReader {
     /// A reader rendering with `options`.
     pub fn new(options: PrometheusConfig) -> Self {
-        Self::with_exemplars(options, ExemplarStore::default())
+        Self::with_lifecycle(options, Lifecycle::default())
     }
 
-    /// A reader that also renders the exemplars `store` captures (OpenMetrics only).
-    pub(crate) fn with_exemplars(options: PrometheusConfig, exemplars: ExemplarStore) -> Self {
+    /// A reader whose series follow `lifecycle`, and that also renders the exemplars it
+    /// captures (OpenMetrics only).
+    pub(crate) fn with_lifecycle(options: PrometheusConfig, lifecycle: Lifecycle) -> Self {
+        let exemplars = lifecycle.exemplars.clone();
         PrometheusReader {
             inner: Arc::new(Inner {
-                sdk: ManualReader::builder()
-                    .with_temporality(Temporality::Cumulative)
-                    .build(),
+                collector: Arc::new(Collector::new(lifecycle)),
                 options,
                 exemplars,
                 dropped: Arc::default(),
-                scratch: Mutex::new(Scratch::default()),
+                last_len: AtomicUsize::new(0),
             }),
         }
+    }
+
+    /// The collector behind this reader, shared with the OTLP push.
+    pub(crate) fn collector(&self) -> &Arc<Collector> {
+        &self.inner.collector
     }
 
     /// Collects and renders the text format 0.0.4.
@@ -141,27 +142,23 @@ impl PrometheusReader {
     /// # Errors
     /// The SDK's error when the provider is shut down or not yet built.
     pub fn render(&self, format: Format) -> Result<String, OTelSdkError> {
-        let mut scratch = self
-            .inner
-            .scratch
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let Scratch { metrics, last_len } = &mut *scratch;
-        self.inner.sdk.collect(metrics)?;
-        let mut out = String::with_capacity(*last_len + *last_len / 8);
-        let snapshot = Snapshot::new(metrics, &self.inner.options);
-        self.inner.dropped.record(&snapshot.dropped);
+        let last_len = self.inner.last_len.load(Ordering::Relaxed);
+        let mut out = String::with_capacity(last_len + last_len / 8);
         let options = &self.inner.options;
-        match format {
-            Format::Text => text::encode(&snapshot, &mut out),
-            Format::OpenMetrics => openmetrics::encode(
-                &snapshot,
-                &self.inner.exemplars,
-                options.created_samples,
-                &mut out,
-            ),
-        }
-        *last_len = out.len();
+        self.inner.collector.read(|store| {
+            let snapshot = Snapshot::new(store, options);
+            self.inner.dropped.record(&snapshot.dropped);
+            match format {
+                Format::Text => text::encode(&snapshot, &mut out),
+                Format::OpenMetrics => openmetrics::encode(
+                    &snapshot,
+                    &self.inner.exemplars,
+                    options.created_samples,
+                    &mut out,
+                ),
+            }
+        })?;
+        self.inner.last_len.store(out.len(), Ordering::Relaxed);
         Ok(out)
     }
 
@@ -171,24 +168,26 @@ impl PrometheusReader {
     }
 }
 
+/// As a reader of its own, it collects into its store like a render does; `rm` receives the
+/// collection as the SDK gave it (deltas for counters, histograms and up-down counters).
 impl MetricReader for PrometheusReader {
     fn register_pipeline(&self, pipeline: std::sync::Weak<Pipeline>) {
-        self.inner.sdk.register_pipeline(pipeline);
+        self.inner.collector.register_pipeline(pipeline);
     }
 
     fn collect(&self, rm: &mut ResourceMetrics) -> OTelSdkResult {
-        self.inner.sdk.collect(rm)
+        self.inner.collector.collect_into(rm)
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        self.inner.sdk.force_flush()
+        self.inner.collector.force_flush()
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.inner.sdk.shutdown_with_timeout(timeout)
+        self.inner.collector.shutdown(timeout)
     }
 
-    fn temporality(&self, _kind: InstrumentKind) -> Temporality {
-        Temporality::Cumulative
+    fn temporality(&self, kind: InstrumentKind) -> Temporality {
+        Collector::temporality(kind)
     }
 }

@@ -247,6 +247,16 @@ impl SpanExporter for OtlpExporter {
     }
 }
 
+impl OtlpExporter {
+    /// Sends an already built metrics request.
+    pub(crate) async fn export_metrics(
+        &self,
+        request: ExportMetricsServiceRequest,
+    ) -> OTelSdkResult {
+        self.send(Request::Metrics(request)).await
+    }
+}
+
 impl PushMetricExporter for OtlpExporter {
     async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
         self.send(Request::Metrics(ExportMetricsServiceRequest::from(metrics)))

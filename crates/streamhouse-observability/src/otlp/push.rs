@@ -1,0 +1,127 @@
+//! Cumulative metric push from the series store: a thread of its own exports the store at
+//! every interval, on flush, and once more at shutdown. The SDK's periodic reader cannot do
+//! it: it would keep a second, cumulative copy of every series in the SDK, which removal and
+//! idle expiry cannot reach (see [`series`](crate::series)).
+
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::{Mutex, PoisonError, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use tokio::runtime::Handle;
+
+use super::counted::Counted;
+use super::store_request::metrics_request;
+use super::transport::OtlpExporter;
+use crate::series::collector::{Collector, Flush};
+
+enum Control {
+    Flush(Sender<OTelSdkResult>),
+    Shutdown(Sender<OTelSdkResult>),
+}
+
+/// The push thread's handle.
+pub(crate) struct StorePush {
+    control: Mutex<Option<Sender<Control>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl StorePush {
+    /// Starts pushing what `collector` holds every `interval` through `exporter`, whose
+    /// requests run on `runtime`.
+    pub(crate) fn start(
+        collector: Weak<Collector>,
+        exporter: Counted<OtlpExporter>,
+        interval: Duration,
+        runtime: Handle,
+    ) -> std::io::Result<Self> {
+        let (control, commands) = mpsc::channel();
+        let export = move || -> OTelSdkResult {
+            let Some(collector) = collector.upgrade() else {
+                return Ok(());
+            };
+            let request = collector.read(|store| {
+                (store.len() > 0).then(|| metrics_request(store, SystemTime::now()))
+            })?;
+            match request {
+                Some(request) => runtime.block_on(exporter.export_request(request)),
+                None => Ok(()),
+            }
+        };
+        let thread = std::thread::Builder::new()
+            .name("streamhouse-metrics-push".into())
+            .spawn(move || {
+                let mut next = Instant::now() + interval;
+                loop {
+                    let wait = next.saturating_duration_since(Instant::now());
+                    match commands.recv_timeout(wait) {
+                        Ok(Control::Flush(done)) => {
+                            let _ = done.send(export());
+                        }
+                        Ok(Control::Shutdown(done)) => {
+                            let _ = done.send(export());
+                            return;
+                        }
+                        Err(RecvTimeoutError::Timeout) => {
+                            // Failures are counted and logged by the exporter.
+                            let _ = export();
+                            next = Instant::now() + interval;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+            })?;
+        Ok(StorePush {
+            control: Mutex::new(Some(control)),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    fn ask(
+        &self,
+        command: impl FnOnce(Sender<OTelSdkResult>) -> Control,
+        timeout: Duration,
+    ) -> OTelSdkResult {
+        let (done, answer) = mpsc::channel();
+        let sent = self
+            .control
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|c| c.send(command(done)).is_ok());
+        if !sent {
+            return Err(OTelSdkError::AlreadyShutdown);
+        }
+        answer
+            .recv_timeout(timeout)
+            .unwrap_or(Err(OTelSdkError::Timeout(timeout)))
+    }
+}
+
+/// Longest wait for a flush's export; the exporter's own timeout bounds it first.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Flush for StorePush {
+    fn force_flush(&self) -> OTelSdkResult {
+        self.ask(Control::Flush, FLUSH_TIMEOUT)
+    }
+
+    fn shutdown(&self, timeout: Duration) -> OTelSdkResult {
+        let result = self.ask(Control::Shutdown, timeout);
+        self.control
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if result.is_ok()
+            && let Some(thread) = self
+                .thread
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+        {
+            let _ = thread.join();
+        }
+        result
+    }
+}

@@ -1,0 +1,192 @@
+//! The one SDK reader of a telemetry instance: collects deltas into the [`Store`], applies
+//! removal and idle expiry, and lends the store to whoever renders or pushes it.
+
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::metrics::data::ResourceMetrics;
+use opentelemetry_sdk::metrics::reader::MetricReader;
+use opentelemetry_sdk::metrics::{InstrumentKind, ManualReader, Pipeline, Temporality};
+
+use super::store::Store;
+use super::{Caches, Clock, SystemClock};
+use crate::exemplars::ExemplarStore;
+
+/// What the lifecycle of series needs from its telemetry instance.
+#[derive(Debug, Clone)]
+pub(crate) struct Lifecycle {
+    pub(crate) caches: Arc<Caches>,
+    pub(crate) exemplars: ExemplarStore,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) idle_timeout: Option<Duration>,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Lifecycle {
+            caches: Arc::default(),
+            exemplars: ExemplarStore::default(),
+            clock: Arc::new(SystemClock),
+            idle_timeout: None,
+        }
+    }
+}
+
+/// A push of the store that must run on flush and once more at shutdown.
+pub(crate) trait Flush: Send + Sync {
+    fn force_flush(&self) -> OTelSdkResult;
+    fn shutdown(&self, timeout: Duration) -> OTelSdkResult;
+}
+
+struct State {
+    store: Store,
+    /// The SDK refills its vectors in place.
+    scratch: ResourceMetrics,
+}
+
+/// Collects the SDK's deltas into one cumulative store.
+pub(crate) struct Collector {
+    sdk: ManualReader,
+    state: Mutex<State>,
+    lifecycle: Lifecycle,
+    /// Idle times are kept as ns since this instant.
+    origin: Instant,
+    push: OnceLock<Box<dyn Flush>>,
+}
+
+impl std::fmt::Debug for Collector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Collector")
+            .field("idle_timeout", &self.lifecycle.idle_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Collector {
+    pub(crate) fn new(lifecycle: Lifecycle) -> Self {
+        let origin = lifecycle.clock.now();
+        Collector {
+            sdk: ManualReader::builder()
+                .with_temporality(Temporality::Delta)
+                .build(),
+            state: Mutex::new(State {
+                store: Store::default(),
+                scratch: ResourceMetrics::default(),
+            }),
+            lifecycle,
+            origin,
+            push: OnceLock::new(),
+        }
+    }
+
+    /// Deltas for what the store adds up, cumulative for what it replaces: observable
+    /// instruments report totals, and a gauge has no delta.
+    pub(crate) fn temporality(kind: InstrumentKind) -> Temporality {
+        match kind {
+            InstrumentKind::Counter | InstrumentKind::Histogram | InstrumentKind::UpDownCounter => {
+                Temporality::Delta
+            }
+            _ => Temporality::Cumulative,
+        }
+    }
+
+    /// Collects, then calls `read` with the store.
+    ///
+    /// # Errors
+    /// The SDK's error when the provider is shut down or not yet built.
+    pub(crate) fn read<R>(&self, read: impl FnOnce(&Store) -> R) -> Result<R, OTelSdkError> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        self.collect(&mut state)?;
+        Ok(read(&state.store))
+    }
+
+    /// Collects into the store, leaving the SDK's collection in `rm`.
+    pub(crate) fn collect_into(&self, rm: &mut ResourceMetrics) -> OTelSdkResult {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        self.sdk.collect(rm)?;
+        if self.fold(&mut state.store, rm) {
+            self.collect_again(&mut state)?;
+        }
+        Ok(())
+    }
+
+    fn collect(&self, state: &mut State) -> OTelSdkResult {
+        let State { store, scratch } = state;
+        self.sdk.collect(scratch)?;
+        if self.fold(store, scratch) {
+            self.collect_again(state)?;
+        }
+        Ok(())
+    }
+
+    /// A second collection right after handles were retired: the SDK forgets their series
+    /// (unbound and quiet since the first), so their cardinality slots are free now rather
+    /// than at the next collection.
+    fn collect_again(&self, state: &mut State) -> OTelSdkResult {
+        let State { store, scratch } = state;
+        self.sdk.collect(scratch)?;
+        store.merge(scratch, self.lifecycle.clock.now());
+        Ok(())
+    }
+
+    /// Merges `metrics` and expires idle series; returns whether handles were retired.
+    fn fold(&self, store: &mut Store, metrics: &ResourceMetrics) -> bool {
+        let now = self.lifecycle.clock.now();
+        store.merge(metrics, now);
+        let Some(timeout) = self.lifecycle.idle_timeout else {
+            return false;
+        };
+        let expired = store.expire(now, timeout);
+        let retired = self.lifecycle.caches.sweep(self.nanos(now), nanos(timeout));
+        if expired + retired > 0 {
+            self.lifecycle.exemplars.forget_unused();
+        }
+        retired > 0
+    }
+
+    fn nanos(&self, now: Instant) -> u64 {
+        nanos(now.saturating_duration_since(self.origin))
+    }
+
+    /// Removes every series of `scope`'s streams carrying `key` = `value`; returns how many
+    /// left the store.
+    pub(crate) fn remove(&self, scope: &str, key: &str, value: &str) -> usize {
+        self.lifecycle.caches.retire(key, value);
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        // What was recorded before the removal is folded in, then dropped with the rest; a
+        // provider not built or shut down has nothing to fold in.
+        let _ = self.collect(&mut state);
+        let removed = state.store.remove(scope, key, value);
+        let _ = self.collect_again(&mut state);
+        self.lifecycle.exemplars.forget_unused();
+        removed
+    }
+
+    /// Runs `push` on every flush and at shutdown. Set once.
+    #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
+    pub(crate) fn set_push(&self, push: Box<dyn Flush>) {
+        let _ = self.push.set(push);
+    }
+
+    pub(crate) fn register_pipeline(&self, pipeline: Weak<Pipeline>) {
+        self.sdk.register_pipeline(pipeline);
+    }
+
+    pub(crate) fn force_flush(&self) -> OTelSdkResult {
+        match self.push.get() {
+            Some(push) => push.force_flush(),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn shutdown(&self, timeout: Duration) -> OTelSdkResult {
+        let pushed = self.push.get().map_or(Ok(()), |p| p.shutdown(timeout));
+        let reader = self.sdk.shutdown_with_timeout(timeout);
+        pushed.and(reader)
+    }
+}
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}

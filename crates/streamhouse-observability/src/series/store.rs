@@ -1,0 +1,445 @@
+//! The cumulative store: the series every reader renders, built from the SDK's deltas.
+//!
+//! Counters, histograms and up-down counters reach it as deltas and are added up here;
+//! gauges and observable instruments reach it cumulative and replace what it held. So a
+//! series lives here, not in the SDK, and leaves when it is removed or idle: the SDK forgets
+//! a delta series once it is neither updated nor bound.
+
+use std::borrow::Cow;
+use std::hash::BuildHasher;
+use std::time::{Duration, Instant, SystemTime};
+
+use hashbrown::HashTable;
+use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::Temporality;
+use opentelemetry_sdk::metrics::data::{
+    AggregatedMetrics, HistogramDataPoint, Metric, MetricData, ResourceMetrics,
+};
+
+use crate::prometheus::write::Number;
+
+/// What a stream's series are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum StreamKind {
+    /// A monotonic sum.
+    Counter,
+    /// A sum that may go down (an up-down counter).
+    UpDown,
+    /// A last value.
+    Gauge,
+    /// An explicit-bucket histogram.
+    Histogram,
+}
+
+impl StreamKind {
+    /// Series of this kind leave when idle; gauges and up-down counters hold a level their
+    /// owners keep, so a quiet one is not a dead one.
+    fn expires(self) -> bool {
+        matches!(self, StreamKind::Counter | StreamKind::Histogram)
+    }
+}
+
+/// The number type of a stream, in the order streams of one name are ranked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum NumberType {
+    U64,
+    I64,
+    F64,
+}
+
+/// An explicit-bucket histogram's cumulative state.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct HistogramValue {
+    pub(crate) bounds: Box<[f64]>,
+    /// One per bound, then the `+Inf` bucket; not cumulative.
+    pub(crate) counts: Box<[u64]>,
+    pub(crate) count: u64,
+    pub(crate) sum: Number,
+    pub(crate) min: Option<Number>,
+    pub(crate) max: Option<Number>,
+}
+
+impl HistogramValue {
+    fn of<T: Copy + Into<Number>>(point: &HistogramDataPoint<T>) -> Self {
+        HistogramValue {
+            bounds: point.bounds().collect(),
+            counts: point.bucket_counts().collect(),
+            count: point.count(),
+            sum: point.sum().into(),
+            min: point.min().map(Into::into),
+            max: point.max().map(Into::into),
+        }
+    }
+
+    fn add<T: Copy + Into<Number>>(&mut self, delta: &HistogramDataPoint<T>) {
+        if !self.bounds.iter().copied().eq(delta.bounds())
+            || self.counts.len() != delta.bucket_counts().count()
+        {
+            *self = HistogramValue::of(delta);
+            return;
+        }
+        for (count, add) in self.counts.iter_mut().zip(delta.bucket_counts()) {
+            *count += add;
+        }
+        self.count += delta.count();
+        self.sum = self.sum.add(delta.sum().into());
+        self.min = Number::pick(
+            self.min,
+            delta.min().map(Into::into),
+            std::cmp::Ordering::Less,
+        );
+        self.max = Number::pick(
+            self.max,
+            delta.max().map(Into::into),
+            std::cmp::Ordering::Greater,
+        );
+    }
+}
+
+/// What a series holds.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Value {
+    Number(Number),
+    Histogram(HistogramValue),
+}
+
+/// One series.
+#[derive(Debug)]
+pub(crate) struct Series {
+    /// Sorted by key.
+    pub(crate) attributes: Box<[KeyValue]>,
+    /// When this series began: a series that returns after removal begins again.
+    pub(crate) start: SystemTime,
+    pub(crate) value: Value,
+    /// The last collection that saw it change.
+    last_seen: Instant,
+}
+
+/// One instrument's stream of series.
+#[derive(Debug)]
+pub(crate) struct Stream {
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) description: Cow<'static, str>,
+    pub(crate) unit: Cow<'static, str>,
+    pub(crate) kind: StreamKind,
+    pub(crate) number: NumberType,
+    series: HashTable<Series>,
+    /// The SDK hands it over cumulative: each collection replaces its series.
+    cumulative: bool,
+    /// Whether this collection has replaced the series (streams the SDK gives cumulative).
+    replaced: bool,
+}
+
+impl Stream {
+    /// Its series, in no particular order.
+    pub(crate) fn series(&self) -> impl ExactSizeIterator<Item = &Series> {
+        self.series.iter()
+    }
+
+    /// Whether it is a monotonic sum.
+    pub(crate) fn is_counter(&self) -> bool {
+        self.kind == StreamKind::Counter
+    }
+}
+
+/// One instrumentation scope's streams.
+#[derive(Debug)]
+pub(crate) struct ScopeStreams {
+    pub(crate) scope: InstrumentationScope,
+    pub(crate) streams: Vec<Stream>,
+}
+
+/// Every series of one meter provider, cumulative.
+#[derive(Debug)]
+pub(crate) struct Store {
+    pub(crate) resource: Resource,
+    pub(crate) scopes: Vec<ScopeStreams>,
+    /// Streams of this collection no exposition can express (exponential histograms), with
+    /// their series counts.
+    pub(crate) unsupported: Vec<(Cow<'static, str>, u64)>,
+    hasher: hashbrown::DefaultHashBuilder,
+    /// Reused to sort attributes that do not arrive sorted.
+    scratch: Vec<KeyValue>,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store {
+            resource: Resource::builder_empty().build(),
+            scopes: Vec::new(),
+            unsupported: Vec::new(),
+            hasher: hashbrown::DefaultHashBuilder::default(),
+            scratch: Vec::new(),
+        }
+    }
+}
+
+impl Store {
+    /// Adds one SDK collection: deltas are added, cumulative streams replace what was held.
+    pub(crate) fn merge(&mut self, metrics: &ResourceMetrics, now: Instant) {
+        self.resource = metrics.resource().clone();
+        self.unsupported.clear();
+        for scope in &mut self.scopes {
+            for stream in &mut scope.streams {
+                stream.replaced = false;
+            }
+        }
+        for scope_metrics in metrics.scope_metrics() {
+            let scope = scope_metrics.scope();
+            let index = match self.scopes.iter().position(|s| &s.scope == scope) {
+                Some(index) => index,
+                None => {
+                    self.scopes.push(ScopeStreams {
+                        scope: scope.clone(),
+                        streams: Vec::new(),
+                    });
+                    self.scopes.len() - 1
+                }
+            };
+            for metric in scope_metrics.metrics() {
+                self.merge_metric(index, metric, now);
+            }
+        }
+        // A cumulative stream absent from this collection has no series now.
+        for scope in &mut self.scopes {
+            for stream in &mut scope.streams {
+                if stream.cumulative && !stream.replaced {
+                    stream.series.clear();
+                }
+            }
+        }
+    }
+
+    fn merge_metric(&mut self, scope: usize, metric: &Metric, now: Instant) {
+        macro_rules! merge {
+            ($data:expr, $number:expr) => {
+                match $data {
+                    MetricData::Sum(sum) => {
+                        let kind = match sum.is_monotonic() {
+                            true => StreamKind::Counter,
+                            false => StreamKind::UpDown,
+                        };
+                        let delta = sum.temporality() == Temporality::Delta;
+                        let start = sum.start_time();
+                        let stream = self.stream(scope, metric, kind, $number, !delta);
+                        for point in sum.data_points() {
+                            let value = Number::from(point.value());
+                            self.put(scope, stream, point.attributes(), start, now, |held| {
+                                match held {
+                                    Some(Value::Number(n)) if delta => Value::Number(n.add(value)),
+                                    _ => Value::Number(value),
+                                }
+                            });
+                        }
+                    }
+                    MetricData::Gauge(gauge) => {
+                        let start = gauge.start_time().unwrap_or(gauge.time());
+                        let stream = self.stream(scope, metric, StreamKind::Gauge, $number, true);
+                        for point in gauge.data_points() {
+                            let value = Value::Number(Number::from(point.value()));
+                            self.put(scope, stream, point.attributes(), start, now, |_| value);
+                        }
+                    }
+                    MetricData::Histogram(histogram) => {
+                        let delta = histogram.temporality() == Temporality::Delta;
+                        let start = histogram.start_time();
+                        let stream =
+                            self.stream(scope, metric, StreamKind::Histogram, $number, !delta);
+                        for point in histogram.data_points() {
+                            self.put(scope, stream, point.attributes(), start, now, |held| {
+                                match held {
+                                    Some(Value::Histogram(mut h)) if delta => {
+                                        h.add(point);
+                                        Value::Histogram(h)
+                                    }
+                                    _ => Value::Histogram(HistogramValue::of(point)),
+                                }
+                            });
+                        }
+                    }
+                    MetricData::ExponentialHistogram(e) => {
+                        let series = e.data_points().count() as u64;
+                        self.unsupported
+                            .push((Cow::Owned(metric.name().to_owned()), series));
+                    }
+                }
+            };
+        }
+        match metric.data() {
+            AggregatedMetrics::U64(data) => merge!(data, NumberType::U64),
+            AggregatedMetrics::I64(data) => merge!(data, NumberType::I64),
+            AggregatedMetrics::F64(data) => merge!(data, NumberType::F64),
+        }
+    }
+
+    /// The index of `metric`'s stream in `scope`, created if new; a cumulative stream's
+    /// series are cleared the first time this collection reaches it.
+    fn stream(
+        &mut self,
+        scope: usize,
+        metric: &Metric,
+        kind: StreamKind,
+        number: NumberType,
+        cumulative: bool,
+    ) -> usize {
+        let streams = &mut self.scopes[scope].streams;
+        let index = match streams
+            .iter()
+            .position(|s| s.name == metric.name() && s.kind == kind && s.number == number)
+        {
+            Some(index) => index,
+            None => {
+                streams.push(Stream {
+                    name: Cow::Owned(metric.name().to_owned()),
+                    description: Cow::Owned(metric.description().to_owned()),
+                    unit: Cow::Owned(metric.unit().to_owned()),
+                    kind,
+                    number,
+                    series: HashTable::new(),
+                    cumulative,
+                    replaced: false,
+                });
+                streams.len() - 1
+            }
+        };
+        let stream = &mut streams[index];
+        stream.cumulative = cumulative;
+        if cumulative && !stream.replaced {
+            stream.series.clear();
+        }
+        stream.replaced |= cumulative;
+        index
+    }
+
+    /// Sets the series of `attributes` in stream `stream` of `scope` to `value(held)`.
+    fn put<'a>(
+        &mut self,
+        scope: usize,
+        stream: usize,
+        attributes: impl Iterator<Item = &'a KeyValue>,
+        start: SystemTime,
+        now: Instant,
+        value: impl FnOnce(Option<Value>) -> Value,
+    ) {
+        // The SDK may hand one series over with its attributes in the caller's order or
+        // sorted, from one collection to the next: the store keys them sorted.
+        self.scratch.clear();
+        self.scratch.extend(attributes.cloned());
+        if !self.scratch.is_sorted_by_key(|kv| kv.key.as_str()) {
+            self.scratch
+                .sort_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
+        }
+        let sorted: &[KeyValue] = &self.scratch;
+        let hash = self.hasher.hash_one(sorted);
+        let table = &mut self.scopes[scope].streams[stream].series;
+        match table.find_mut(hash, |s| &*s.attributes == sorted) {
+            Some(series) => {
+                let held = std::mem::replace(&mut series.value, Value::Number(Number::U64(0)));
+                series.value = value(Some(held));
+                series.last_seen = now;
+            }
+            None => {
+                let series = Series {
+                    attributes: sorted.into(),
+                    start,
+                    value: value(None),
+                    last_seen: now,
+                };
+                let hasher = &self.hasher;
+                table.insert_unique(hash, series, |s| hasher.hash_one(&*s.attributes));
+            }
+        }
+    }
+
+    /// Removes every series of `scope_name`'s streams carrying `key` = `value`; returns how
+    /// many left.
+    pub(crate) fn remove(&mut self, scope_name: &str, key: &str, value: &str) -> usize {
+        let mut removed = 0;
+        for scope in self
+            .scopes
+            .iter_mut()
+            .filter(|s| s.scope.name() == scope_name)
+        {
+            for stream in &mut scope.streams {
+                let before = stream.series.len();
+                stream.series.retain(|series| {
+                    !series
+                        .attributes
+                        .iter()
+                        .any(|kv| kv.key.as_str() == key && kv.value.as_str() == value)
+                });
+                removed += before - stream.series.len();
+            }
+        }
+        removed
+    }
+
+    /// Removes the counter and histogram series no collection has seen change for longer
+    /// than `timeout`; returns how many left.
+    pub(crate) fn expire(&mut self, now: Instant, timeout: Duration) -> usize {
+        let mut removed = 0;
+        for scope in &mut self.scopes {
+            for stream in scope.streams.iter_mut().filter(|s| s.kind.expires()) {
+                let before = stream.series.len();
+                stream
+                    .series
+                    .retain(|series| now.saturating_duration_since(series.last_seen) <= timeout);
+                removed += before - stream.series.len();
+            }
+        }
+        removed
+    }
+
+    /// How many series it holds.
+    #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
+    pub(crate) fn len(&self) -> usize {
+        self.scopes
+            .iter()
+            .flat_map(|s| &s.streams)
+            .map(|s| s.series.len())
+            .sum()
+    }
+}
+
+impl Number {
+    /// The value as a float, as OTLP histograms carry it.
+    #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
+    pub(crate) fn as_f64(self) -> f64 {
+        match self {
+            Number::U64(v) => v as f64,
+            Number::I64(v) => v as f64,
+            Number::F64(v) => v,
+        }
+    }
+
+    /// `self + other`, in `self`'s type; a sum of one stream never mixes types.
+    fn add(self, other: Number) -> Number {
+        match (self, other) {
+            (Number::U64(a), Number::U64(b)) => Number::U64(a.wrapping_add(b)),
+            (Number::I64(a), Number::I64(b)) => Number::I64(a.wrapping_add(b)),
+            (Number::F64(a), Number::F64(b)) => Number::F64(a + b),
+            (_, other) => other,
+        }
+    }
+
+    /// Of `a` and `b`, the one `b.cmp(a)` finds `wanted`, or whichever exists.
+    fn pick(a: Option<Number>, b: Option<Number>, wanted: std::cmp::Ordering) -> Option<Number> {
+        match (a, b) {
+            (Some(a), Some(b)) => match b.partial_cmp_number(a) == Some(wanted) {
+                true => Some(b),
+                false => Some(a),
+            },
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn partial_cmp_number(self, other: Number) -> Option<std::cmp::Ordering> {
+        match (self, other) {
+            (Number::U64(a), Number::U64(b)) => Some(a.cmp(&b)),
+            (Number::I64(a), Number::I64(b)) => Some(a.cmp(&b)),
+            (Number::F64(a), Number::F64(b)) => a.partial_cmp(&b),
+            _ => None,
+        }
+    }
+}
