@@ -46,9 +46,10 @@ async fn segments_round_trip_through_s3() {
         (m.sum(&catalog::SEGMENT_FLUSHES, "") == 2.0).then_some(m)
     })
     .await;
+    // Two segments and, before the first, the topic's manifest.
     assert_eq!(
         m.get(&catalog::S3_REQUESTS, "", &[("operation", "put")]),
-        2.0
+        3.0
     );
     assert_eq!(m.sum(&catalog::S3_ERRORS, ""), 0.0);
 
@@ -62,12 +63,21 @@ async fn segments_round_trip_through_s3() {
     .text()
     .await
     .unwrap();
+    let topic = server.server.broker().topics().get("s3-topic").unwrap();
+    let segments = format!(
+        "lite/test/topics/s3-topic/{:016x}/0",
+        topic.incarnation().id()
+    );
     assert!(
-        listing.contains("lite/test/topics/s3-topic/0/00000000000000000000.seg"),
+        listing.contains("lite/test/topics/s3-topic/manifest.json"),
         "{listing}"
     );
     assert!(
-        listing.contains("lite/test/topics/s3-topic/0/00000000000000000010.seg"),
+        listing.contains(&format!("{segments}/00000000000000000000.seg")),
+        "{listing}"
+    );
+    assert!(
+        listing.contains(&format!("{segments}/00000000000000000010.seg")),
         "{listing}"
     );
 

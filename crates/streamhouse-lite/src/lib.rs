@@ -31,6 +31,7 @@ pub mod config;
 pub mod connections;
 pub mod consumer_groups;
 pub mod loadgen;
+pub mod manifest;
 pub mod partition_log;
 pub mod record;
 pub mod segment;

@@ -27,6 +27,31 @@ pub enum ReadPlan {
     },
 }
 
+/// Where a search for the first record a predicate accepts goes on.
+#[derive(Debug)]
+pub enum FindPlan {
+    /// Found in memory: the first record at or after the offset asked that matches.
+    Found(Record),
+    /// None of the records in memory from the offset asked to the end of the place holding
+    /// it matches: search on from `next`.
+    Next {
+        /// First offset after the place searched.
+        next: u64,
+    },
+    /// The offset is in a flushed segment: fetch it (through the cache) and search it from
+    /// `offset`.
+    Flushed {
+        /// The segment object.
+        path: Path,
+        /// First offset to look at.
+        offset: u64,
+        /// Offset of the segment's last record: search on after it.
+        last_offset: u64,
+    },
+    /// The offset is in no place: at or past the high watermark.
+    End,
+}
+
 /// A segment in the object store.
 #[derive(Debug, Clone)]
 struct FlushedSegment {
@@ -52,6 +77,8 @@ struct LogState {
 #[derive(Debug)]
 pub struct PartitionLog {
     topic: String,
+    /// The topic's incarnation: part of every segment path (see [`crate::segment`]).
+    incarnation: u64,
     partition: u32,
     segment_max_bytes: usize,
     metrics: PartitionStorageMetrics,
@@ -68,11 +95,18 @@ impl PartitionLog {
     ) -> Self {
         PartitionLog {
             topic: topic.to_owned(),
+            incarnation: 0,
             partition,
             segment_max_bytes,
             metrics,
             state: Mutex::new(LogState::default()),
         }
+    }
+
+    /// This log, for incarnation `incarnation` of its topic (0 unless set).
+    pub fn with_incarnation(mut self, incarnation: u64) -> Self {
+        self.incarnation = incarnation;
+        self
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, LogState> {
@@ -156,6 +190,7 @@ impl PartitionLog {
         state.active_opened = None;
         let segment = Arc::new(SealedSegment {
             topic: self.topic.clone(),
+            incarnation: self.incarnation,
             partition: self.partition,
             base_offset: records[0].offset,
             records,
@@ -192,7 +227,8 @@ impl PartitionLog {
     pub fn restore(&self, segments: &[(u64, u64)]) {
         let mut state = self.state();
         for &(base, last) in segments {
-            let path = crate::segment::object_path(&self.topic, self.partition, base);
+            let path =
+                crate::segment::object_path(&self.topic, self.incarnation, self.partition, base);
             state.flushed.insert(
                 base,
                 FlushedSegment {
@@ -248,6 +284,46 @@ impl PartitionLog {
     }
 }
 
+impl PartitionLog {
+    /// Plans one step of a search, from `offset`, for the first record `matches` accepts:
+    /// looks through the one place in memory holding `offset` under the lock, cloning only
+    /// the record found, or names the flushed segment to search. A whole search is a loop
+    /// over these steps, one place at a time, so it holds at most one segment at once.
+    pub fn plan_find(&self, offset: u64, mut matches: impl FnMut(&Record) -> bool) -> FindPlan {
+        let state = self.state();
+        let mut search = |records: &[Record], base: u64| -> FindPlan {
+            let start = usize::try_from(offset - base).unwrap_or(usize::MAX);
+            let rest = records.get(start..).unwrap_or_default();
+            match rest.iter().find(|r| matches(r)) {
+                Some(found) => FindPlan::Found(found.clone()),
+                None => FindPlan::Next {
+                    next: base + records.len() as u64,
+                },
+            }
+        };
+        if let Some(first) = state.active.first()
+            && offset >= first.offset
+        {
+            return search(&state.active, first.offset);
+        }
+        if let Some(segment) = state
+            .unflushed
+            .iter()
+            .find(|s| s.base_offset <= offset && offset <= s.last_offset())
+        {
+            return search(&segment.records, segment.base_offset);
+        }
+        match state.flushed.range(..=offset).next_back() {
+            Some((_, segment)) if offset <= segment.last_offset => FindPlan::Flushed {
+                path: segment.path.clone(),
+                offset,
+                last_offset: segment.last_offset,
+            },
+            _ => FindPlan::End,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,6 +360,36 @@ mod tests {
             ReadPlan::Flushed { offset: 1, .. }
         ));
         assert!(matches!(log.plan_read(2, 10), ReadPlan::Memory(r) if r[0].value == "x"));
+    }
+
+    #[test]
+    fn a_search_steps_through_each_place_in_offset_order() {
+        let telemetry = Telemetry::new(TelemetryConfig::default()).unwrap();
+        let log = PartitionLog::new("t", 0, 10, telemetry.storage().partition("t", 0));
+        log.append(vec![record("12345"), record("67890")], 10);
+        let flushed = log.seal_if_full().unwrap();
+        log.mark_flushed(&flushed);
+        log.append(vec![record("abcde"), record("fghij")], 20);
+        log.seal_if_full().unwrap();
+        log.append(vec![record("k")], 30);
+        let at = |offset, ts| log.plan_find(offset, |r| r.timestamp >= ts);
+        assert!(matches!(
+            at(1, 0),
+            FindPlan::Flushed {
+                offset: 1,
+                last_offset: 1,
+                ..
+            }
+        ));
+        // Unflushed segment: found, or on to the active buffer.
+        assert!(matches!(at(2, 20), FindPlan::Found(r) if r.offset == 2));
+        assert!(matches!(at(3, 25), FindPlan::Next { next: 4 }));
+        assert!(matches!(at(4, 25), FindPlan::Found(r) if r.value == "k"));
+        assert!(matches!(at(4, 31), FindPlan::Next { next: 5 }));
+        // At the high watermark: nothing more to search.
+        assert!(matches!(at(5, 0), FindPlan::Next { next: 5 }));
+        log.seal_now().unwrap();
+        assert!(matches!(at(5, 0), FindPlan::End));
     }
 
     #[test]

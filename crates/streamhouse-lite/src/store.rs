@@ -39,7 +39,8 @@ pub fn open_with_env(
                 store: "LocalFileSystem",
                 source: Box::new(e),
             })?;
-            Arc::new(LocalFileSystem::new_with_prefix(dir)?)
+            // Removes the directories a deleted topic's segments leave empty.
+            Arc::new(LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true))
         }
         StoreLocation::S3 { bucket, prefix } => {
             let mut builder = AmazonS3Builder::new();

@@ -1,17 +1,203 @@
-//! The topic registry: topics, their partitions, and the `topics`/`partitions` gauges.
+//! The topic registry: topics, their partitions, and the `topics`/`partitions` gauges; and
+//! each topic's [`Incarnation`], which orders its deletion against appends and flushes.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
+use object_store::ObjectStore;
 use streamhouse_observability::Telemetry;
 use streamhouse_observability::metrics::{GaugeRegistration, TopicProducerMetrics};
 
 use crate::config::LiteConfig;
+use crate::manifest::TopicManifest;
 use crate::partition_log::PartitionLog;
 
 /// Longest topic name (Kafka's limit).
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
+
+/// Whether an incarnation's manifest is in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ManifestState {
+    /// Not yet: stored before the first segment.
+    Pending,
+    /// Stored, live.
+    Stored,
+    /// Rewritten as a tombstone: nothing of this incarnation is stored any more.
+    Tombstoned,
+}
+
+/// One incarnation of a topic: its manifest, and what orders its deletion against appends
+/// and flushes.
+///
+/// - Appends (and seals) run under [`Incarnation::appending`]; [`Incarnation::stop_appends`]
+///   waits for them, so no record is appended, and no byte reserved, once it returns.
+/// - Each flush attempt runs under [`Incarnation::flushing`];
+///   [`Incarnation::wait_for_flushes`] waits for the attempt in flight, after which no
+///   segment of this incarnation is ever put again (queued ones are dropped).
+/// - The manifest is stored before the first segment ([`Incarnation::ensure_stored`]) and
+///   never again after the tombstone ([`Incarnation::store_tombstone`]).
+#[derive(Debug)]
+pub struct Incarnation {
+    manifest: TopicManifest,
+    deleting: AtomicBool,
+    deleted: AtomicBool,
+    appends: RwLock<()>,
+    flushes: tokio::sync::RwLock<()>,
+    stored: tokio::sync::Mutex<ManifestState>,
+    /// Payload bytes appended and not yet in the store (reserved in the writer pool budget).
+    memory_bytes: AtomicU64,
+    /// Encoded bytes of the segments in the store.
+    stored_bytes: AtomicU64,
+}
+
+/// Held while appending to or sealing an incarnation's partitions: it is not deleted
+/// meanwhile.
+#[derive(Debug)]
+pub struct Appending<'a> {
+    incarnation: &'a Arc<Incarnation>,
+    _guard: RwLockReadGuard<'a, ()>,
+}
+
+impl Appending<'_> {
+    /// The incarnation appended to.
+    pub fn incarnation(&self) -> &Arc<Incarnation> {
+        self.incarnation
+    }
+}
+
+impl Incarnation {
+    fn new(manifest: TopicManifest, state: ManifestState, stored_bytes: u64) -> Self {
+        Incarnation {
+            manifest,
+            deleting: AtomicBool::new(false),
+            deleted: AtomicBool::new(false),
+            appends: RwLock::new(()),
+            flushes: tokio::sync::RwLock::new(()),
+            stored: tokio::sync::Mutex::new(state),
+            memory_bytes: AtomicU64::new(0),
+            stored_bytes: AtomicU64::new(stored_bytes),
+        }
+    }
+
+    /// The incarnation id: part of every segment path.
+    pub fn id(&self) -> u64 {
+        self.manifest.incarnation
+    }
+
+    /// The manifest of this incarnation, as stored while it is live.
+    pub fn manifest(&self) -> &TopicManifest {
+        &self.manifest
+    }
+
+    /// Whether the incarnation is deleted: nothing more is appended or flushed.
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
+    }
+
+    /// A guard to append under; `None` once deleted.
+    pub fn appending(self: &Arc<Self>) -> Option<Appending<'_>> {
+        let guard = self.appends.read().unwrap_or_else(PoisonError::into_inner);
+        (!self.is_deleted()).then_some(Appending {
+            incarnation: self,
+            _guard: guard,
+        })
+    }
+
+    /// Counts `bytes` appended (payload, as reserved in the budget).
+    pub fn appended(&self, bytes: usize) {
+        self.memory_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// A guard to put a segment under; `None` once deleted (the segment is dropped).
+    pub async fn flushing(&self) -> Option<tokio::sync::RwLockReadGuard<'_, ()>> {
+        let guard = self.flushes.read().await;
+        (!self.is_deleted()).then_some(guard)
+    }
+
+    /// Stores the manifest unless it is already stored; `Ok(false)` once the tombstone is
+    /// (the segment must be dropped). Called under [`Self::flushing`] before each put.
+    ///
+    /// # Errors
+    /// The store's.
+    pub async fn ensure_stored(
+        &self,
+        store: &dyn ObjectStore,
+    ) -> Result<bool, object_store::Error> {
+        let mut state = self.stored.lock().await;
+        match *state {
+            ManifestState::Stored => Ok(true),
+            ManifestState::Tombstoned => Ok(false),
+            ManifestState::Pending => {
+                self.manifest.store(store).await?;
+                *state = ManifestState::Stored;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Counts a segment stored: `payload` bytes left memory, `encoded` bytes are stored.
+    pub fn flushed(&self, payload: usize, encoded: usize) {
+        self.memory_bytes
+            .fetch_sub(payload as u64, Ordering::Relaxed);
+        self.stored_bytes
+            .fetch_add(encoded as u64, Ordering::Relaxed);
+    }
+
+    /// Payload bytes in memory plus encoded bytes in the store: what the topic holds.
+    pub fn size_bytes(&self) -> u64 {
+        self.memory_bytes.load(Ordering::Relaxed) + self.stored_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Claims the deletion of this incarnation; `false` if another request has.
+    pub fn claim_delete(&self) -> bool {
+        !self.deleting.swap(true, Ordering::AcqRel)
+    }
+
+    /// Stores the tombstone (step one of a delete, after [`Self::claim_delete`]). On error
+    /// the claim is given back and the live manifest is stored again before the next
+    /// segment, in case the failed put took effect.
+    ///
+    /// # Errors
+    /// The store's.
+    pub async fn store_tombstone(
+        &self,
+        store: &dyn ObjectStore,
+    ) -> Result<(), object_store::Error> {
+        let mut state = self.stored.lock().await;
+        match self.manifest.tombstone().store(store).await {
+            Ok(()) => {
+                *state = ManifestState::Tombstoned;
+                Ok(())
+            }
+            Err(error) => {
+                *state = ManifestState::Pending;
+                self.deleting.store(false, Ordering::Release);
+                Err(error)
+            }
+        }
+    }
+
+    /// Marks the incarnation deleted once the appends in progress are done: no record is
+    /// appended after this returns.
+    pub fn stop_appends(&self) {
+        let _all = self.appends.write().unwrap_or_else(PoisonError::into_inner);
+        self.deleted.store(true, Ordering::Release);
+    }
+
+    /// Holds off every flush attempt while the guard lives (tests pin an agent with it).
+    #[cfg(test)]
+    pub(crate) async fn block_flushes(&self) -> tokio::sync::RwLockWriteGuard<'_, ()> {
+        self.flushes.write().await
+    }
+
+    /// Waits for the flush attempt in progress (after [`Self::stop_appends`]); returns the
+    /// payload bytes that will never be flushed, for the caller to release from the budget.
+    pub async fn wait_for_flushes(&self) -> u64 {
+        let _all = self.flushes.write().await;
+        self.memory_bytes.swap(0, Ordering::AcqRel)
+    }
+}
 
 /// A topic: its partitions and its bound producer metrics.
 #[derive(Debug)]
@@ -22,10 +208,21 @@ pub struct Topic {
     pub partitions: Vec<Arc<PartitionLog>>,
     /// Producer metrics bound to this topic.
     pub producer: TopicProducerMetrics,
+    incarnation: Arc<Incarnation>,
     next_partition: AtomicU64,
 }
 
 impl Topic {
+    /// This topic's incarnation.
+    pub fn incarnation(&self) -> &Arc<Incarnation> {
+        &self.incarnation
+    }
+
+    /// Whether this topic was deleted (a request holding it from before answers 404).
+    pub fn is_deleted(&self) -> bool {
+        self.incarnation.is_deleted()
+    }
+
     /// The partition for a record: `requested` if given, else a stable hash of the key,
     /// else round robin.
     pub fn choose_partition(&self, requested: Option<u32>, key: Option<&str>) -> u32 {
@@ -163,6 +360,42 @@ impl TopicRegistry {
     /// See [`CreateTopicError`]; the checks run in its order, so an existing name is
     /// [`CreateTopicError::Exists`] even when the registry is full.
     pub fn create(&self, name: &str, partitions: u32) -> Result<Arc<Topic>, CreateTopicError> {
+        let manifest = TopicManifest::new(name, partitions);
+        self.insert(manifest, ManifestState::Pending, 0)
+    }
+
+    /// Serves a topic recovered from its live `manifest`, whose segments already in the
+    /// store take `stored_bytes`; within the [`TopicLimits`].
+    ///
+    /// # Errors
+    /// As [`Self::create`].
+    pub fn restore(
+        &self,
+        manifest: TopicManifest,
+        stored_bytes: u64,
+    ) -> Result<Arc<Topic>, CreateTopicError> {
+        self.insert(manifest, ManifestState::Stored, stored_bytes)
+    }
+
+    /// Removes `topic` if it is the one registered under its name; returns whether it was.
+    pub fn remove(&self, topic: &Arc<Topic>) -> bool {
+        let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
+        match topics.get(&topic.name) {
+            Some(registered) if Arc::ptr_eq(registered, topic) => {
+                topics.remove(&topic.name);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn insert(
+        &self,
+        manifest: TopicManifest,
+        state: ManifestState,
+        stored_bytes: u64,
+    ) -> Result<Arc<Topic>, CreateTopicError> {
+        let (name, partitions) = (manifest.name.as_str(), manifest.partitions);
         if !is_valid_topic_name(name) {
             return Err(CreateTopicError::InvalidName);
         }
@@ -182,20 +415,25 @@ impl TopicRegistry {
             return Err(CreateTopicError::TooManyPartitions { total });
         }
         let storage = self.telemetry.storage();
+        let incarnation = manifest.incarnation;
         let topic = Arc::new(Topic {
             name: name.to_owned(),
             partitions: (0..partitions)
                 .map(|p| {
-                    Arc::new(PartitionLog::new(
-                        name,
-                        p,
-                        self.segment_max_bytes,
-                        storage.partition(name, p),
-                    ))
+                    Arc::new(
+                        PartitionLog::new(
+                            name,
+                            p,
+                            self.segment_max_bytes,
+                            storage.partition(name, p),
+                        )
+                        .with_incarnation(incarnation),
+                    )
                 })
                 .collect(),
             producer: self.telemetry.producer().topic(name),
             next_partition: AtomicU64::new(0),
+            incarnation: Arc::new(Incarnation::new(manifest.clone(), state, stored_bytes)),
         });
         topics.insert(name.to_owned(), Arc::clone(&topic));
         Ok(topic)

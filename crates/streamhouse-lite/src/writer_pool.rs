@@ -7,6 +7,12 @@
 //! append or the sealer's next tick finds room. So sealing never waits (it runs on the
 //! produce path, on Tokio workers), never drops a segment, and the queue cannot grow without
 //! bound; producers are pushed back by the budget, which counts the same bytes.
+//!
+//! Each job carries its topic's [`Incarnation`]. Every put attempt runs under the
+//! incarnation's flush guard and first stores the topic's manifest if it is not stored yet
+//! (so no segment is ever stored without a manifest naming its incarnation). Once the topic
+//! is deleted, its queued and retrying segments are dropped, never put: the delete releases
+//! their bytes from the budget (see [`Incarnation::wait_for_flushes`]).
 
 mod budget;
 
@@ -26,9 +32,11 @@ use tracing::Instrument;
 use crate::config::LiteConfig;
 use crate::partition_log::PartitionLog;
 use crate::segment::SealedSegment;
+use crate::topics::{Appending, Incarnation};
 
-/// One segment to flush, and the log to tell when it is stored.
+/// One segment to flush, its topic's incarnation, and the log to tell when it is stored.
 struct Job {
+    incarnation: Arc<Incarnation>,
     log: Arc<PartitionLog>,
     segment: Arc<SealedSegment>,
 }
@@ -121,11 +129,13 @@ impl WriterPool {
             .clone()
     }
 
-    /// Seals `log` with `seal` and queues the segment, if a queue slot is free; returns
-    /// whether one was. Without a slot (or after [`Self::shutdown`]) nothing is sealed: the
-    /// records stay in the active segment for a later call.
+    /// Seals `log` (a partition of the incarnation `alive` guards) with `seal` and queues the
+    /// segment, if a queue slot is free; returns whether one was. Without a slot (or after
+    /// [`Self::shutdown`]) nothing is sealed: the records stay in the active segment for a
+    /// later call.
     pub fn try_seal(
         &self,
+        alive: &Appending<'_>,
         log: &Arc<PartitionLog>,
         seal: impl FnOnce(&PartitionLog) -> Option<Arc<SealedSegment>>,
     ) -> bool {
@@ -135,33 +145,39 @@ impl WriterPool {
         let Ok(permit) = jobs.try_reserve() else {
             return false;
         };
-        self.seal_into(permit, log, seal);
+        self.seal_into(permit, alive, log, seal);
         true
     }
 
-    /// As [`Self::try_seal`], waiting for a queue slot (at shutdown, under a deadline).
+    /// As [`Self::try_seal`], waiting for a queue slot (at shutdown, under a deadline); a
+    /// partition of a topic deleted meanwhile is left alone.
     pub async fn seal_waiting(
         &self,
+        incarnation: &Arc<Incarnation>,
         log: &Arc<PartitionLog>,
         seal: impl FnOnce(&PartitionLog) -> Option<Arc<SealedSegment>>,
     ) {
         let Some(jobs) = self.sender() else {
             return;
         };
-        if let Ok(permit) = jobs.reserve().await {
-            self.seal_into(permit, log, seal);
+        if let Ok(permit) = jobs.reserve().await
+            && let Some(alive) = incarnation.appending()
+        {
+            self.seal_into(permit, &alive, log, seal);
         }
     }
 
     fn seal_into(
         &self,
         permit: mpsc::Permit<'_, Job>,
+        alive: &Appending<'_>,
         log: &Arc<PartitionLog>,
         seal: impl FnOnce(&PartitionLog) -> Option<Arc<SealedSegment>>,
     ) {
         if let Some(segment) = seal(log) {
             self.state.queued.fetch_add(1, Ordering::Relaxed);
             permit.send(Job {
+                incarnation: Arc::clone(alive.incarnation()),
                 log: Arc::clone(log),
                 segment,
             });
@@ -272,7 +288,7 @@ impl Agent {
         }
     }
 
-    /// Puts the segment until the store takes it.
+    /// Puts the segment until the store takes it or its topic is deleted.
     async fn flush(&self, job: &Job) {
         let segment = &job.segment;
         let span = tracing::info_span!(
@@ -284,19 +300,36 @@ impl Agent {
             agent = self.id,
         );
         let path = segment.path();
-        let payload = PutPayload::from(segment.encode());
+        let encoded = segment.encode();
+        let encoded_bytes = encoded.len();
+        let payload = PutPayload::from(encoded);
         let mut delay = self.retry.initial;
         loop {
-            match self
-                .store
-                .put(&path, payload.clone())
-                .instrument(span.clone())
-                .await
-            {
-                Ok(_) => {
+            let attempt = async {
+                // Held through the put and the bookkeeping, so a delete waits for them.
+                let Some(_flushing) = job.incarnation.flushing().await else {
+                    return Ok(false);
+                };
+                if !job.incarnation.ensure_stored(self.store.as_ref()).await? {
+                    return Ok(false);
+                }
+                self.store.put(&path, payload.clone()).await?;
+                job.log.mark_flushed(segment);
+                self.budget.release(segment.payload_bytes);
+                job.incarnation
+                    .flushed(segment.payload_bytes, encoded_bytes);
+                Ok::<_, object_store::Error>(true)
+            };
+            match attempt.instrument(span.clone()).await {
+                Ok(true) => {
                     self.state.consecutive_failures.store(0, Ordering::Relaxed);
-                    job.log.mark_flushed(segment);
-                    self.budget.release(segment.payload_bytes);
+                    return;
+                }
+                Ok(false) => {
+                    // The delete releases its bytes from the budget. Failures putting a
+                    // segment nobody wants any more no longer make the pool unhealthy.
+                    self.state.consecutive_failures.store(0, Ordering::Relaxed);
+                    span.in_scope(|| tracing::debug!("topic deleted; segment dropped"));
                     return;
                 }
                 Err(error) => {
@@ -335,6 +368,18 @@ mod tests {
 
     use super::*;
     use crate::record::NewRecord;
+    use crate::topics::{Topic, TopicLimits, TopicRegistry};
+
+    /// A topic `t` of one partition whose segments seal at 4 bytes.
+    fn topic(telemetry: &Telemetry) -> Arc<Topic> {
+        let limits = TopicLimits {
+            max_topics: 1,
+            max_partitions: 1,
+            max_total_partitions: 1,
+        };
+        let registry = TopicRegistry::new(telemetry, 4, limits);
+        registry.create("t", 1).unwrap()
+    }
 
     /// A store whose puts never finish: an agent that takes a segment keeps it.
     #[derive(Debug, Default)]
@@ -402,11 +447,12 @@ mod tests {
             ..LiteConfig::default()
         };
         let pool = WriterPool::start(&config, Arc::new(StuckStore::default()), &telemetry);
-        let metrics = telemetry.storage().partition("t", 0);
-        let log = Arc::new(PartitionLog::new("t", 0, 4, metrics));
+        let topic = topic(&telemetry);
+        let log = Arc::clone(&topic.partitions[0]);
+        let alive = topic.incarnation().appending().unwrap();
 
         append_full(&log, "aaaa");
-        assert!(pool.try_seal(&log, PartitionLog::seal_if_full));
+        assert!(pool.try_seal(&alive, &log, PartitionLog::seal_if_full));
         // The agent takes it (and is stuck putting it), freeing the one slot.
         let jobs = pool.sender().unwrap();
         let taken = async {
@@ -418,12 +464,12 @@ mod tests {
             .await
             .expect("the agent takes the first segment");
         append_full(&log, "bbbb");
-        assert!(pool.try_seal(&log, PartitionLog::seal_if_full));
+        assert!(pool.try_seal(&alive, &log, PartitionLog::seal_if_full));
         assert_eq!(jobs.capacity(), 0, "the slot is taken");
 
         append_full(&log, "cccc");
         let mut sealed = false;
-        let room = pool.try_seal(&log, |log| {
+        let room = pool.try_seal(&alive, &log, |log| {
             sealed = true;
             log.seal_if_full()
         });
@@ -436,5 +482,50 @@ mod tests {
         append_full(&log, "dddd");
         let next = log.seal_if_due(Duration::from_secs(3600)).unwrap();
         assert_eq!((next.base_offset, next.records.len()), (2, 2));
+    }
+
+    #[tokio::test]
+    async fn segments_of_a_deleted_topic_are_dropped_not_stored() {
+        let telemetry = Telemetry::new(TelemetryConfig::default()).unwrap();
+        let config = LiteConfig {
+            writer_agents: 1,
+            ..LiteConfig::default()
+        };
+        let store = Arc::new(InMemory::new());
+        let pool = WriterPool::start(&config, Arc::clone(&store) as _, &telemetry);
+        let topic = topic(&telemetry);
+        let log = Arc::clone(&topic.partitions[0]);
+        let incarnation = Arc::clone(topic.incarnation());
+
+        // The delete is under way: appends are over, the agent waits to flush.
+        let flushes = incarnation.block_flushes().await;
+        {
+            let alive = incarnation.appending().unwrap();
+            pool.budget().try_reserve(4).unwrap();
+            incarnation.appended(4);
+            append_full(&log, "aaaa");
+            assert!(pool.try_seal(&alive, &log, PartitionLog::seal_if_full));
+        }
+        incarnation.stop_appends();
+        assert!(incarnation.appending().is_none());
+        drop(flushes);
+        assert_eq!(incarnation.wait_for_flushes().await, 4);
+        pool.budget().release(4);
+        let drained = async {
+            while pool.pending() > 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), drained)
+            .await
+            .expect("the agent drops the segment");
+        let stored: Vec<_> = futures::TryStreamExt::try_collect::<Vec<_>>(store.list(None))
+            .await
+            .unwrap();
+        assert!(
+            stored.is_empty(),
+            "nothing stored, not even the manifest: {stored:?}"
+        );
+        assert_eq!(pool.unflushed_bytes(), 0);
     }
 }

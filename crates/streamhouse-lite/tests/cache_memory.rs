@@ -54,7 +54,7 @@ fn encoded_segments(count: usize) -> Vec<(Path, Vec<u8>)> {
                 .map(|offset| loadgen_record(1, offset))
                 .collect();
             (
-                segment::object_path("orders", 1, base),
+                segment::object_path("orders", 0, 1, base),
                 segment::encode(&records),
             )
         })

@@ -22,13 +22,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use object_store::ObjectStore;
+use futures::TryStreamExt;
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 use serde::Serialize;
-use streamhouse_observability::Telemetry;
 use streamhouse_observability::health::{HealthRegistration, HealthRegistry};
 use streamhouse_observability::metrics::ConsumerError;
 use streamhouse_observability::object_store::InstrumentedObjectStore;
+use streamhouse_observability::{Telemetry, catalog};
 use tokio::task::JoinHandle;
 
 use crate::api::error::ApiError;
@@ -36,8 +37,11 @@ use crate::config::LiteConfig;
 use crate::consumer_groups::{ConsumerGroups, GroupLimits};
 use crate::partition_log::PartitionLog;
 use crate::record::Record;
+use crate::segment;
 use crate::segment_cache::SegmentCache;
-use crate::topics::{CreateTopicError, Topic, TopicLimits, TopicRegistry};
+use crate::topics::{
+    CreateTopicError, MAX_TOPIC_NAME_LEN, Topic, TopicLimits, TopicRegistry, is_valid_topic_name,
+};
 use crate::writer_pool::WriterPool;
 
 mod consume;
@@ -267,6 +271,117 @@ impl Broker {
             })
     }
 
+    /// The topic named `name`, for the topic endpoints.
+    ///
+    /// # Errors
+    /// 400 `invalid_topic_name`, 404 `topic_not_found`.
+    pub fn topic(&self, name: &str) -> Result<Arc<Topic>, ApiError> {
+        if !is_valid_topic_name(name) {
+            return Err(ApiError::bad_request(
+                "invalid_topic_name",
+                // Not echoed: the name may be long.
+                format!(
+                    "a topic name must be 1 to {MAX_TOPIC_NAME_LEN} characters of [A-Za-z0-9._-], not . or .."
+                ),
+            ));
+        }
+        match self.inner.topics.get(name) {
+            Some(topic) => Ok(topic),
+            None => Err(ApiError::not_found(
+                "topic_not_found",
+                format!("topic {name:?} does not exist"),
+            )),
+        }
+    }
+
+    /// Deletes a topic, durably: its manifest is rewritten as a tombstone first (so a crash
+    /// at any later point never brings it back, see [`crate::manifest`]), then appends stop
+    /// and its unflushed records are dropped, it leaves the registry (and the `topics` /
+    /// `partitions` gauges), consumer groups forget their offsets on it, its metric series
+    /// and cached segments go, and its segments are deleted from the store. A request racing the delete either
+    /// completes before it or answers 404.
+    ///
+    /// It waits for a segment put in flight (bounded by the store's own timeouts), and runs
+    /// to the end even if the request is cut short. A segment that cannot be deleted now is
+    /// logged and left for the next start-up's recovery, which deletes it (the tombstone says
+    /// it is dead).
+    ///
+    /// # Errors
+    /// 400 `invalid_topic_name`, 404 `topic_not_found` (also while another request deletes
+    /// it), 503 `storage_failure` when the tombstone cannot be stored (nothing is deleted).
+    pub async fn delete_topic(&self, name: &str) -> Result<(), ApiError> {
+        let topic = self.topic(name)?;
+        let incarnation = Arc::clone(topic.incarnation());
+        if !incarnation.claim_delete() {
+            return Err(ApiError::not_found(
+                "topic_not_found",
+                format!("topic {name:?} is being deleted"),
+            ));
+        }
+        // Its own task: a request cut short (client gone, request timeout) must not stop a
+        // delete halfway, with the tombstone stored and the topic still served.
+        let broker = self.clone();
+        tokio::spawn(async move { broker.finish_delete(topic).await })
+            .await
+            .unwrap_or_else(|e| {
+                Err(ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    format!("deleting the topic failed: {e}"),
+                ))
+            })
+    }
+
+    /// [`Self::delete_topic`] once claimed: the tombstone, then everything else.
+    async fn finish_delete(&self, topic: Arc<Topic>) -> Result<(), ApiError> {
+        let name = topic.name.as_str();
+        let incarnation = Arc::clone(topic.incarnation());
+        if let Err(error) = incarnation.store_tombstone(self.inner.store.as_ref()).await {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_failure",
+                format!("storing the tombstone of topic {name:?}: {error}"),
+            ));
+        }
+        incarnation.stop_appends();
+        self.inner.topics.remove(&topic);
+        let unflushed = incarnation.wait_for_flushes().await;
+        self.inner.pool.budget().release(unflushed as usize);
+        for group in self.inner.groups.forget_topic(name) {
+            self.inner
+                .telemetry
+                .remove_series(catalog::label::CONSUMER_GROUP, &group);
+        }
+        self.inner
+            .telemetry
+            .remove_series(catalog::label::TOPIC, name);
+        // A read loading a segment after this drops it itself (see `load_segment`).
+        self.inner
+            .cache
+            .remove_under(&segment::incarnation_prefix(name, incarnation.id()));
+        self.delete_segments(name, incarnation.id()).await;
+        Ok(())
+    }
+
+    /// Deletes every segment of one incarnation of `topic`, logging what fails.
+    pub(crate) async fn delete_segments(&self, topic: &str, incarnation: u64) {
+        let prefix = segment::incarnation_prefix(topic, incarnation);
+        let store = &self.inner.store;
+        let listed: Result<Vec<_>, _> = store.list(Some(&prefix)).try_collect().await;
+        let paths = match listed {
+            Ok(metas) => metas.into_iter().map(|m| m.location),
+            Err(error) => {
+                tracing::warn!(%topic, incarnation, %error, "listing segments of a deleted topic failed; left for recovery");
+                return;
+            }
+        };
+        for path in paths {
+            if let Err(error) = store.delete(&path).await {
+                tracing::warn!(%path, %error, "deleting a segment of a deleted topic failed; left for recovery");
+            }
+        }
+    }
+
     /// Counts a failed consumer request under [`Self::consumer_labels`]: never a topic or
     /// group that does not exist.
     pub fn record_consume_error(&self, topic: &str, group: &str, error: ConsumerError) {
@@ -289,7 +404,7 @@ impl Broker {
                 for log in &topic.partitions {
                     self.inner
                         .pool
-                        .seal_waiting(log, PartitionLog::seal_now)
+                        .seal_waiting(topic.incarnation(), log, PartitionLog::seal_now)
                         .await;
                 }
             }
@@ -315,8 +430,12 @@ async fn seal_aged_segments(
             return;
         };
         for topic in topics.all() {
+            // A topic deleted since the listing is skipped.
+            let Some(alive) = topic.incarnation().appending() else {
+                continue;
+            };
             for log in &topic.partitions {
-                pool.try_seal(log, |log| log.seal_if_due(max_age));
+                pool.try_seal(&alive, log, |log| log.seal_if_due(max_age));
             }
         }
     }

@@ -14,7 +14,7 @@ use crate::api::error::ApiError;
 use crate::partition_log::PartitionLog;
 use crate::record::limits::{RecordLimits, RecordRejection};
 use crate::record::{NewRecord, payload_bytes};
-use crate::topics::{MAX_TOPIC_NAME_LEN, Topic, UNKNOWN_TOPIC, is_valid_topic_name};
+use crate::topics::{Appending, MAX_TOPIC_NAME_LEN, Topic, UNKNOWN_TOPIC, is_valid_topic_name};
 use crate::trace_context::RecordContext;
 
 /// The code of the 503 answered while the unflushed budget is spent.
@@ -29,7 +29,7 @@ impl Broker {
     ///
     /// # Errors
     /// 400 `invalid_topic_name` and 404 `topic_not_found` (counted under
-    /// [`UNKNOWN_TOPIC`]); 400 `invalid_record`, 404 `partition_not_found`, 413
+    /// [`UNKNOWN_TOPIC`]; also when the topic is deleted while the request runs); 400 `invalid_record`, 404 `partition_not_found`, 413
     /// `record_too_large` / `too_many_records`, 503 `backpressure` while too many bytes
     /// wait for the object store (counted under the topic).
     pub fn produce(
@@ -91,9 +91,19 @@ impl Broker {
         records: Vec<ProduceRecord>,
         started: Instant,
     ) -> Result<Vec<RecordPosition>, ApiError> {
+        // Held until the metrics are recorded, so a delete (which removes the topic's
+        // series after taking it) never sees them come back.
+        let Some(alive) = topic.incarnation().appending() else {
+            // Deleted since it was looked up: as if it never existed.
+            self.record_unknown_topic_error(ProducerError::TopicNotFound);
+            return Err(ApiError::not_found(
+                "topic_not_found",
+                format!("topic {:?} does not exist", topic.name),
+            ));
+        };
         let span = propagation::send_span(&topic.name);
         let _entered = span.enter();
-        match self.append(topic, records) {
+        match self.append(topic, &alive, records) {
             Ok((positions, bytes)) => {
                 let count = positions.len() as u64;
                 topic
@@ -111,6 +121,7 @@ impl Broker {
     fn append(
         &self,
         topic: &Topic,
+        alive: &Appending<'_>,
         records: Vec<ProduceRecord>,
     ) -> Result<(Vec<RecordPosition>, usize), Refusal> {
         let config = &self.inner.config;
@@ -159,6 +170,7 @@ impl Broker {
             );
             (error, ProducerError::StorageFailure)
         })?;
+        alive.incarnation().appended(stored_bytes);
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -180,7 +192,9 @@ impl Broker {
                 };
             }
             if full {
-                self.inner.pool.try_seal(log, PartitionLog::seal_if_full);
+                self.inner
+                    .pool
+                    .try_seal(alive, log, PartitionLog::seal_if_full);
             }
         }
         Ok((positions, client_bytes))
