@@ -4,6 +4,8 @@
 //! A group exists while it has members or commits; only then is its id a label value.
 //! Members keep their session by calling (a heartbeat, or a consume or commit naming them);
 //! a reaper task removes those silent past [`GroupLimits::session_timeout`] and rebalances.
+//! A group goes away in one place (`Shared::remove_group_if`): when its last member leaves
+//! or expires with no commits left, and when it is deleted; its series go with it.
 //!
 //! Locks: the map of groups, then a group's state, never the other way round. The map's
 //! lock is held only to find, create or remove a group; rebalances take the group's lock.
@@ -14,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use streamhouse_observability::Telemetry;
+use streamhouse_observability::catalog::label;
 use streamhouse_observability::metrics::GaugeRegistration;
 use tokio::task::JoinHandle;
 
@@ -156,6 +159,87 @@ pub struct PartitionLag {
     pub lag: u64,
 }
 
+/// A committed offset and the lag it leaves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupOffset {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition_id: u32,
+    /// The committed offset (next to read); may be past the high watermark.
+    pub committed_offset: u64,
+    /// The partition's high watermark.
+    pub high_watermark: u64,
+    /// `high_watermark - committed_offset`, never below 0.
+    pub lag: u64,
+}
+
+/// One group in the list of groups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupSummary {
+    /// The group.
+    pub group_id: String,
+    /// Topics it has committed offsets on or members subscribed to, sorted.
+    pub topics: Vec<String>,
+    /// Lag summed over its committed offsets.
+    pub total_lag: u64,
+    /// Partitions it has committed offsets on.
+    pub partition_count: usize,
+}
+
+/// A group's committed offsets and its members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupDetail {
+    /// The group.
+    pub group_id: String,
+    /// Committed offsets of partitions that exist, by topic and partition.
+    pub offsets: Vec<GroupOffset>,
+    /// Member id -> assigned partitions.
+    pub members: BTreeMap<String, Vec<TopicPartition>>,
+}
+
+/// How a reset picks each partition's new committed offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetStrategy {
+    /// The log's start: offset 0 (nothing is ever deleted from a partition).
+    Earliest,
+    /// The high watermark: skip everything there is.
+    Latest,
+    /// This offset, capped at the high watermark (as Kafka's reset tool does).
+    Specific(u64),
+    /// The first record with a timestamp (ms since the epoch) at least this, else the high
+    /// watermark.
+    Timestamp(u64),
+}
+
+/// Which partitions a reset or seek moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResetTarget<'a> {
+    /// One topic; `None`: every partition the group has committed offsets on.
+    pub topic: Option<&'a str>,
+    /// One partition of `topic`; `None`: all of its partitions.
+    pub partition: Option<u32>,
+}
+
+/// One partition a reset or seek moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetChange {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// The committed offset before; `None` when there was none.
+    pub old_offset: Option<u64>,
+    /// The committed offset now.
+    pub new_offset: u64,
+    /// For a timestamp reset: the timestamp of the record found, `None` when no record was
+    /// that late (then the new offset is the high watermark).
+    pub timestamp_found: Option<u64>,
+}
+
 /// Why a group operation failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupError {
@@ -167,6 +251,15 @@ pub enum GroupError {
     TooManyGroups,
     /// The group already has [`GroupLimits::max_members`] members.
     TooManyMembers,
+}
+
+/// Whether removing a group also removes every series labelled with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Series {
+    /// Yes: the group is gone for good (left, expired, deleted).
+    Remove,
+    /// No: the caller decides ([`ConsumerGroups::forget_topic`]).
+    Keep,
 }
 
 struct Shared {
@@ -233,11 +326,123 @@ impl ConsumerGroups {
         ids
     }
 
-    /// Forgets every committed offset on `topic` (the topic was deleted); returns the groups
-    /// that no longer exist afterwards (no members and no offsets left).
+    /// Forgets every committed offset and assignment on `topic` (the topic was deleted);
+    /// members subscribed to it stay. Returns the groups that no longer exist afterwards (no
+    /// members and no offsets left). Their lag series are gone with them, but their other
+    /// series are not removed here: the caller, which knows why the topic went, calls
+    /// `Telemetry::remove_series` for each group it wants forgotten.
     pub fn forget_topic(&self, topic: &str) -> Vec<String> {
-        let _ = topic;
-        Vec::new()
+        let mut emptied = Vec::new();
+        for (group_id, state) in self.shared.snapshot() {
+            let mut state = lock(&state);
+            state.committed.retain(|tp, _| tp.topic != topic);
+            let mut changed = false;
+            for assigned in state.assignments.values_mut() {
+                let before = assigned.len();
+                assigned.retain(|tp| tp.topic != topic);
+                changed |= assigned.len() != before;
+            }
+            if changed {
+                // Members read their new (smaller) assignment at their next heartbeat.
+                state.generation += 1;
+            }
+            if state.is_empty() {
+                emptied.push(group_id);
+            }
+        }
+        let mut removed: Vec<String> = emptied
+            .into_iter()
+            .filter(|id| {
+                self.shared
+                    .remove_group_if(id, Series::Keep, |s| s.is_empty().then_some(()))
+                    .is_some()
+            })
+            .collect();
+        removed.sort();
+        removed
+    }
+
+    /// Every group with its topics, lag and partition count, by group id.
+    pub fn summaries(&self) -> Vec<GroupSummary> {
+        let mut summaries: Vec<GroupSummary> = self
+            .shared
+            .snapshot()
+            .into_iter()
+            .map(|(group_id, state)| {
+                let state = lock(&state);
+                let offsets = offsets_of(&state, &self.shared.topics);
+                let topics: BTreeSet<String> = state
+                    .committed
+                    .keys()
+                    .map(|tp| tp.topic.clone())
+                    .chain(state.members.values().map(|m| m.topic.clone()))
+                    .collect();
+                GroupSummary {
+                    group_id,
+                    topics: topics.into_iter().collect(),
+                    total_lag: offsets.iter().map(|o| o.lag).sum(),
+                    partition_count: offsets.len(),
+                }
+            })
+            .collect();
+        summaries.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        summaries
+    }
+
+    /// The group's committed offsets (of partitions that exist) and members, read at once.
+    ///
+    /// # Errors
+    /// [`GroupError::GroupNotFound`] for an unknown group.
+    pub fn detail(&self, group_id: &str) -> Result<GroupDetail, GroupError> {
+        let state = self.shared.state(group_id)?;
+        let state = lock(&state);
+        Ok(GroupDetail {
+            group_id: group_id.to_owned(),
+            offsets: offsets_of(&state, &self.shared.topics),
+            members: state.assignments.clone(),
+        })
+    }
+
+    /// The partitions the group has committed offsets on.
+    ///
+    /// # Errors
+    /// [`GroupError::GroupNotFound`] for an unknown group.
+    pub fn committed_partitions(&self, group_id: &str) -> Result<Vec<TopicPartition>, GroupError> {
+        let state = self.shared.state(group_id)?;
+        let state = lock(&state);
+        Ok(state.committed.keys().cloned().collect())
+    }
+
+    /// Commits each `(partition, offset)` for a group that must exist (a reset never creates
+    /// one); answers each partition's previous committed offset, if it had one.
+    ///
+    /// # Errors
+    /// [`GroupError::GroupNotFound`] for an unknown group.
+    pub fn set_offsets(
+        &self,
+        group_id: &str,
+        offsets: &[(TopicPartition, u64)],
+    ) -> Result<Vec<Option<u64>>, GroupError> {
+        // Under the map's lock, as a commit: the group cannot be removed meanwhile.
+        let groups = self.shared.groups();
+        let group = groups.get(group_id).ok_or(GroupError::GroupNotFound)?;
+        let mut state = lock(&group.state);
+        Ok(offsets
+            .iter()
+            .map(|(tp, offset)| state.committed.insert(tp.clone(), *offset))
+            .collect())
+    }
+
+    /// Deletes the group with its members and committed offsets, its lag series and every
+    /// other series labelled with it; answers how many committed offsets went. Members
+    /// still running get 404 `group_not_found` at their next call and join again.
+    ///
+    /// # Errors
+    /// [`GroupError::GroupNotFound`] for an unknown group.
+    pub fn delete(&self, group_id: &str) -> Result<usize, GroupError> {
+        self.shared
+            .remove_group_if(group_id, Series::Remove, |s| Some(s.committed.len()))
+            .ok_or(GroupError::GroupNotFound)
     }
 
     /// Whether `group_id` exists: it has members or commits.
@@ -313,7 +518,8 @@ impl ConsumerGroups {
     }
 
     /// Commits `offset` (the next offset to read) for a partition, creating the group if
-    /// needed. The caller checks the partition exists and the offset is in range.
+    /// needed. The caller checks the partition exists; as in Kafka, an offset past the high
+    /// watermark is kept as it is (its lag reads 0).
     ///
     /// # Errors
     /// [`GroupError::TooManyGroups`].
@@ -416,31 +622,52 @@ impl Shared {
         })
     }
 
+    /// Every group's id and state, taken under the map's lock and read after it.
+    fn snapshot(&self) -> Vec<(String, Arc<Mutex<GroupState>>)> {
+        self.groups()
+            .iter()
+            .map(|(id, group)| (id.clone(), Arc::clone(&group.state)))
+            .collect()
+    }
+
     /// Removes the group if it has no members and no commits (checked again under both
-    /// locks: a join or commit may have come in since the caller looked).
+    /// locks: a join or commit may have come in since the caller looked), and its series.
     fn remove_if_empty(&self, group_id: &str) {
-        let removed = {
+        self.remove_group_if(group_id, Series::Remove, |s| s.is_empty().then_some(()));
+    }
+
+    /// The one place a group goes away: removes it if `decide` answers `Some` for its state
+    /// (under both locks), then its lag series, and with [`Series::Remove`] every series
+    /// labelled with its id. Answers what `decide` did, `None` when nothing was removed.
+    fn remove_group_if<T>(
+        &self,
+        group_id: &str,
+        series: Series,
+        decide: impl FnOnce(&GroupState) -> Option<T>,
+    ) -> Option<T> {
+        let (removed, answer) = {
             let mut groups = self.groups();
-            let empty = groups
+            let answer = groups
                 .get(group_id)
-                .is_some_and(|group| lock(&group.state).is_empty());
-            if empty { groups.remove(group_id) } else { None }
+                .and_then(|group| decide(&lock(&group.state)));
+            let removed = answer.as_ref().and_then(|_| groups.remove(group_id));
+            (removed, answer)
         };
         // Dropped outside the map's lock: it takes the gauge's lock.
         drop(removed);
+        if answer.is_some() && series == Series::Remove {
+            self.telemetry
+                .remove_series(label::CONSUMER_GROUP, group_id);
+        }
+        answer
     }
 
     /// Removes every member last seen more than the session timeout before `now`, with one
     /// rebalance per group that lost any; returns how many members left.
     fn expire_silent(&self, now: Instant) -> usize {
         let timeout = self.limits.session_timeout;
-        let states: Vec<(String, Arc<Mutex<GroupState>>)> = self
-            .groups()
-            .iter()
-            .map(|(id, group)| (id.clone(), Arc::clone(&group.state)))
-            .collect();
         let mut expired = 0;
-        for (group_id, state) in states {
+        for (group_id, state) in self.snapshot() {
             let empty = {
                 let mut state = lock(&state);
                 let before = state.members.len();
@@ -479,6 +706,27 @@ async fn reap_silent_members(shared: Weak<Shared>, timeout: Duration) {
 
 fn lock(state: &Mutex<GroupState>) -> MutexGuard<'_, GroupState> {
     state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Committed offsets of partitions that still exist, with their lag, in partition order.
+fn offsets_of(state: &GroupState, topics: &TopicRegistry) -> Vec<GroupOffset> {
+    state
+        .committed
+        .iter()
+        .filter_map(|(tp, &committed_offset)| {
+            let high_watermark = topics
+                .get(&tp.topic)?
+                .partition(tp.partition)?
+                .high_watermark();
+            Some(GroupOffset {
+                topic: tp.topic.clone(),
+                partition_id: tp.partition,
+                committed_offset,
+                high_watermark,
+                lag: high_watermark.saturating_sub(committed_offset),
+            })
+        })
+        .collect()
 }
 
 fn lag_of(state: &Mutex<GroupState>, topics: &TopicRegistry) -> Vec<PartitionLag> {
@@ -589,6 +837,80 @@ mod tests {
         assert_eq!(groups.group_ids(), ["kept"]);
         assert_eq!(groups.lag("gone").unwrap_err(), GroupError::GroupNotFound);
         assert_eq!(groups.committed("kept", "t", 0), Some(0));
+    }
+
+    #[tokio::test]
+    async fn forgetting_a_topic_drops_its_offsets_and_answers_the_groups_gone() {
+        let groups = groups(10, 10);
+        groups.shared.topics.create("u", 2).unwrap();
+        groups.commit("only-t", "t", 0, 1).unwrap();
+        groups.commit("both", "t", 1, 1).unwrap();
+        groups.commit("both", "u", 0, 1).unwrap();
+        let member = groups.join("member", "t").unwrap();
+        assert_eq!(partitions(&member).len(), 4);
+        assert_eq!(groups.forget_topic("t"), ["only-t"]);
+        assert_eq!(groups.group_ids(), ["both", "member"]);
+        assert_eq!(groups.committed_partitions("both").unwrap().len(), 1);
+        // The member stays, without the topic's partitions, and sees a new generation.
+        let now = groups.heartbeat("member", &member.member_id).unwrap();
+        assert!(now.assignments.is_empty());
+        assert_eq!(now.generation, member.generation + 1);
+        assert!(groups.forget_topic("t").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_deleted_group_is_gone_with_its_members_and_offsets() {
+        let groups = groups(1, 10);
+        let member = groups.join("g", "t").unwrap();
+        groups.commit("g", "t", 0, 7).unwrap();
+        groups.commit("g", "t", 1, 7).unwrap();
+        assert_eq!(groups.delete("g").unwrap(), 2);
+        assert_eq!(groups.delete("g").unwrap_err(), GroupError::GroupNotFound);
+        assert_eq!(
+            groups.heartbeat("g", &member.member_id).unwrap_err(),
+            GroupError::GroupNotFound
+        );
+        assert_eq!(
+            groups.set_offsets("g", &[]).unwrap_err(),
+            GroupError::GroupNotFound
+        );
+        // Its place under `max_groups` is free again.
+        groups.commit("h", "t", 0, 0).unwrap();
+    }
+
+    #[tokio::test]
+    async fn summaries_count_committed_offsets_and_name_member_topics() {
+        let groups = groups(10, 10);
+        groups.shared.topics.create("u", 1).unwrap();
+        groups.commit("b", "t", 2, 5).unwrap();
+        groups.join("a", "u").unwrap();
+        let old = groups
+            .set_offsets(
+                "b",
+                &[(
+                    TopicPartition {
+                        topic: "t".into(),
+                        partition: 2,
+                    },
+                    0,
+                )],
+            )
+            .unwrap();
+        assert_eq!(old, [Some(5)]);
+        let summaries = groups.summaries();
+        assert_eq!(summaries.len(), 2);
+        assert_eq!(
+            (
+                summaries[0].group_id.as_str(),
+                summaries[0].topics.as_slice()
+            ),
+            ("a", ["u".to_owned()].as_slice())
+        );
+        assert_eq!(summaries[0].partition_count, 0);
+        assert_eq!(summaries[1].partition_count, 1);
+        let detail = groups.detail("b").unwrap();
+        assert_eq!(detail.offsets[0].partition_id, 2);
+        assert_eq!(detail.offsets[0].committed_offset, 0);
     }
 
     #[tokio::test]

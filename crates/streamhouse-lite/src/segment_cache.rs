@@ -112,6 +112,26 @@ impl SegmentCache {
         self.bytes.store(total, Ordering::Relaxed);
     }
 
+    /// Drops every segment at or under `prefix` (a topic incarnation's, once it is deleted,
+    /// so its bytes leave the bound and the size gauge at once rather than at eviction);
+    /// returns how many went. Not counted as hits or misses.
+    pub fn remove_under(&self, prefix: &Path) -> usize {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let doomed: Vec<Path> = entries
+            .iter()
+            .filter(|(path, _)| path.prefix_matches(prefix))
+            .map(|(path, _)| path.clone())
+            .collect();
+        let mut total = self.bytes.load(Ordering::Relaxed);
+        for path in &doomed {
+            if let Some(entry) = entries.pop(path) {
+                total -= entry.bytes;
+            }
+        }
+        self.bytes.store(total, Ordering::Relaxed);
+        doomed.len()
+    }
+
     /// Resident bytes held now.
     pub fn size_bytes(&self) -> u64 {
         self.bytes.load(Ordering::Relaxed)
@@ -176,6 +196,33 @@ mod tests {
         assert!(text.contains(&line(&catalog::CACHE_SIZE, held)), "{text}");
         assert!(text.contains(&line(&catalog::CACHE_HITS, 1)), "{text}");
         assert!(text.contains(&line(&catalog::CACHE_MISSES, 1)), "{text}");
+    }
+
+    #[test]
+    fn removing_a_prefix_drops_only_what_lies_under_it() {
+        let telemetry = Telemetry::new(TelemetryConfig::default()).unwrap();
+        let cache = SegmentCache::new(1 << 20, &telemetry);
+        let gone = [
+            Path::from("topics/t/01/0/a.seg"),
+            Path::from("topics/t/01/1/b.seg"),
+        ];
+        // A sibling whose name merely starts with the prefix's last part stays.
+        let kept = Path::from("topics/t/012/0/a.seg");
+        let small = segment(3);
+        for path in gone.iter().chain([&kept]) {
+            cache.insert(path.clone(), Arc::clone(&small));
+        }
+        assert_eq!(cache.remove_under(&Path::from("topics/t/01")), 2);
+        assert_eq!(cache.len(), 1);
+        assert!(cache.peek(&kept).is_some());
+        let held = SegmentCache::cost(&kept, &small);
+        assert_eq!(cache.size_bytes(), held);
+        let text = telemetry.render_prometheus();
+        let line = format!("{} {held}\n", catalog::CACHE_SIZE.prometheus_name);
+        assert!(text.contains(&line), "{text}");
+        // Nothing left under it: a second call is a no-op.
+        assert_eq!(cache.remove_under(&Path::from("topics/t/01")), 0);
+        assert_eq!(cache.size_bytes(), held);
     }
 
     #[test]

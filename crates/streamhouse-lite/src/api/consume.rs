@@ -13,10 +13,12 @@ use crate::broker::{Broker, ConsumeRequest, ConsumeResult};
 /// Default `maxRecords`.
 pub const DEFAULT_MAX_RECORDS: usize = 100;
 
-/// `GET /consume`: records from `offset` (default 0) and `nextOffset`. At most `maxRecords`
-/// (default [`DEFAULT_MAX_RECORDS`]) and `maxBytes` of keys, values and headers (default
-/// and cap: the server's `max_consume_bytes`); the first record comes back even when it
-/// alone is larger. `groupId` counts the records for the group if it exists; `memberId`
+/// `GET /consume`: records from `offset` (default 0) and `nextOffset`. One call returns
+/// everything available from `offset`, across flushed segments and memory, up to
+/// `maxRecords` (default [`DEFAULT_MAX_RECORDS`], capped by the server's
+/// `max_consume_records`) and `maxBytes` of keys, values and headers (default and cap: the
+/// server's `max_consume_bytes`, which bounds the answer's size); the first record comes
+/// back even when it alone is larger. `groupId` counts the records for the group if it exists; `memberId`
 /// (with `groupId`) renews that member's session.
 pub async fn consume(
     State(broker): State<Broker>,

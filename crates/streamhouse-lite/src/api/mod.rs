@@ -9,6 +9,9 @@
 //! | `POST` | `/consumer-groups/{group_id}/members/{member_id}/heartbeat` | [`groups`] |
 //! | `POST` | `/consumer-groups/commit` | [`groups`] |
 //! | `GET` | `/consumer-groups/{group_id}/lag` | [`groups`] |
+//! | `GET` | `/consumer-groups` | [`groups::list`] |
+//! | `GET`/`DELETE` | `/consumer-groups/{group_id}` | [`groups::describe`], [`groups::delete`] |
+//! | `POST` | `/consumer-groups/{group_id}/reset`, `/consumer-groups/{group_id}/seek` | [`groups::reset`], [`groups::seek`] |
 //!
 //! Every error is JSON: [`error::ApiError`], also an unknown path (404 `not_found`), a wrong
 //! method (405 `method_not_allowed`, with `Allow`) and axum's own rejections such as a bad
@@ -39,6 +42,7 @@ pub fn router(broker: Broker) -> Router {
         .route("/produce", post(produce::single))
         .route("/produce/batch", post(produce::batch))
         .route("/consume", get(consume::consume))
+        .route("/consumer-groups", get(groups::list))
         .route("/consumer-groups/commit", post(groups::commit))
         .route("/consumer-groups/{group_id}/members", post(groups::join))
         .route(
@@ -50,7 +54,12 @@ pub fn router(broker: Broker) -> Router {
             post(groups::heartbeat),
         )
         .route("/consumer-groups/{group_id}/lag", get(groups::lag))
-        .route("/consumer-groups/{group_id}", get(groups::describe))
+        .route("/consumer-groups/{group_id}/reset", post(groups::reset))
+        .route("/consumer-groups/{group_id}/seek", post(groups::seek))
+        .route(
+            "/consumer-groups/{group_id}",
+            get(groups::describe).delete(groups::delete),
+        )
         .layer(DefaultBodyLimit::max(limit))
         .with_state(broker);
     plain_errors::answer_as_json(Router::new().nest("/api/v1", v1))

@@ -3,7 +3,7 @@
 //! | status | `error` | when | counted under |
 //! |---|---|---|---|
 //! | 400 | `invalid_topic_name` | `topic` is not 1 to 249 characters of `[A-Za-z0-9._-]` | `(unknown)` |
-//! | 404 | `topic_not_found` | no such topic | `(unknown)` |
+//! | 404 | `topic_not_found` | no such topic, or it is deleted while the request runs | `(unknown)` |
 //! | 400 | `invalid_record` | malformed body, record or partition | the topic, else `(unknown)` |
 //! | 404 | `partition_not_found` | no such partition | the topic |
 //! | 413 | `record_too_large` | body, key, value or headers past their limit | the topic, else `(unknown)` |
@@ -90,7 +90,7 @@ pub async fn batch(
 }
 
 /// Reads and parses a body in one pass, answering and counting a refusal under the topic
-/// when it exists, else under the placeholder.
+/// when it exists (and is not deleted meanwhile), else under the placeholder.
 fn read(
     broker: &Broker,
     body: Result<Bytes, BytesRejection>,
@@ -125,9 +125,62 @@ fn read(
     };
     match parsed.records {
         Ok(records) => Ok((topic, records)),
-        Err((error, kind)) => {
-            topic.producer.record_error(kind);
-            Err(error)
-        }
+        Err((error, kind)) => Err(refuse(broker, &topic, error, kind)),
+    }
+}
+
+/// Counts a body refused for `kind` under `topic`, answering `error`; or, when the topic
+/// was deleted since it was looked up, 404 `topic_not_found` under the placeholder (the
+/// topic answers first, and an absent one is never a label).
+fn refuse(broker: &Broker, topic: &Topic, error: ApiError, kind: ProducerError) -> ApiError {
+    // Held while recording, as `produce_to` does: a delete removes the topic's series only
+    // after it has marked the topic deleted, so none comes back.
+    let Some(_alive) = topic.incarnation().appending() else {
+        broker.record_unknown_topic_error(ProducerError::TopicNotFound);
+        return ApiError::not_found(
+            "topic_not_found",
+            format!("topic {:?} does not exist", topic.name),
+        );
+    };
+    topic.producer.record_error(kind);
+    error
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LiteConfig;
+    use object_store::memory::InMemory;
+    use streamhouse_observability::health::HealthRegistry;
+    use streamhouse_observability::{Telemetry, TelemetryConfig};
+
+    #[tokio::test]
+    async fn a_refusal_for_a_topic_deleted_meanwhile_is_a_404_under_the_placeholder() {
+        let telemetry = Telemetry::new(TelemetryConfig::default()).unwrap();
+        let health = HealthRegistry::new();
+        let store = Arc::new(InMemory::new());
+        let broker = Broker::start(LiteConfig::default(), &telemetry, store, &health);
+        let topic = broker.create_topic("doomed", 1).unwrap();
+        let invalid = || ApiError::bad_request("invalid_record", "bad");
+        let answer = refuse(&broker, &topic, invalid(), ProducerError::InvalidRecord);
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+        assert!(telemetry.render_prometheus().contains("topic=\"doomed\""));
+
+        // Looked up before the delete, refused after it.
+        broker.delete_topic("doomed").await.unwrap();
+        let answer = refuse(&broker, &topic, invalid(), ProducerError::InvalidRecord);
+        assert_eq!(answer.status, StatusCode::NOT_FOUND);
+        assert_eq!(answer.code, "topic_not_found");
+        let text = telemetry.render_prometheus();
+        assert!(!text.contains("topic=\"doomed\""), "{text}");
+        assert!(
+            text.lines().any(
+                |line| line.starts_with("streamhouse_producer_errors_total{")
+                    && line.contains("topic=\"(unknown)\"")
+                    && line.contains("error_type=\"topic_not_found\"")
+                    && line.ends_with(" 1")
+            ),
+            "{text}"
+        );
     }
 }

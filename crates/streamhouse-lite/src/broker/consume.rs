@@ -11,9 +11,10 @@ use tracing::Instrument;
 
 use super::{Broker, ConsumeResult};
 use crate::api::error::ApiError;
-use crate::partition_log::{PartitionLog, ReadPlan};
+use crate::partition_log::{FindPlan, PartitionLog, ReadPlan};
 use crate::record::Record;
-use crate::segment::EncodedSegment;
+use crate::segment::{self, EncodedSegment};
+use crate::topics::{Topic, UNKNOWN_TOPIC};
 use crate::trace_context;
 
 /// A consume request, as the API parsed it.
@@ -101,14 +102,18 @@ impl Broker {
     /// 400 `invalid_topic_name` / `invalid_group_id` / `offset_out_of_range` /
     /// `invalid_request`, 404 `topic_not_found` / `partition_not_found` / `group_not_found`
     /// / `member_not_found`, 503 `storage_failure`; each counted in
-    /// `streamhouse_consumer_errors_total`.
+    /// `streamhouse_consumer_errors_total`. A topic deleted while it is read answers 404
+    /// `topic_not_found`, counted under [`UNKNOWN_TOPIC`], whatever the read met (its
+    /// segments may be gone from the store); no series of it is recorded after the delete.
     pub async fn consume(&self, request: &ConsumeRequest<'_>) -> Result<ConsumeResult, ApiError> {
         self.check_consumer_names(request.topic, request.group)?;
         let group = request.group.unwrap_or_default();
         if let Some(member) = request.member {
             self.touch_member(group, member, request.topic)?;
         }
-        let (topic, group) = self.consumer_labels(request.topic, group);
+        let found = self.inner.topics.get(request.topic);
+        let (_, group) = self.consumer_labels(request.topic, group);
+        let topic = found.as_ref().map_or(UNKNOWN_TOPIC, |t| t.name.as_str());
         let span = tracing::info_span!(
             "consume",
             topic = %topic,
@@ -117,7 +122,20 @@ impl Broker {
             consumer_group = %group,
             records = tracing::field::Empty,
         );
-        let result = self.read(request).instrument(span.clone()).await;
+        let result = match &found {
+            Some(found) => self.read(found, request).instrument(span.clone()).await,
+            None => Err(topic_not_found(request.topic)),
+        };
+        // Held while recording: a delete marks the topic deleted under the write side before
+        // it removes the topic's series, so none is recorded again after that.
+        let alive = found.as_ref().map(|t| t.incarnation().appending());
+        if let Some(None) = alive {
+            // Deleted while it was read (its segments may be gone from the store): as if it
+            // never existed, whatever the read answered.
+            let (error, kind) = topic_not_found(request.topic);
+            self.record_consume_error(UNKNOWN_TOPIC, group, kind);
+            return Err(error);
+        }
         match result {
             Ok(records) => {
                 span.record("records", records.len());
@@ -147,9 +165,10 @@ impl Broker {
 
     async fn read(
         &self,
+        topic: &Topic,
         request: &ConsumeRequest<'_>,
     ) -> Result<Vec<Record>, (ApiError, ConsumerError)> {
-        let log = self.partition_log(request.topic, request.partition)?;
+        let log = partition_of(topic, request.partition)?;
         let config = &self.inner.config;
         let max_records = request.max_records.min(config.max_consume_records);
         let max_bytes = request.max_bytes.min(config.max_consume_bytes);
@@ -197,30 +216,65 @@ impl Broker {
         offset: u64,
         limit: &mut ReadLimit,
     ) -> Result<Vec<Record>, (ApiError, ConsumerError)> {
-        let storage_failure = |e: &dyn std::fmt::Display| {
-            let error = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "storage_failure",
-                format!("reading segment {path}: {e}"),
-            );
-            (error, ConsumerError::StorageFailure)
-        };
         let segment = self
             .fetch_segment(path)
             .await
-            .map_err(|e| storage_failure(&e))?;
+            .map_err(|e| storage_failure(path, &e))?;
         let mut records = Vec::new();
         for record in segment.records_from(offset) {
             if limit.exhausted() {
                 break;
             }
-            let record = record.map_err(|e| storage_failure(&e))?;
+            let record = record.map_err(|e| storage_failure(path, &e))?;
             if !limit.admit(&record) {
                 break;
             }
             records.push(record);
         }
         Ok(records)
+    }
+
+    /// The first record of `log` whose timestamp is at least `timestamp` (milliseconds since
+    /// the epoch), searched in offset order one place at a time (the memory buffers under
+    /// the log's lock, flushed segments one by one through the cache, decoding a record at a
+    /// time): so the search holds at most one segment, whatever the partition's size.
+    /// Answers its offset and timestamp, `None` when no record below the high watermark read
+    /// at the start is that late.
+    ///
+    /// # Errors
+    /// 503 `storage_failure` when a segment cannot be read.
+    pub(super) async fn find_by_timestamp(
+        &self,
+        log: &PartitionLog,
+        timestamp: u64,
+    ) -> Result<Option<(u64, u64)>, (ApiError, ConsumerError)> {
+        let high_watermark = log.high_watermark();
+        let mut next = 0;
+        while next < high_watermark {
+            match log.plan_find(next, |r| r.timestamp >= timestamp) {
+                FindPlan::Found(record) => return Ok(Some((record.offset, record.timestamp))),
+                FindPlan::Next { next: after } => next = after,
+                FindPlan::End => break,
+                FindPlan::Flushed {
+                    path,
+                    offset,
+                    last_offset,
+                } => {
+                    let segment = self
+                        .fetch_segment(&path)
+                        .await
+                        .map_err(|e| storage_failure(&path, &e))?;
+                    for record in segment.records_from(offset) {
+                        let record = record.map_err(|e| storage_failure(&path, &e))?;
+                        if record.timestamp >= timestamp {
+                            return Ok(Some((record.offset, record.timestamp)));
+                        }
+                    }
+                    next = last_offset + 1;
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// A flushed segment, from the cache or else the store (then cached). Readers missing
@@ -267,7 +321,23 @@ impl Broker {
         })?;
         let segment = Arc::new(segment);
         self.inner.cache.insert(path.clone(), Arc::clone(&segment));
+        // Checked after the insert: a delete marks the incarnation deleted before it empties
+        // its part of the cache, so either that sweep or this check drops the entry.
+        if !self.serves_segment(path) {
+            self.inner.cache.remove_under(path);
+        }
         Ok(segment)
+    }
+
+    /// Whether `path` is a segment of a registered, live topic incarnation (a path of
+    /// another layout is given the benefit of the doubt).
+    fn serves_segment(&self, path: &Path) -> bool {
+        let Some(location) = segment::parse_path(path) else {
+            return true;
+        };
+        self.inner.topics.get(&location.topic).is_some_and(|topic| {
+            topic.incarnation().id() == location.incarnation && !topic.is_deleted()
+        })
     }
 
     pub(super) fn partition_log(
@@ -275,25 +345,101 @@ impl Broker {
         topic_name: &str,
         partition: u32,
     ) -> Result<Arc<PartitionLog>, (ApiError, ConsumerError)> {
-        let Some(topic) = self.inner.topics.get(topic_name) else {
-            let error = ApiError::not_found(
-                "topic_not_found",
-                format!("topic {topic_name:?} does not exist"),
-            );
-            return Err((error, ConsumerError::TopicNotFound));
-        };
-        match topic.partition(partition) {
-            Some(log) => Ok(Arc::clone(log)),
-            None => Err((
-                ApiError::not_found(
-                    "partition_not_found",
-                    format!(
-                        "topic {topic_name:?} has {} partitions, got partition {partition}",
-                        topic.partitions.len()
-                    ),
-                ),
-                ConsumerError::PartitionNotFound,
-            )),
+        match self.inner.topics.get(topic_name) {
+            Some(topic) => partition_of(&topic, partition),
+            None => Err(topic_not_found(topic_name)),
         }
+    }
+}
+
+/// 404 `topic_not_found`.
+fn topic_not_found(name: &str) -> (ApiError, ConsumerError) {
+    let error = ApiError::not_found("topic_not_found", format!("topic {name:?} does not exist"));
+    (error, ConsumerError::TopicNotFound)
+}
+
+/// The log of `partition` of `topic`, or 404 `partition_not_found`.
+fn partition_of(
+    topic: &Topic,
+    partition: u32,
+) -> Result<Arc<PartitionLog>, (ApiError, ConsumerError)> {
+    match topic.partition(partition) {
+        Some(log) => Ok(Arc::clone(log)),
+        None => Err((
+            ApiError::not_found(
+                "partition_not_found",
+                format!(
+                    "topic {:?} has {} partitions, got partition {partition}",
+                    topic.name,
+                    topic.partitions.len()
+                ),
+            ),
+            ConsumerError::PartitionNotFound,
+        )),
+    }
+}
+
+/// 503 `storage_failure` for a segment that could not be read.
+fn storage_failure(path: &Path, e: &dyn std::fmt::Display) -> (ApiError, ConsumerError) {
+    let error = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "storage_failure",
+        format!("reading segment {path}: {e}"),
+    );
+    (error, ConsumerError::StorageFailure)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LiteConfig;
+    use crate::segment_cache::SegmentCache;
+    use object_store::memory::InMemory;
+    use streamhouse_observability::health::HealthRegistry;
+    use streamhouse_observability::{Telemetry, TelemetryConfig};
+
+    /// A one-record segment put straight into the store at `path`.
+    async fn put_segment(broker: &Broker, path: &Path) {
+        let record = Record {
+            partition: 0,
+            offset: 0,
+            key: None,
+            value: "v".to_owned(),
+            timestamp: 0,
+            headers: Default::default(),
+        };
+        let bytes = segment::encode(&[record]);
+        broker.store().put(path, bytes.into()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_segment_loaded_for_a_deleted_incarnation_is_not_left_cached() {
+        let telemetry = Telemetry::new(TelemetryConfig::default()).unwrap();
+        let health = HealthRegistry::new();
+        let broker = Broker::start(
+            LiteConfig::default(),
+            &telemetry,
+            Arc::new(InMemory::new()),
+            &health,
+        );
+        let live = broker.create_topic("live", 1).unwrap();
+        let live_path = segment::object_path("live", live.incarnation().id(), 0, 0);
+        put_segment(&broker, &live_path).await;
+        broker.fetch_segment(&live_path).await.unwrap();
+        assert_eq!(broker.cache().len(), 1);
+
+        // A read that found the segment before the delete and loads it after: served, but
+        // not cached, since the delete's sweep of the cache may already have run.
+        let doomed = broker.create_topic("doomed", 1).unwrap();
+        let doomed_path = segment::object_path("doomed", doomed.incarnation().id(), 0, 0);
+        broker.delete_topic("doomed").await.unwrap();
+        put_segment(&broker, &doomed_path).await;
+        let loaded = broker.fetch_segment(&doomed_path).await.unwrap();
+        assert_eq!(loaded.last_offset(), Some(0));
+        assert_eq!(broker.cache().len(), 1);
+        assert!(broker.cache().peek(&live_path).is_some());
+        let live_bytes =
+            SegmentCache::cost(&live_path, &broker.fetch_segment(&live_path).await.unwrap());
+        assert_eq!(broker.cache().size_bytes(), live_bytes);
     }
 }
