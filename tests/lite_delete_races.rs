@@ -4,22 +4,15 @@
 
 mod support;
 
-use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use futures::stream::BoxStream;
 use object_store::memory::InMemory;
-use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
-};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use streamhouse_observability::catalog;
+use support::flaky_store::FlakyStore;
 use support::lite::{LiteTestServer, Metrics, eventually, start, test_config};
 
 /// Rounds of create, fill, race, delete: each race window is short, so many of them.
@@ -35,65 +28,6 @@ const MAX_REQUESTS: usize = 5_000;
 /// A 100-byte value, distinct per index: ten of them fill a 1000-byte segment.
 fn value(i: usize) -> String {
     format!("{i:0100}")
-}
-
-/// An in-memory store whose segment reads each take a few milliseconds, so a consume
-/// reading several segments is still reading when a delete removes them.
-#[derive(Debug, Default)]
-struct SlowReads {
-    inner: InMemory,
-}
-
-impl fmt::Display for SlowReads {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SlowReads({})", self.inner)
-    }
-}
-
-#[async_trait]
-impl ObjectStore for SlowReads {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> Result<PutResult> {
-        self.inner.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        if location.as_ref().ends_with(".seg") {
-            tokio::time::sleep(Duration::from_millis(3)).await;
-        }
-        self.inner.get_opts(location, options).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, Result<Path>>,
-    ) -> BoxStream<'static, Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
 }
 
 /// Creates `topic` with one partition holding [`SEGMENTS`] flushed segments and
@@ -202,7 +136,15 @@ async fn a_consume_racing_a_delete_answers_200_or_404_and_leaves_no_series() {
     // A 1-byte cache holds nothing: every read of a flushed segment goes to the store,
     // where the delete removes it.
     let config = test_config().with_cache_max_bytes(1);
-    let server = Arc::new(start(config, Arc::new(SlowReads::default())).await);
+    let server = Arc::new(
+        start(
+            config,
+            Arc::new(FlakyStore::with_slow_segment_reads(Duration::from_millis(
+                3,
+            ))),
+        )
+        .await,
+    );
     let total = SEGMENTS * 10 + IN_MEMORY;
     let (mut consume_404, mut produce_404, mut full_reads) = (0_u32, 0_u32, 0);
     for round in 0..ROUNDS {

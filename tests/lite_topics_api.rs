@@ -5,23 +5,18 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use futures::TryStreamExt;
-use futures::stream::BoxStream;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
-};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use streamhouse_observability::catalog;
+use support::flaky_store::FlakyStore;
 use support::lite::{LiteTestServer, eventually, start, test_config};
 
 /// A 100-byte value, distinct per index: ten of them fill a 1000-byte segment.
@@ -387,73 +382,10 @@ async fn produce_racing_a_delete_answers_ok_or_404_and_leaves_nothing_behind() {
     assert!(consume_all(&server, "race", 1).await.is_empty());
 }
 
-/// An in-memory store whose segment puts fail while `failing` is set; manifests go through.
-#[derive(Debug, Default)]
-struct SegmentOutage {
-    inner: InMemory,
-    failing: Arc<AtomicBool>,
-}
-
-impl fmt::Display for SegmentOutage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SegmentOutage({})", self.inner)
-    }
-}
-
-#[async_trait]
-impl ObjectStore for SegmentOutage {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> Result<PutResult> {
-        if self.failing.load(Ordering::SeqCst) && location.as_ref().ends_with(".seg") {
-            let error = std::io::Error::new(std::io::ErrorKind::TimedOut, "injected");
-            return Err(object_store::Error::Generic {
-                store: "SegmentOutage",
-                source: Box::new(error),
-            });
-        }
-        self.inner.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        self.inner.get_opts(location, options).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, Result<Path>>,
-    ) -> BoxStream<'static, Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn segments_queued_for_a_deleted_topic_are_never_stored() {
-    let store = Arc::new(SegmentOutage::default());
-    let failing = Arc::clone(&store.failing);
+    let (store, failing) = FlakyStore::failing_segment_puts();
+    let store = Arc::new(store);
     let server = start(test_config(), Arc::clone(&store) as _).await;
     server.create_topic("q", 1).await;
     failing.store(true, Ordering::SeqCst);
@@ -480,7 +412,7 @@ async fn segments_queued_for_a_deleted_topic_are_never_stored() {
     .await;
     assert_eq!(pool.unflushed_bytes(), 0);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let paths = stored_paths(&store.inner).await;
+    let paths = stored_paths(store.as_ref()).await;
     assert_eq!(paths, ["topics/q/manifest.json"], "{paths:?}");
     let m = server.metrics().await;
     assert_eq!(m.sum(&catalog::SEGMENT_FLUSHES, ""), 0.0);

@@ -1,8 +1,9 @@
-//! An object store that fails on demand, for outage tests.
+//! An object store that fails or slows down on demand, for outage and race tests.
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -14,11 +15,21 @@ use object_store::{
     PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
 };
 
-/// Wraps a store; while `failing`, every call times out.
+/// Which calls a failing store fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outage {
+    Everything,
+    SegmentPuts,
+}
+
+/// Wraps an in-memory store; while `failing`, calls time out (every call, or only segment
+/// puts), and segment reads may be slowed down.
 #[derive(Debug)]
 pub struct FlakyStore {
     inner: InMemory,
     failing: Arc<AtomicBool>,
+    outage: Outage,
+    segment_read_delay: Duration,
 }
 
 impl fmt::Display for FlakyStore {
@@ -34,19 +45,41 @@ impl FlakyStore {
         let store = FlakyStore {
             inner: InMemory::new(),
             failing: Arc::clone(&switch),
+            outage: Outage::Everything,
+            segment_read_delay: Duration::ZERO,
         };
         (store, switch)
     }
 
+    /// A store whose switch fails segment puts only (`.seg` objects; manifests still land).
+    pub fn failing_segment_puts() -> (Self, Arc<AtomicBool>) {
+        let (mut store, switch) = FlakyStore::new(false);
+        store.outage = Outage::SegmentPuts;
+        (store, switch)
+    }
+
+    /// A store that never fails and takes `delay` to read each segment, so a consume of
+    /// several segments is still reading when something races it.
+    pub fn with_slow_segment_reads(delay: Duration) -> Self {
+        let (mut store, _) = FlakyStore::new(false);
+        store.segment_read_delay = delay;
+        store
+    }
+
     fn check(&self) -> Result<()> {
-        if self.failing.load(Ordering::SeqCst) {
-            let timeout = std::io::Error::new(std::io::ErrorKind::TimedOut, "injected");
-            return Err(object_store::Error::Generic {
-                store: "Flaky",
-                source: Box::new(timeout),
-            });
+        if self.failing.load(Ordering::SeqCst) && self.outage == Outage::Everything {
+            return Err(injected());
         }
         Ok(())
+    }
+}
+
+/// The error of a failing call: a timeout, as a store that is down gives.
+fn injected() -> object_store::Error {
+    let timeout = std::io::Error::new(std::io::ErrorKind::TimedOut, "injected");
+    object_store::Error::Generic {
+        store: "Flaky",
+        source: Box::new(timeout),
     }
 }
 
@@ -59,6 +92,10 @@ impl ObjectStore for FlakyStore {
         opts: PutOptions,
     ) -> Result<PutResult> {
         self.check()?;
+        let segment = location.as_ref().ends_with(".seg");
+        if segment && self.outage == Outage::SegmentPuts && self.failing.load(Ordering::SeqCst) {
+            return Err(injected());
+        }
         self.inner.put_opts(location, payload, opts).await
     }
 
@@ -73,6 +110,9 @@ impl ObjectStore for FlakyStore {
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
         self.check()?;
+        if !self.segment_read_delay.is_zero() && location.as_ref().ends_with(".seg") {
+            tokio::time::sleep(self.segment_read_delay).await;
+        }
         self.inner.get_opts(location, options).await
     }
 

@@ -1,14 +1,57 @@
-//! Resident memory per series: records `N` consumer-group counter series and `N / 4` topics'
-//! produce series (two counters, two histograms each), scrapes once, and prints the growth of
-//! resident memory per series. Not a test: run it in release to compare builds.
+//! Memory per series: records `N` consumer-group counter series and `N / 4` topics' produce
+//! series (two counters, two histograms each), scrapes once, and prints the heap bytes in use
+//! per series (counted by a global allocator wrapper, so freed memory the allocator keeps does
+//! not blur it) and the growth of resident memory. Not a test: run it in release to compare
+//! builds.
 //!
 //! ```sh
 //! cargo run --release -p streamhouse-observability --example series_memory -- 100000
+//! cargo run --release -p streamhouse-observability --example series_memory -- 100000 push
 //! ```
+//!
+//! With `push`, metrics are also pushed over OTLP (to a closed port, once an hour), as a
+//! deployment with a collector runs.
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use streamhouse_observability::otlp::{OtlpConfig, OtlpProtocol};
 use streamhouse_observability::{Telemetry, TelemetryConfig};
+
+/// The system allocator, counting the bytes in use.
+struct Counting;
+
+static IN_USE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded to the system allocator unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        IN_USE.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: the caller's contract, forwarded.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        IN_USE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: the caller's contract, forwarded.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        IN_USE.fetch_add(new_size, Ordering::Relaxed);
+        IN_USE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: the caller's contract, forwarded.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn heap_bytes() -> usize {
+    IN_USE.load(Ordering::Relaxed)
+}
 
 /// Resident memory in KiB, from `/proc/self/status` (Linux).
 fn resident_kib() -> u64 {
@@ -25,13 +68,19 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(100_000);
-    let telemetry = Telemetry::new(
-        TelemetryConfig::default()
-            .with_service_name("series-memory")
-            .with_cardinality_limit(n + 1),
-    )
-    .expect("telemetry starts");
+    let mut config = TelemetryConfig::default()
+        .with_service_name("series-memory")
+        .with_cardinality_limit(n + 1);
+    if std::env::args().nth(2).as_deref() == Some("push") {
+        config = config.with_otlp(
+            OtlpConfig::default()
+                .with_endpoint("http://127.0.0.1:9", OtlpProtocol::Grpc)
+                .with_metric_export_interval(Duration::from_secs(3600)),
+        );
+    }
+    let telemetry = Telemetry::new(config).expect("telemetry starts");
     let before = resident_kib();
+    let heap_before = heap_bytes();
     for i in 0..n {
         telemetry
             .consumer()
@@ -44,20 +93,24 @@ fn main() {
     }
     let recorded = resident_kib();
     let body = telemetry.render_prometheus();
+    let body_len = body.len();
+    drop(body);
+    let heap = heap_bytes() - heap_before;
     let scraped = resident_kib();
     let series = n + n;
     println!(
         "series: {series} ({n} counters, {} topics x 4 instruments)",
         n / 4
     );
-    println!("exposition: {} bytes", body.len());
+    println!("exposition: {body_len} bytes");
     println!(
         "resident growth: recorded {} KiB, after a scrape {} KiB",
         recorded - before,
         scraped - before
     );
     println!(
-        "bytes per series after a scrape: {}",
-        (scraped - before) * 1024 / series as u64
+        "heap in use after a scrape (exposition freed): {} bytes, {} per series",
+        heap,
+        heap / series
     );
 }

@@ -5,7 +5,7 @@
 //! overflow handle bound once: no exclusive lock, no allocation, whatever callers send.
 
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use hashbrown::{Equivalent, HashMap};
@@ -29,44 +29,72 @@ impl Equivalent<Values> for Borrowed<'_> {
     }
 }
 
+/// [`Entry::state`]: used since the last sweep.
+const USED: u8 = 0;
+/// [`Entry::state`]: not used since the last sweep.
+const UNUSED: u8 = 1;
+/// [`Entry::state`]: removed or idle; the handle no longer stands for its series.
+const RETIRED: u8 = 2;
+
 /// A cached handle and what its series' lifecycle needs: whether it still stands for its
-/// series (a removed or idle one does not), and whether it recorded since the last sweep.
+/// series, and whether it recorded since the last sweep, in one byte so the hot path reads
+/// one atomic.
 #[derive(Debug)]
 pub(crate) struct Entry<V> {
+    state: AtomicU8,
     value: V,
-    live: AtomicBool,
-    touched: AtomicBool,
-    /// Clock reading (ns since the collector's origin) of the last sweep that found it touched.
+    /// Clock reading (ns since the collector's origin) of the last sweep that found it used.
     seen: AtomicU64,
 }
 
 impl<V> Entry<V> {
     fn new(value: V) -> Self {
         Entry {
-            value,
-            live: AtomicBool::new(true),
             // Binding counts as use, so a new entry survives its first sweep.
-            touched: AtomicBool::new(true),
+            state: AtomicU8::new(USED),
+            value,
             seen: AtomicU64::new(0),
         }
     }
 
     /// The handle, marked used, while it still stands for its series.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get(&self) -> Option<&V> {
-        if !self.live.load(Ordering::Relaxed) {
-            return None;
+        self.use_live().then_some(&self.value)
+    }
+
+    /// Whether the handle still stands for its series; marks it used if so. For callers
+    /// that keep a clone of the handle itself, so the record need not wait for this load.
+    #[inline(always)]
+    pub(crate) fn use_live(&self) -> bool {
+        match self.state.load(Ordering::Relaxed) {
+            USED => true,
+            // Written once per sweep at most, so recording threads do not contend for the
+            // entry's cache line.
+            UNUSED => {
+                let _ =
+                    self.state
+                        .compare_exchange(UNUSED, USED, Ordering::Relaxed, Ordering::Relaxed);
+                true
+            }
+            _ => false,
         }
-        // A load first: the common case writes nothing, so recording threads do not
-        // contend for the entry's cache line.
-        if !self.touched.load(Ordering::Relaxed) {
-            self.touched.store(true, Ordering::Relaxed);
-        }
-        Some(&self.value)
+    }
+
+    /// The handle, whatever its state.
+    pub(crate) fn value(&self) -> &V {
+        &self.value
     }
 
     fn retire(&self) {
-        self.live.store(false, Ordering::Relaxed);
+        self.state.store(RETIRED, Ordering::Relaxed);
+    }
+
+    /// Whether it was used since the last sweep; marks it unused for the next.
+    fn take_used(&self) -> bool {
+        self.state
+            .compare_exchange(USED, UNUSED, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
     }
 }
 
@@ -222,7 +250,7 @@ impl<V: Send + Sync> Retire for BoundCache<V> {
             return 0;
         }
         self.retire_where(|_, entry| {
-            if entry.touched.swap(false, Ordering::Relaxed) {
+            if entry.take_used() {
                 entry.seen.store(now, Ordering::Relaxed);
                 return false;
             }

@@ -110,12 +110,14 @@ impl<const N: usize> LabeledCounter<N> {
     /// A handle on the series of label `values`, in catalog order, for callers that keep it.
     pub(crate) fn hold(&self, values: [&str; N]) -> HeldCounter<N> {
         let values = values.map(|v| truncate_label_value(v, self.max_value_bytes));
+        let entry = self.bound.entry(
+            &values,
+            || self.bind_truncated(values),
+            || self.counter.bind_overflow(),
+        );
         HeldCounter {
-            entry: self.bound.entry(
-                &values,
-                || self.bind_truncated(values),
-                || self.counter.bind_overflow(),
-            ),
+            bound: entry.value().clone(),
+            entry,
             values: Arc::new(values.map(Box::from)),
             counter: self.clone(),
         }
@@ -130,6 +132,8 @@ impl<const N: usize> LabeledCounter<N> {
 /// removed or idle, it records through the cache, which binds the series anew.
 #[derive(Debug, Clone)]
 pub(crate) struct HeldCounter<const N: usize> {
+    /// The entry's handle, kept here too: the record does not wait for the entry's state.
+    bound: BoundCounter,
     entry: Arc<Entry<BoundCounter>>,
     values: Arc<[Box<str>; N]>,
     counter: LabeledCounter<N>,
@@ -138,12 +142,18 @@ pub(crate) struct HeldCounter<const N: usize> {
 impl<const N: usize> HeldCounter<N> {
     #[inline]
     pub(crate) fn add(&self, value: u64) {
-        match self.entry.get() {
-            Some(counter) => counter.add(value),
-            None => self
-                .counter
-                .add(self.values.each_ref().map(|v| &**v), value),
+        match self.entry.use_live() {
+            true => self.bound.add(value),
+            false => self.add_retired(value),
         }
+    }
+
+    /// Out of line: the hot path stays one branch and the bound record.
+    #[cold]
+    #[inline(never)]
+    fn add_retired(&self, value: u64) {
+        self.counter
+            .add(self.values.each_ref().map(|v| &**v), value);
     }
 }
 

@@ -53,10 +53,12 @@ impl ProducerMetrics {
     /// Resolves the label set of `topic` once; the handle then records at bound-instrument cost.
     pub fn topic(&self, topic: &str) -> TopicProducerMetrics {
         let topic = truncate_label_value(topic, self.max_value_bytes);
+        let entry = self
+            .topics
+            .entry(&[topic], || self.bind_batch(topic), || self.bind_overflow());
         TopicProducerMetrics {
-            batch: self
-                .topics
-                .entry(&[topic], || self.bind_batch(topic), || self.bind_overflow()),
+            batch: entry.value().clone(),
+            entry,
             producer: self.clone(),
             topic: topic.into(),
         }
@@ -127,7 +129,9 @@ impl BoundBatch {
 /// again from zero.
 #[derive(Debug, Clone)]
 pub struct TopicProducerMetrics {
-    batch: Arc<Entry<BoundBatch>>,
+    /// The entry's handles, kept here too: the record does not wait for the entry's state.
+    batch: BoundBatch,
+    entry: Arc<Entry<BoundBatch>>,
     producer: ProducerMetrics,
     topic: Arc<str>,
 }
@@ -136,9 +140,9 @@ impl TopicProducerMetrics {
     /// Records one successful produce request.
     #[inline]
     pub fn record_batch(&self, records: u64, bytes: u64, latency: Duration) {
-        match self.batch.get() {
-            Some(batch) => batch.record(records, bytes, latency),
-            None => self
+        match self.entry.use_live() {
+            true => self.batch.record(records, bytes, latency),
+            false => self
                 .producer
                 .record_batch(&self.topic, records, bytes, latency),
         }

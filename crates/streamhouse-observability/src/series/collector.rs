@@ -39,16 +39,10 @@ pub(crate) trait Flush: Send + Sync {
     fn shutdown(&self, timeout: Duration) -> OTelSdkResult;
 }
 
-struct State {
-    store: Store,
-    /// The SDK refills its vectors in place.
-    scratch: ResourceMetrics,
-}
-
 /// Collects the SDK's deltas into one cumulative store.
 pub(crate) struct Collector {
     sdk: ManualReader,
-    state: Mutex<State>,
+    store: Mutex<Store>,
     lifecycle: Lifecycle,
     /// Idle times are kept as ns since this instant.
     origin: Instant,
@@ -70,10 +64,7 @@ impl Collector {
             sdk: ManualReader::builder()
                 .with_temporality(Temporality::Delta)
                 .build(),
-            state: Mutex::new(State {
-                store: Store::default(),
-                scratch: ResourceMetrics::default(),
-            }),
+            store: Mutex::new(Store::default()),
             lifecycle,
             origin,
             push: OnceLock::new(),
@@ -96,26 +87,30 @@ impl Collector {
     /// # Errors
     /// The SDK's error when the provider is shut down or not yet built.
     pub(crate) fn read<R>(&self, read: impl FnOnce(&Store) -> R) -> Result<R, OTelSdkError> {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        self.collect(&mut state)?;
-        Ok(read(&state.store))
+        let mut store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
+        self.collect(&mut store)?;
+        Ok(read(&store))
     }
 
     /// Collects into the store, leaving the SDK's collection in `rm`.
     pub(crate) fn collect_into(&self, rm: &mut ResourceMetrics) -> OTelSdkResult {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
         self.sdk.collect(rm)?;
-        if self.fold(&mut state.store, rm) {
-            self.collect_again(&mut state)?;
+        if self.fold(&mut store, rm) {
+            self.collect_again(&mut store)?;
         }
         Ok(())
     }
 
-    fn collect(&self, state: &mut State) -> OTelSdkResult {
-        let State { store, scratch } = state;
-        self.sdk.collect(scratch)?;
-        if self.fold(store, scratch) {
-            self.collect_again(state)?;
+    fn collect(&self, store: &mut Store) -> OTelSdkResult {
+        // A fresh collection each time, dropped once merged: kept for reuse, it would hold a
+        // second copy of every series that changed, and the SDK allocates each data point's
+        // attributes anyway.
+        let mut metrics = ResourceMetrics::default();
+        self.sdk.collect(&mut metrics)?;
+        if self.fold(store, &metrics) {
+            drop(metrics);
+            self.collect_again(store)?;
         }
         Ok(())
     }
@@ -123,10 +118,10 @@ impl Collector {
     /// A second collection right after handles were retired: the SDK forgets their series
     /// (unbound and quiet since the first), so their cardinality slots are free now rather
     /// than at the next collection.
-    fn collect_again(&self, state: &mut State) -> OTelSdkResult {
-        let State { store, scratch } = state;
-        self.sdk.collect(scratch)?;
-        store.merge(scratch, self.lifecycle.clock.now());
+    fn collect_again(&self, store: &mut Store) -> OTelSdkResult {
+        let mut metrics = ResourceMetrics::default();
+        self.sdk.collect(&mut metrics)?;
+        store.merge(&metrics, self.lifecycle.clock.now());
         Ok(())
     }
 
@@ -153,12 +148,12 @@ impl Collector {
     /// left the store.
     pub(crate) fn remove(&self, scope: &str, key: &str, value: &str) -> usize {
         self.lifecycle.caches.retire(key, value);
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
         // What was recorded before the removal is folded in, then dropped with the rest; a
         // provider not built or shut down has nothing to fold in.
-        let _ = self.collect(&mut state);
-        let removed = state.store.remove(scope, key, value);
-        let _ = self.collect_again(&mut state);
+        let _ = self.collect(&mut store);
+        let removed = store.remove(scope, key, value);
+        let _ = self.collect_again(&mut store);
         self.lifecycle.exemplars.forget_unused();
         removed
     }

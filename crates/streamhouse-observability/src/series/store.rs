@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 use std::hash::BuildHasher;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use hashbrown::HashTable;
@@ -51,7 +52,8 @@ pub(crate) enum NumberType {
 /// An explicit-bucket histogram's cumulative state.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct HistogramValue {
-    pub(crate) bounds: Box<[f64]>,
+    /// Shared by the series of a stream: one copy per bucket layout.
+    pub(crate) bounds: Arc<[f64]>,
     /// One per bound, then the `+Inf` bucket; not cumulative.
     pub(crate) counts: Box<[u64]>,
     pub(crate) count: u64,
@@ -61,9 +63,9 @@ pub(crate) struct HistogramValue {
 }
 
 impl HistogramValue {
-    fn of<T: Copy + Into<Number>>(point: &HistogramDataPoint<T>) -> Self {
+    fn of<T: Copy + Into<Number>>(point: &HistogramDataPoint<T>, bounds: Arc<[f64]>) -> Self {
         HistogramValue {
-            bounds: point.bounds().collect(),
+            bounds,
             counts: point.bucket_counts().collect(),
             count: point.count(),
             sum: point.sum().into(),
@@ -72,11 +74,10 @@ impl HistogramValue {
         }
     }
 
-    fn add<T: Copy + Into<Number>>(&mut self, delta: &HistogramDataPoint<T>) {
-        if !self.bounds.iter().copied().eq(delta.bounds())
-            || self.counts.len() != delta.bucket_counts().count()
+    fn add<T: Copy + Into<Number>>(&mut self, delta: &HistogramDataPoint<T>, bounds: Arc<[f64]>) {
+        if !Arc::ptr_eq(&self.bounds, &bounds) || self.counts.len() != delta.bucket_counts().count()
         {
-            *self = HistogramValue::of(delta);
+            *self = HistogramValue::of(delta, bounds);
             return;
         }
         for (count, add) in self.counts.iter_mut().zip(delta.bucket_counts()) {
@@ -101,7 +102,8 @@ impl HistogramValue {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Value {
     Number(Number),
-    Histogram(HistogramValue),
+    /// Boxed: a counter's value stays two words.
+    Histogram(Box<HistogramValue>),
 }
 
 /// One series.
@@ -161,6 +163,8 @@ pub(crate) struct Store {
     hasher: hashbrown::DefaultHashBuilder,
     /// Reused to sort attributes that do not arrive sorted.
     scratch: Vec<KeyValue>,
+    /// Every bucket layout seen, shared by the histogram series that use it.
+    layouts: Vec<Arc<[f64]>>,
 }
 
 impl Default for Store {
@@ -171,6 +175,7 @@ impl Default for Store {
             unsupported: Vec::new(),
             hasher: hashbrown::DefaultHashBuilder::default(),
             scratch: Vec::new(),
+            layouts: Vec::new(),
         }
     }
 }
@@ -247,13 +252,16 @@ impl Store {
                         let stream =
                             self.stream(scope, metric, StreamKind::Histogram, $number, !delta);
                         for point in histogram.data_points() {
+                            let bounds = self.bounds(|| point.bounds());
                             self.put(scope, stream, point.attributes(), start, now, |held| {
                                 match held {
                                     Some(Value::Histogram(mut h)) if delta => {
-                                        h.add(point);
+                                        h.add(point, bounds);
                                         Value::Histogram(h)
                                     }
-                                    _ => Value::Histogram(HistogramValue::of(point)),
+                                    _ => Value::Histogram(Box::new(HistogramValue::of(
+                                        point, bounds,
+                                    ))),
                                 }
                             });
                         }
@@ -271,6 +279,23 @@ impl Store {
             AggregatedMetrics::I64(data) => merge!(data, NumberType::I64),
             AggregatedMetrics::F64(data) => merge!(data, NumberType::F64),
         }
+    }
+
+    /// The shared copy of bucket layout `bounds`.
+    fn bounds<I: Iterator<Item = f64>>(&mut self, bounds: impl Fn() -> I) -> Arc<[f64]> {
+        let same = |layout: &&Arc<[f64]>| {
+            layout.len() == bounds().count()
+                && layout
+                    .iter()
+                    .zip(bounds())
+                    .all(|(a, b)| a.to_bits() == b.to_bits())
+        };
+        if let Some(layout) = self.layouts.iter().find(same) {
+            return Arc::clone(layout);
+        }
+        let layout: Arc<[f64]> = bounds().collect();
+        self.layouts.push(Arc::clone(&layout));
+        layout
     }
 
     /// The index of `metric`'s stream in `scope`, created if new; a cumulative stream's
