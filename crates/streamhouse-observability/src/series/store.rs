@@ -309,10 +309,18 @@ impl Store {
         cumulative: bool,
     ) -> usize {
         let streams = &mut self.scopes[scope].streams;
-        let index = match streams
-            .iter()
-            .position(|s| s.name == metric.name() && s.kind == kind && s.number == number)
-        {
+        // A stream is the SDK's instrument identity. Cumulative streams are rebuilt at every
+        // collection, so two alike (a gauge and an observable gauge of one name) each claim
+        // their own; the encoders order alike streams by content, not by which came first.
+        let index = match streams.iter().position(|s| {
+            s.name == metric.name()
+                && s.description == metric.description()
+                && s.unit == metric.unit()
+                && s.kind == kind
+                && s.number == number
+                && s.cumulative == cumulative
+                && !(cumulative && s.replaced)
+        }) {
             Some(index) => index,
             None => {
                 streams.push(Stream {
@@ -329,11 +337,10 @@ impl Store {
             }
         };
         let stream = &mut streams[index];
-        stream.cumulative = cumulative;
-        if cumulative && !stream.replaced {
+        if cumulative {
             stream.series.clear();
+            stream.replaced = true;
         }
-        stream.replaced |= cumulative;
         index
     }
 
