@@ -37,14 +37,8 @@ async fn fill(server: &LiteTestServer, topic: &str) {
     server.create_topic(topic, 1).await;
     let values: Vec<String> = (0..SEGMENTS * 10 + IN_MEMORY).map(value).collect();
     for chunk in values.chunks(10) {
-        let records: Vec<Value> = chunk.iter().map(|v| json!({ "value": v })).collect();
-        let (status, body) = server
-            .post(
-                "/api/v1/produce/batch",
-                &json!({ "topic": topic, "records": records }),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
+        let records = chunk.iter().map(|v| json!({ "value": v })).collect();
+        server.produce_batch(topic, records).await;
     }
     eventually(Duration::from_secs(10), "the segments to flush", || async {
         let m = server.metrics().await;

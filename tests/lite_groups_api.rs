@@ -17,16 +17,10 @@ const TOPIC: &str = "orders";
 
 /// Produces `count` records of 200-byte values to `partition`; their offsets.
 async fn produce(server: &LiteTestServer, partition: u32, count: usize) -> Vec<u64> {
-    let records: Vec<Value> = (0..count)
+    let records = (0..count)
         .map(|i| json!({ "value": format!("{i:0200}"), "partition": partition }))
         .collect();
-    let (status, body) = server
-        .post(
-            "/api/v1/produce/batch",
-            &json!({ "topic": TOPIC, "records": records }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let body = server.produce_batch(TOPIC, records).await;
     body["offsets"]
         .as_array()
         .unwrap()

@@ -29,17 +29,11 @@ fn value(prefix: &str, i: usize) -> String {
 /// a segment.
 async fn produce(server: &LiteTestServer, topic: &str, values: &[String]) {
     for chunk in values.chunks(10) {
-        let records: Vec<Value> = chunk
+        let records = chunk
             .iter()
             .map(|v| json!({ "value": v, "partition": 0 }))
             .collect();
-        let (status, body) = server
-            .post(
-                "/api/v1/produce/batch",
-                &json!({ "topic": topic, "records": records }),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
+        server.produce_batch(topic, records).await;
     }
 }
 

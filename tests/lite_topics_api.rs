@@ -36,17 +36,11 @@ fn keys(object: &Value) -> BTreeSet<&str> {
 /// Produces `values` in requests of ten: ten 100-byte values fill and seal a segment.
 async fn produce(server: &LiteTestServer, topic: &str, partition: u32, values: &[String]) {
     for chunk in values.chunks(10) {
-        let records: Vec<Value> = chunk
+        let records = chunk
             .iter()
             .map(|v| json!({ "value": v, "partition": partition }))
             .collect();
-        let (status, body) = server
-            .post(
-                "/api/v1/produce/batch",
-                &json!({ "topic": topic, "records": records }),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
+        server.produce_batch(topic, records).await;
     }
 }
 

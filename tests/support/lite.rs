@@ -186,6 +186,23 @@ impl LiteTestServer {
         Metrics { parsed, body }
     }
 
+    /// Produces `records` (`{"value", "partition"?, ...}` objects) to `topic` in one batch,
+    /// asserting 200; the answer.
+    pub async fn produce_batch(
+        &self,
+        topic: &str,
+        records: Vec<serde_json::Value>,
+    ) -> serde_json::Value {
+        let (status, body) = self
+            .post(
+                "/api/v1/produce/batch",
+                &serde_json::json!({ "topic": topic, "records": records }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
     /// Creates a topic, asserting 201.
     pub async fn create_topic(&self, name: &str, partitions: u32) {
         let (status, body) = self
