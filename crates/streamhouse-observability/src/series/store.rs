@@ -298,8 +298,8 @@ impl Store {
         layout
     }
 
-    /// The index of `metric`'s stream in `scope`, created if new; a cumulative stream's
-    /// series are cleared the first time this collection reaches it.
+    /// The index of `metric`'s stream in `scope`, created if new. A cumulative metric
+    /// claims a stream not yet claimed in this collection, and its series start empty.
     fn stream(
         &mut self,
         scope: usize,
