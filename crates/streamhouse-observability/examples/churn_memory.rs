@@ -2,7 +2,7 @@
 //! (or the count given as the first argument) come and go, at most 50 alive at a time. Each
 //! one records through `consumer().record_records`, the state is rendered as a scrape would,
 //! and the oldest group's series are removed with `Telemetry::remove_series`. Resident memory
-//! (`VmRSS` of `/proc/self/status`, Linux) is printed every 2,000 groups: without removal
+//! (the SDK's own `process_resident_memory_bytes`, Linux) is printed every 2,000 groups: without removal
 //! every group would keep its series (and hit the cardinality limit), with it the figure
 //! levels off after warm-up. Exits non-zero if a render ever overflows or the live groups'
 //! series do not match the groups alive.
@@ -29,9 +29,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let telemetry = Telemetry::new(TelemetryConfig::default())?;
     let consumer = telemetry.consumer();
     let mut alive = VecDeque::with_capacity(ALIVE + 1);
-    let baseline = rss_kib()?;
-    println!("{:>8} {:>10} {:>12}", "groups", "VmRSS KiB", "series");
-    println!("{:>8} {baseline:>10} {:>12}", 0, 0);
+    let baseline = resident_kib(&telemetry.render_prometheus())?;
+    println!("{:>8} {:>12} {:>12}", "groups", "resident KiB", "series");
+    println!("{:>8} {baseline:>12} {:>12}", 0, 0);
     for i in 0..groups {
         let group = format!("group-{i}");
         consumer.record_records("orders", &group, (i % 100 + 1) as u64);
@@ -52,24 +52,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             if series != alive.len() {
                 return Err(format!("{series} consumer series for {} groups", alive.len()).into());
             }
-            println!("{:>8} {:>10} {series:>12}", i + 1, rss_kib()?);
+            println!("{:>8} {:>12} {series:>12}", i + 1, resident_kib(&text)?);
         }
     }
     telemetry.shutdown()?;
     Ok(())
 }
 
-/// `VmRSS` of this process, in KiB.
-fn rss_kib() -> Result<u64, Box<dyn std::error::Error>> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    let line = status
+/// Resident memory in KiB, as the SDK's own `process_resident_memory_bytes` reports it in
+/// `text`.
+fn resident_kib(text: &str) -> Result<u64, Box<dyn std::error::Error>> {
+    let bytes: f64 = text
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .ok_or("no VmRSS line in /proc/self/status")?;
-    let kib = line
-        .split_whitespace()
-        .nth(1)
-        .ok_or("VmRSS has no value")?
+        .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+        .ok_or("no process_resident_memory_bytes in the exposition")?
         .parse()?;
-    Ok(kib)
+    Ok(bytes as u64 / 1024)
 }

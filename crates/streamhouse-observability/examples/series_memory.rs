@@ -1,7 +1,7 @@
 //! Memory per series: records `N` consumer-group counter series and `N / 4` topics' produce
 //! series (two counters, two histograms each), scrapes once, and prints the heap bytes in use
 //! per series (counted by a global allocator wrapper, so freed memory the allocator keeps does
-//! not blur it) and the growth of resident memory. Not a test: run it in release to compare
+//! not blur it). Not a test: run it in release to compare
 //! builds.
 //!
 //! ```sh
@@ -53,16 +53,6 @@ fn heap_bytes() -> usize {
     IN_USE.load(Ordering::Relaxed)
 }
 
-/// Resident memory in KiB, from `/proc/self/status` (Linux).
-fn resident_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 fn main() {
     let n: usize = std::env::args()
         .nth(1)
@@ -79,7 +69,6 @@ fn main() {
         );
     }
     let telemetry = Telemetry::new(config).expect("telemetry starts");
-    let before = resident_kib();
     let heap_before = heap_bytes();
     for i in 0..n {
         telemetry
@@ -91,23 +80,16 @@ fn main() {
             .producer()
             .record_batch(&format!("topic-{i}"), 1, 100, Duration::from_millis(1));
     }
-    let recorded = resident_kib();
     let body = telemetry.render_prometheus();
     let body_len = body.len();
     drop(body);
     let heap = heap_bytes() - heap_before;
-    let scraped = resident_kib();
     let series = n + n;
     println!(
         "series: {series} ({n} counters, {} topics x 4 instruments)",
         n / 4
     );
     println!("exposition: {body_len} bytes");
-    println!(
-        "resident growth: recorded {} KiB, after a scrape {} KiB",
-        recorded - before,
-        scraped - before
-    );
     println!(
         "heap in use after a scrape (exposition freed): {} bytes, {} per series",
         heap,

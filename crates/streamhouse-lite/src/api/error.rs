@@ -30,6 +30,17 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
+    /// 400 `invalid_topic_name`. The name is never echoed: it may be megabytes.
+    pub fn invalid_topic_name() -> Self {
+        Self::bad_request(
+            "invalid_topic_name",
+            format!(
+                "a topic name is 1 to {} characters of [A-Za-z0-9._-], not . or ..",
+                crate::topics::MAX_TOPIC_NAME_LEN
+            ),
+        )
+    }
+
     /// 404 with `code`.
     pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, code, message)

@@ -51,15 +51,19 @@ struct SeekBody {
     timestamp: Option<i64>,
 }
 
-fn body_or_error(
+/// The request body parsed as `T`; an unreadable or malformed one is a 400 counted as
+/// `invalid_request` under `group`.
+fn parse_body<T: serde::de::DeserializeOwned>(
     broker: &Broker,
     group: &str,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Bytes, ApiError> {
-    body.map_err(|e| {
-        broker.record_consume_error("", group, ConsumerError::InvalidRequest);
+) -> Result<T, ApiError> {
+    let invalid = || broker.record_consume_error("", group, ConsumerError::InvalidRequest);
+    let body = body.map_err(|e| {
+        invalid();
         ApiError::new(e.status(), "invalid_request", e.body_text())
-    })
+    })?;
+    parse_json(&body, "invalid_request").inspect_err(|_| invalid())
 }
 
 /// `POST /consumer-groups/{group_id}/members {"topic"}`: joins; returns the member id and
@@ -69,9 +73,7 @@ pub async fn join(
     Path(group): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Membership>, ApiError> {
-    let body = body_or_error(&broker, &group, body)?;
-    let request: JoinBody = parse_json(&body, "invalid_request")
-        .inspect_err(|_| broker.record_consume_error("", &group, ConsumerError::InvalidRequest))?;
+    let request: JoinBody = parse_body(&broker, &group, body)?;
     broker.join_group(&group, &request.topic).map(Json)
 }
 
@@ -100,9 +102,7 @@ pub async fn commit(
     State(broker): State<Broker>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let body = body_or_error(&broker, "", body)?;
-    let request: CommitBody = parse_json(&body, "invalid_request")
-        .inspect_err(|_| broker.record_consume_error("", "", ConsumerError::InvalidRequest))?;
+    let request: CommitBody = parse_body(&broker, "", body)?;
     let (group, topic) = (&request.group_id, &request.topic);
     broker.check_consumer_names(topic, Some(group))?;
     let Ok(offset) = u64::try_from(request.offset) else {
@@ -168,9 +168,7 @@ pub async fn reset(
     Path(group): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let body = body_or_error(&broker, &group, body)?;
-    let request: ResetBody = parse_json(&body, "invalid_request")
-        .inspect_err(|_| broker.record_consume_error("", &group, ConsumerError::InvalidRequest))?;
+    let request: ResetBody = parse_body(&broker, &group, body)?;
     let topic = request.topic.as_deref();
     let topic_label = topic.unwrap_or_default();
     let invalid = |code: &'static str, message: String| {
@@ -242,9 +240,7 @@ pub async fn seek(
     Path(group): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let body = body_or_error(&broker, &group, body)?;
-    let request: SeekBody = parse_json(&body, "invalid_request")
-        .inspect_err(|_| broker.record_consume_error("", &group, ConsumerError::InvalidRequest))?;
+    let request: SeekBody = parse_body(&broker, &group, body)?;
     let topic_label = request.topic.as_deref().unwrap_or_default();
     let invalid = |code: &'static str, message: String| {
         broker.record_consume_error(topic_label, &group, ConsumerError::InvalidRequest);

@@ -14,7 +14,7 @@ use crate::consumer_groups::{
     GroupDetail, GroupError, GroupSummary, Membership, OffsetChange, PartitionLag, ResetStrategy,
     ResetTarget, TopicPartition,
 };
-use crate::topics::{MAX_TOPIC_NAME_LEN, UNKNOWN_TOPIC, is_valid_topic_name};
+use crate::topics::{UNKNOWN_TOPIC, is_valid_topic_name};
 
 /// Longest consumer group id, in bytes. Any UTF-8 up to this is a valid id.
 pub const MAX_GROUP_ID_LEN: usize = 255;
@@ -60,14 +60,7 @@ impl Broker {
     /// [`Self::consumer_labels`].
     pub fn check_consumer_names(&self, topic: &str, group: Option<&str>) -> Result<(), ApiError> {
         let error = if !is_valid_topic_name(topic) {
-            ApiError::bad_request(
-                "invalid_topic_name",
-                format!(
-                    "a topic name is 1 to {MAX_TOPIC_NAME_LEN} characters of [A-Za-z0-9._-], \
-                     not . or ..; got {} bytes",
-                    topic.len()
-                ),
-            )
+            ApiError::invalid_topic_name()
         } else if let Some(group) = group.filter(|g| !is_valid_group_id(g)) {
             invalid_group_id(group)
         } else {

@@ -14,7 +14,7 @@ use crate::api::error::ApiError;
 use crate::partition_log::PartitionLog;
 use crate::record::limits::{RecordLimits, RecordRejection};
 use crate::record::{NewRecord, payload_bytes};
-use crate::topics::{Appending, MAX_TOPIC_NAME_LEN, Topic, UNKNOWN_TOPIC, is_valid_topic_name};
+use crate::topics::{Appending, Topic, UNKNOWN_TOPIC, is_valid_topic_name};
 use crate::trace_context::RecordContext;
 
 /// The code of the 503 answered while the unflushed budget is spent.
@@ -67,10 +67,7 @@ impl Broker {
     /// be megabytes.
     pub fn reject_invalid_produce_topic(&self) -> ApiError {
         self.record_unknown_topic_error(ProducerError::InvalidRecord);
-        ApiError::bad_request(
-            "invalid_topic_name",
-            format!("a topic name is 1 to {MAX_TOPIC_NAME_LEN} characters of [A-Za-z0-9._-]"),
-        )
+        ApiError::invalid_topic_name()
     }
 
     /// Counts a produce that failed before it named an existing topic (an unreadable body,

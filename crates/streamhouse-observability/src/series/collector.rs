@@ -95,21 +95,19 @@ impl Collector {
     /// Collects into the store, leaving the SDK's collection in `rm`.
     pub(crate) fn collect_into(&self, rm: &mut ResourceMetrics) -> OTelSdkResult {
         let mut store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
-        self.sdk.collect(rm)?;
-        if self.fold(&mut store, rm) {
-            self.collect_again(&mut store)?;
-        }
-        Ok(())
+        self.collect_with(&mut store, rm)
     }
 
+    /// A fresh collection each time, dropped once merged: kept for reuse, it would hold a
+    /// second copy of every series that changed, and the SDK allocates each data point's
+    /// attributes anyway.
     fn collect(&self, store: &mut Store) -> OTelSdkResult {
-        // A fresh collection each time, dropped once merged: kept for reuse, it would hold a
-        // second copy of every series that changed, and the SDK allocates each data point's
-        // attributes anyway.
-        let mut metrics = ResourceMetrics::default();
-        self.sdk.collect(&mut metrics)?;
-        if self.fold(store, &metrics) {
-            drop(metrics);
+        self.collect_with(store, &mut ResourceMetrics::default())
+    }
+
+    fn collect_with(&self, store: &mut Store, metrics: &mut ResourceMetrics) -> OTelSdkResult {
+        self.sdk.collect(metrics)?;
+        if self.fold(store, metrics) {
             self.collect_again(store)?;
         }
         Ok(())
