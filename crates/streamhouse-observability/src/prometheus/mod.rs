@@ -19,7 +19,7 @@ mod text;
 pub(crate) mod write;
 
 pub use negotiate::{Format, ScrapeProtocol};
-pub use reader::PrometheusReader;
+pub use reader::{PrometheusReader, RENDER_CHUNK_BYTES, RenderError};
 
 #[cfg(test)]
 mod tests;

@@ -48,6 +48,38 @@ struct Inner {
     last_len: AtomicUsize,
 }
 
+/// About how many bytes [`PrometheusReader::render_to`] renders before each write.
+pub const RENDER_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Why [`PrometheusReader::render_to`] stopped.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum RenderError {
+    /// The collection failed (the provider is shut down or not yet built); nothing was
+    /// written.
+    Collect(OTelSdkError),
+    /// The writer failed; the body written so far is incomplete.
+    Write(std::io::Error),
+}
+
+impl fmt::Display for RenderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RenderError::Collect(e) => write!(f, "collection failed: {e}"),
+            RenderError::Write(e) => write!(f, "writing the exposition failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for RenderError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RenderError::Collect(e) => Some(e),
+            RenderError::Write(e) => Some(e),
+        }
+    }
+}
+
 /// Series left out of rendered expositions, per reason, and the (name, reason) pairs
 /// already logged.
 #[derive(Debug, Default)]
@@ -160,6 +192,40 @@ impl PrometheusReader {
         })?;
         self.inner.last_len.store(out.len(), Ordering::Relaxed);
         Ok(out)
+    }
+
+    /// Collects and writes `format` to `out` as it renders, in chunks of about
+    /// [`RENDER_CHUNK_BYTES`], so a large exposition is never held whole (wrap `out` in a
+    /// gzip encoder to compress while rendering). A write error stops the render at once:
+    /// a writer that knows nobody waits any more (a deadline passed, the client left)
+    /// returns one. Returns the bytes written.
+    ///
+    /// ```
+    /// use streamhouse_observability::config::PrometheusConfig;
+    /// use streamhouse_observability::prometheus::{Format, PrometheusReader};
+    /// # use opentelemetry::metrics::MeterProvider as _;
+    /// # let reader = PrometheusReader::new(PrometheusConfig::default());
+    /// # let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+    /// #     .with_reader(reader.clone()).build();
+    /// # provider.meter("demo").u64_counter("jobs").build().add(2, &[]);
+    /// let mut body = Vec::new();
+    /// let written = reader.render_to(Format::Text, &mut body).unwrap();
+    /// assert_eq!(written, body.len() as u64);
+    /// ```
+    ///
+    /// # Errors
+    /// [`RenderError::Collect`] when the provider is shut down or not yet built, before
+    /// anything is written; [`RenderError::Write`] with the writer's error.
+    pub fn render_to(
+        &self,
+        format: Format,
+        out: &mut dyn std::io::Write,
+    ) -> Result<u64, RenderError> {
+        let body = self.render(format).map_err(RenderError::Collect)?;
+        for chunk in body.as_bytes().chunks(RENDER_CHUNK_BYTES) {
+            out.write_all(chunk).map_err(RenderError::Write)?;
+        }
+        Ok(body.len() as u64)
     }
 
     /// Series left out of rendered expositions so far, by reason.
