@@ -130,6 +130,10 @@ fn append_to_segment(telemetry: &Telemetry, round: u64) {
     storage.record_s3_request(S3Operation::Put, Duration::from_millis(40), outcome);
     storage.record_cache_hit();
     storage.record_cache_miss();
+    // What `/metrics` records of itself, for an application that also serves it.
+    telemetry
+        .scrapes()
+        .record_served(Duration::from_millis(5), 16 * 1024);
     tracing::debug!(round, "segment appended");
 }
 

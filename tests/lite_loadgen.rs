@@ -31,6 +31,8 @@ async fn every_metric_moves_under_the_load_generator() {
                     &catalog::TELEMETRY_EXPORT_FAILURES,
                     &catalog::TELEMETRY_SPANS_DROPPED,
                     &catalog::TELEMETRY_EXPOSITION_DROPPED,
+                    &catalog::TELEMETRY_SCRAPES_REFUSED,
+                    &catalog::TELEMETRY_SCRAPES_STOPPED,
                     &catalog::RUNTIME_GLOBAL_QUEUE_DEPTH,
                     &catalog::TELEMETRY_LOG_RECORDS_DROPPED,
                     // A level: between requests nothing is in flight.

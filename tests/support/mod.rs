@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use streamhouse_observability::catalog::{self, MetricDef};
 use streamhouse_observability::metrics::{
-    ConsumerError, GaugeRegistration, ProducerError, S3Error, S3Operation,
+    ConsumerError, GaugeRegistration, ProducerError, S3Error, S3Operation, ScrapeStop,
 };
 use streamhouse_observability::{Telemetry, TelemetryConfig};
 
@@ -476,6 +476,25 @@ pub fn record_every_metric(telemetry: &Telemetry) -> Recorded {
             &catalog::TELEMETRY_EXPORT_FAILURES,
             "",
             &[("signal", signal)],
+            0.0,
+        );
+    }
+    telemetry
+        .scrapes()
+        .record_served(Duration::from_millis(12), 4096);
+    expect_histogram(&mut expect, &catalog::TELEMETRY_SCRAPE_DURATION, &[], 0.012);
+    expect_histogram(
+        &mut expect,
+        &catalog::TELEMETRY_SCRAPE_BODY_SIZE,
+        &[],
+        4096.0,
+    );
+    expect(&catalog::TELEMETRY_SCRAPES_REFUSED, "", &[], 0.0);
+    for reason in ScrapeStop::ALL {
+        expect(
+            &catalog::TELEMETRY_SCRAPES_STOPPED,
+            "",
+            &[("reason", reason.as_str())],
             0.0,
         );
     }

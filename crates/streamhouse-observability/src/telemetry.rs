@@ -21,7 +21,7 @@ use crate::exemplars::ExemplarStore;
 use crate::metrics::value_bound::truncate_label_value;
 use crate::metrics::{
     ConsumerMetrics, HttpServerMetrics, Instruments, ProcessMetrics, ProducerMetrics, Recorders,
-    StorageMetrics, SystemMetrics,
+    ScrapeMetrics, StorageMetrics, SystemMetrics,
 };
 use crate::otlp::{ExportFailures, Signal, build_pipelines};
 use crate::prometheus::{Format, PrometheusReader};
@@ -116,6 +116,7 @@ struct Inner {
     logger_provider: Option<SdkLoggerProvider>,
     prometheus: Option<PrometheusReader>,
     recorders: Recorders,
+    scrapes: ScrapeMetrics,
     export_failures: Arc<ExportFailures>,
     _self_metrics: Vec<ObservableCounter<u64>>,
     // Last: the gRPC exporters run on it until the providers above are dropped.
@@ -192,6 +193,7 @@ impl Telemetry {
             caches: &caches,
         };
         let recorders = Recorders::new(&instruments, Instant::now(), &config.http_server);
+        let scrapes = ScrapeMetrics::new(&instruments);
         let self_metrics = match &prometheus {
             None => Vec::new(),
             Some(reader) => register_self_metrics(&meter, &export_failures, reader),
@@ -205,6 +207,7 @@ impl Telemetry {
                 logger_provider,
                 prometheus,
                 recorders,
+                scrapes,
                 export_failures,
                 _self_metrics: self_metrics,
                 _otlp_runtime: otlp_runtime,
@@ -276,6 +279,11 @@ impl Telemetry {
     /// Process and tokio runtime metrics.
     pub fn process(&self) -> &ProcessMetrics {
         &self.inner.recorders.process
+    }
+
+    /// `/metrics` scrape metrics: duration, body size, refusals, renders stopped early.
+    pub fn scrapes(&self) -> &ScrapeMetrics {
+        &self.inner.scrapes
     }
 
     /// A tracer of this instance's provider, for the `tracing-opentelemetry` layer and for

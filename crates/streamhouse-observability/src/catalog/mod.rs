@@ -78,7 +78,8 @@ pub mod label {
     pub const OPERATION: &str = "operation";
     /// The telemetry signal an exporter carries: `metrics`, `traces` or `logs`.
     pub const SIGNAL: &str = "signal";
-    /// Why a series was left out of `/metrics` (see `docs/exposition.md`).
+    /// Why a series was left out of `/metrics` (see `docs/exposition.md`), or why a scrape
+    /// stopped before its end (`deadline`, `client_gone`).
     pub const REASON: &str = "reason";
     /// HTTP request method (semantic conventions).
     pub const HTTP_REQUEST_METHOD: &str = "http.request.method";
@@ -461,6 +462,67 @@ pub const TELEMETRY_EXPOSITION_DROPPED: MetricDef = MetricDef::counter(
     &[REASON],
 );
 
+/// Scrape duration buckets, 1 ms to 30 s: a small target renders in about a millisecond, a
+/// million series in seconds, and 30 s is the server's own scrape deadline.
+pub const SCRAPE_DURATION_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+/// Scrape body size buckets, 1 KiB to 256 MiB by fours: a million series are about 100 MB of
+/// text and a tenth of that gzipped.
+pub const SCRAPE_BODY_BUCKETS: &[f64] = &[
+    1024.0,
+    4096.0,
+    16384.0,
+    65536.0,
+    262144.0,
+    1048576.0,
+    4194304.0,
+    16777216.0,
+    67108864.0,
+    268435456.0,
+];
+
+/// Duration of `/metrics` scrapes served to their end: collect, render and send, until the
+/// last byte is handed to the connection.
+pub const TELEMETRY_SCRAPE_DURATION: MetricDef = MetricDef::histogram(
+    "streamhouse.telemetry.scrape.duration",
+    "streamhouse_telemetry_scrape_duration_seconds",
+    "s",
+    "Duration of /metrics scrapes served to their end, in seconds",
+    &[],
+    SCRAPE_DURATION_BUCKETS,
+);
+
+/// Body bytes of `/metrics` scrapes served to their end, as sent (after gzip when the
+/// scraper accepts it): what the network and the scraper carry.
+pub const TELEMETRY_SCRAPE_BODY_SIZE: MetricDef = MetricDef::histogram(
+    "streamhouse.telemetry.scrape.body.size",
+    "streamhouse_telemetry_scrape_body_bytes",
+    "By",
+    "Body bytes of /metrics scrapes served to their end, as sent (compressed when gzip was accepted)",
+    &[],
+    SCRAPE_BODY_BUCKETS,
+);
+
+/// `/metrics` scrapes refused with 503 because the concurrent scrape limit was reached.
+pub const TELEMETRY_SCRAPES_REFUSED: MetricDef = MetricDef::counter(
+    "streamhouse.telemetry.scrapes.refused",
+    "streamhouse_telemetry_scrapes_refused_total",
+    "{scrape}",
+    "Total /metrics scrapes refused with 503 past the concurrent scrape limit",
+    &[],
+);
+
+/// `/metrics` renders stopped before their end, per reason: `deadline` (the scrape timeout
+/// passed) or `client_gone` (the scraper closed the connection).
+pub const TELEMETRY_SCRAPES_STOPPED: MetricDef = MetricDef::counter(
+    "streamhouse.telemetry.scrapes.stopped",
+    "streamhouse_telemetry_scrapes_stopped_total",
+    "{scrape}",
+    "Total /metrics renders stopped before their end because the scrape deadline passed or the client went away",
+    &[REASON],
+);
+
 // Process and runtime (issue 9). The process metrics keep the standard Prometheus client
 // names, so stock dashboards work, and take the OpenTelemetry semantic-convention names
 // where one exists; no convention covers the descriptor limit.
@@ -569,6 +631,10 @@ pub const ALL: &[MetricDef] = &[
     RUNTIME_GLOBAL_QUEUE_DEPTH,
     HTTP_SERVER_ACTIVE_REQUESTS,
     TELEMETRY_LOG_RECORDS_DROPPED,
+    TELEMETRY_SCRAPE_DURATION,
+    TELEMETRY_SCRAPE_BODY_SIZE,
+    TELEMETRY_SCRAPES_REFUSED,
+    TELEMETRY_SCRAPES_STOPPED,
 ];
 
 /// The catalog entry for an OpenTelemetry instrument name.

@@ -21,6 +21,7 @@ mod labels;
 mod observed;
 mod process;
 mod producer;
+mod scrape;
 mod storage;
 mod system;
 pub(crate) mod value_bound;
@@ -39,6 +40,7 @@ pub use labels::{ConsumerError, ProducerError, S3Error, S3Operation};
 pub use observed::GaugeRegistration;
 pub use process::ProcessMetrics;
 pub use producer::{ProducerMetrics, TopicProducerMetrics};
+pub use scrape::{ScrapeMetrics, ScrapeStop};
 pub use storage::{PartitionStorageMetrics, StorageMetrics};
 pub use system::{PartitionReport, SystemMetrics};
 
