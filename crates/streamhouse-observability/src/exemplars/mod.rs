@@ -13,7 +13,8 @@
 mod slot;
 
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use opentelemetry::trace::{SpanId, TraceContextExt, TraceId};
@@ -116,20 +117,24 @@ impl TimeBase {
 /// The exemplar slots of one series: one per bucket (the last for `+Inf`), or one.
 #[derive(Debug)]
 pub(crate) struct SeriesExemplars {
-    slots: Box<[Slot]>,
+    /// Made at the first exemplar kept: most series never have one.
+    slots: OnceLock<Box<[Slot]>>,
     buckets: &'static [f64],
     time: TimeBase,
     /// [`ExemplarFilter::AlwaysOn`]: keep values outside sampled spans too.
     always: bool,
+    /// Its metric's flag: some series of it has slots.
+    kept: Arc<AtomicBool>,
 }
 
 impl SeriesExemplars {
-    fn new(def: &'static MetricDef, time: TimeBase, always: bool) -> Self {
+    fn new(metric: &MetricExemplars) -> Self {
         SeriesExemplars {
-            slots: (0..=def.buckets.len()).map(|_| Slot::default()).collect(),
-            buckets: def.buckets,
-            time,
-            always,
+            slots: OnceLock::new(),
+            buckets: metric.def.buckets,
+            time: metric.time,
+            always: metric.always,
+            kept: Arc::clone(&metric.kept),
         }
     }
 
@@ -147,12 +152,16 @@ impl SeriesExemplars {
     fn write(&self, value: f64, trace_id: TraceId, span_id: SpanId) {
         // Bucket i holds values in (bounds[i-1], bounds[i]]; NaN lands in +Inf.
         let bucket = self.buckets.partition_point(|bound| *bound < value);
-        self.slots[bucket].write(value, trace_id, span_id, self.time.offset_nanos());
+        let slots = self.slots.get_or_init(|| {
+            self.kept.store(true, Ordering::Relaxed);
+            (0..=self.buckets.len()).map(|_| Slot::default()).collect()
+        });
+        slots[bucket].write(value, trace_id, span_id, self.time.offset_nanos());
     }
 
     /// The exemplar of bucket `index` (0 for a counter).
     pub(crate) fn get(&self, index: usize) -> Option<Exemplar> {
-        let (value, trace_id, span_id, offset) = self.slots.get(index)?.read()?;
+        let (value, trace_id, span_id, offset) = self.slots.get()?.get(index)?.read()?;
         Some(Exemplar {
             value,
             trace_id,
@@ -170,6 +179,8 @@ pub(crate) struct MetricExemplars {
     limit: usize,
     time: TimeBase,
     always: bool,
+    /// Whether any series has kept an exemplar: until then a render looks none up.
+    kept: Arc<AtomicBool>,
 }
 
 impl MetricExemplars {
@@ -197,7 +208,7 @@ impl MetricExemplars {
         }
         let created = series
             .entry(key)
-            .or_insert_with(|| Arc::new(SeriesExemplars::new(self.def, self.time, self.always)));
+            .or_insert_with(|| Arc::new(SeriesExemplars::new(self)));
         Some(Arc::clone(created))
     }
 
@@ -206,6 +217,9 @@ impl MetricExemplars {
         &self,
         label: impl Fn(&str) -> Option<std::borrow::Cow<'a, str>>,
     ) -> Option<Arc<SeriesExemplars>> {
+        if !self.kept.load(Ordering::Relaxed) {
+            return None;
+        }
         let key = series_key(self.def, label)?;
         self.read().get(&key).cloned()
     }
@@ -270,6 +284,7 @@ impl ExemplarStore {
                     limit,
                     time,
                     always,
+                    kept: Arc::default(),
                 };
                 (def.prometheus_name, Arc::new(metric))
             })

@@ -25,7 +25,7 @@ pub(crate) fn metrics_request(store: &Store, now: SystemTime) -> ExportMetricsSe
             metrics: scope
                 .streams
                 .iter()
-                .filter(|s| s.series().len() > 0)
+                .filter(|s| s.len() > 0)
                 .map(|s| metric(s, now))
                 .collect(),
             schema_url: scope.scope.schema_url().unwrap_or_default().to_owned(),

@@ -12,7 +12,7 @@ use std::time::SystemTime;
 use opentelemetry::{InstrumentationScope, KeyValue};
 
 use super::labels::{Arena, Label, LabelSet, ScopeLabels, canonicalize, has_repeated_key};
-use super::naming::{FamilyType, family_name};
+use super::naming::{FamilyType, family_name, label_name};
 use super::write::{self, Number};
 use crate::config::{PrometheusConfig, ScopeLabels as ScopeLabelMode};
 use crate::series::store::{HistogramValue, NumberType, Store, Stream, StreamKind, Value};
@@ -79,7 +79,56 @@ pub(crate) struct Family<'a> {
     pub(crate) help: &'a str,
     pub(crate) unit: &'a str,
     pub(crate) kind: FamilyType,
-    pub(crate) series: Vec<Series<'a>>,
+    members: Members<'a>,
+}
+
+/// The series of a family.
+#[derive(Debug)]
+enum Members<'a> {
+    /// Gathered from its streams, sorted and deduplicated at this scrape.
+    Listed(Vec<Series<'a>>),
+    /// One stream whose label sets are its attributes as they are and all distinct, in the order its
+    /// [`RenderedLabels`](super::rendered::RenderedLabels) keep: nothing per series is built
+    /// at the scrape.
+    Rendered { stream: &'a Stream, source: u32 },
+}
+
+/// A series as the encoders write it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Row<'s, 'a> {
+    /// Its rendered labels: `a="x",b="y"`, escaped, no braces.
+    pub(crate) text: &'s str,
+    pub(crate) sample: Sample<'a>,
+    /// Start time of a counter or histogram series.
+    pub(crate) start: Option<SystemTime>,
+    /// Index into [`Snapshot::sources`].
+    pub(crate) source: u32,
+    pub(crate) labels: RowLabels<'s, 'a>,
+}
+
+/// The labels of a [`Row`], to look a label's value up by name.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum RowLabels<'s, 'a> {
+    Labels(&'s [Label<'a>]),
+    /// Attributes exposed as they are: their names are the label names.
+    Attributes(&'a [KeyValue]),
+}
+
+impl RowLabels<'_, '_> {
+    /// The value of the label exposed for attribute `key`.
+    pub(crate) fn value(&self, key: &str) -> Option<Cow<'_, str>> {
+        let name = label_name(key);
+        match self {
+            RowLabels::Labels(labels) => labels
+                .iter()
+                .find(|l| l.name == name)
+                .map(|l| l.value.text()),
+            RowLabels::Attributes(attributes) => attributes
+                .iter()
+                .find(|kv| kv.key.as_str() == &*name)
+                .map(|kv| write::value_text(&kv.value)),
+        }
+    }
 }
 
 /// A stream whose series are exposed.
@@ -164,10 +213,25 @@ struct Candidate<'a> {
 
 impl<'a> Snapshot<'a> {
     /// Builds the families of `store` by the rules of `docs/exposition.md`.
-    pub(crate) fn new(store: &'a Store, options: &PrometheusConfig) -> Self {
+    pub(crate) fn new(store: &'a mut Store, options: &PrometheusConfig) -> Self {
+        let reserve_scope = options.scope_labels != ScopeLabelMode::None;
+        for scope_streams in &mut store.scopes {
+            let scope = &scope_streams.scope;
+            let with_scope = with_scope_labels(options, is_own(scope));
+            let scope_labels = match with_scope {
+                true => ScopeLabels::new(scope),
+                false => ScopeLabels::default(),
+            };
+            for stream in &mut scope_streams.streams {
+                let changes = stream.take_changes();
+                let mut rendered = std::mem::take(&mut stream.rendered);
+                rendered.update(stream, changes, &scope_labels, with_scope, reserve_scope);
+                stream.rendered = rendered;
+            }
+        }
+        let store: &'a Store = store;
         let mut arena = Arena::default();
         let mut dropped = Dropped::default();
-        let reserve_scope = options.scope_labels != ScopeLabelMode::None;
         let no_scope = ScopeLabels::default();
         let resource = &store.resource;
         let target_info = (options.target_info && !resource.is_empty()).then(|| {
@@ -181,18 +245,14 @@ impl<'a> Snapshot<'a> {
         let mut candidates = Vec::new();
         for scope_streams in &store.scopes {
             let scope = &scope_streams.scope;
-            for metric in scope_streams
-                .streams
-                .iter()
-                .filter(|s| s.series().len() > 0)
-            {
+            for metric in scope_streams.streams.iter().filter(|s| s.len() > 0) {
                 let kind = family_type(metric);
                 candidates.push(Candidate {
                     name: family_name(&metric.name, &metric.unit, kind),
                     kind,
                     scope,
                     metric,
-                    own: scope.name() == crate::SCOPE_NAME,
+                    own: is_own(scope),
                 });
             }
         }
@@ -226,26 +286,36 @@ impl<'a> Snapshot<'a> {
                 continue;
             }
             claimed.extend(names);
-            let mut family = Family {
-                name: lead.name.clone(),
-                help: &lead.metric.description,
-                unit: &lead.metric.unit,
-                kind: lead.kind,
-                series: Vec::new(),
-            };
+            let rendered = &lead.metric.rendered;
+            if group.len() == 1 && rendered.is_plain() && !general_only() {
+                let invalid = invalid_values(lead.metric);
+                dropped.add(lead.name.clone(), DropReason::InvalidValue, invalid);
+                if invalid < points(lead.metric) {
+                    let members = Members::Rendered {
+                        stream: lead.metric,
+                        source: sources.len() as u32,
+                    };
+                    families.push((family(lead, members), false));
+                }
+                sources.push(Source {
+                    metric: lead.metric,
+                    own: lead.own,
+                });
+                continue;
+            }
+            let mut series = Vec::new();
             let several_streams = group.len() > 1;
             arena.take_suspect();
-            for candidate in &candidates[group] {
-                if candidate.kind != family.kind {
+            let name = lead.name.clone();
+            for candidate in &candidates[group.clone()] {
+                if candidate.kind != lead.kind {
                     let series = points(candidate.metric);
                     dropped.add(candidate.name.clone(), DropReason::NameConflict, series);
                     continue;
                 }
-                let scope_labels = match (options.scope_labels, candidate.own) {
-                    (ScopeLabelMode::All, _) | (ScopeLabelMode::Foreign, false) => {
-                        ScopeLabels::new(candidate.scope)
-                    }
-                    _ => ScopeLabels::default(),
+                let scope_labels = match with_scope_labels(options, candidate.own) {
+                    true => ScopeLabels::new(candidate.scope),
+                    false => ScopeLabels::default(),
                 };
                 let source = Source {
                     metric: candidate.metric,
@@ -257,27 +327,34 @@ impl<'a> Snapshot<'a> {
                     &scope_labels,
                     reserve_scope,
                     &mut arena,
-                    &mut family.series,
+                    &mut series,
                 );
-                dropped.add(family.name.clone(), DropReason::InvalidValue, invalid);
+                dropped.add(name.clone(), DropReason::InvalidValue, invalid);
                 sources.push(source);
             }
-            families.push((family, several_streams || arena.take_suspect()));
+            if !series.is_empty() {
+                let may_repeat = several_streams || arena.take_suspect();
+                families.push((family(lead, Members::Listed(series)), may_repeat));
+            }
         }
         families.sort_unstable_by(|a, b| a.0.name.cmp(&b.0.name));
 
-        let mut families: Vec<Family<'a>> = families
+        let families: Vec<Family<'a>> = families
             .into_iter()
-            .map(|(mut family, may_repeat)| {
-                sort_series(&mut family.series, &arena, may_repeat);
-                if may_repeat {
-                    let duplicates = dedup_series(&mut family.series, &arena, &sources);
-                    dropped.add(family.name.clone(), DropReason::DuplicateSeries, duplicates);
+            .filter_map(|(mut family, may_repeat)| {
+                if let Members::Listed(series) = &mut family.members {
+                    sort_series(series, &arena, may_repeat);
+                    if may_repeat {
+                        let duplicates = dedup_series(series, &arena, &sources);
+                        dropped.add(family.name.clone(), DropReason::DuplicateSeries, duplicates);
+                    }
+                    if series.is_empty() {
+                        return None;
+                    }
                 }
-                family
+                Some(family)
             })
             .collect();
-        families.retain(|family| !family.series.is_empty());
         Snapshot {
             target_info,
             families,
@@ -287,14 +364,120 @@ impl<'a> Snapshot<'a> {
         }
     }
 
-    /// The labels of a series (or of `target_info`).
-    pub(crate) fn labels(&self, set: &LabelSet) -> &[Label<'a>] {
-        self.arena.labels(set)
-    }
-
-    /// The rendered labels of a series (or of `target_info`): `a="x",b="y"`, escaped.
+    /// The rendered labels of `target_info`: `a="x",b="y"`, escaped.
     pub(crate) fn label_text(&self, set: &LabelSet) -> &str {
         self.arena.text(set)
+    }
+
+    /// Calls `f` with each series of `family`, in exposition order, until it fails.
+    pub(crate) fn rows<E>(
+        &self,
+        family: &Family<'a>,
+        mut f: impl FnMut(Row<'_, 'a>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        match &family.members {
+            Members::Listed(series) => {
+                for s in series {
+                    f(Row {
+                        text: self.arena.text(&s.labels),
+                        sample: s.sample,
+                        start: s.start,
+                        source: s.source,
+                        labels: RowLabels::Labels(self.arena.labels(&s.labels)),
+                    })?;
+                }
+            }
+            Members::Rendered { stream, source } => {
+                let rendered = &stream.rendered;
+                let timed = is_timed(stream);
+                let check = may_be_invalid(stream);
+                for &slot in rendered.order() {
+                    let Some(series) = stream.slot(slot) else {
+                        continue;
+                    };
+                    let sample = sample_of(series);
+                    if check && is_invalid(sample) {
+                        continue;
+                    }
+                    f(Row {
+                        text: rendered.text(slot),
+                        sample,
+                        start: timed.then_some(series.start),
+                        source: *source,
+                        labels: RowLabels::Attributes(&series.attributes),
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests compare the two ways a family's series are gathered.
+    pub(crate) static GENERAL_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn general_only() -> bool {
+    #[cfg(test)]
+    return GENERAL_ONLY.get();
+    #[cfg(not(test))]
+    false
+}
+
+/// Whether `scope` is StreamHouse's own.
+fn is_own(scope: &InstrumentationScope) -> bool {
+    scope.name() == crate::SCOPE_NAME
+}
+
+/// Whether series of a scope (StreamHouse's own or not) carry its scope labels.
+fn with_scope_labels(options: &PrometheusConfig, own: bool) -> bool {
+    matches!(
+        (options.scope_labels, own),
+        (ScopeLabelMode::All, _) | (ScopeLabelMode::Foreign, false)
+    )
+}
+
+/// A family of `lead`'s name, help, unit and type.
+fn family<'a>(lead: &Candidate<'a>, members: Members<'a>) -> Family<'a> {
+    Family {
+        name: lead.name.clone(),
+        help: &lead.metric.description,
+        unit: &lead.metric.unit,
+        kind: lead.kind,
+        members,
+    }
+}
+
+/// Whether a stream's series have a start time to expose.
+fn is_timed(metric: &Stream) -> bool {
+    matches!(metric.kind, StreamKind::Counter | StreamKind::Histogram)
+}
+
+/// Whether a stream may hold counter values no exposition takes: only counters of signed
+/// or float numbers can.
+fn may_be_invalid(metric: &Stream) -> bool {
+    metric.is_counter() && metric.number != NumberType::U64
+}
+
+/// A counter value that is NaN or negative.
+fn is_invalid(sample: Sample<'_>) -> bool {
+    matches!(sample, Sample::Number(value) if value.is_nan() || value.is_negative())
+}
+
+/// How many counter values of `metric` are NaN or negative.
+fn invalid_values(metric: &Stream) -> u64 {
+    if !may_be_invalid(metric) {
+        return 0;
+    }
+    metric.series().filter(|s| is_invalid(sample_of(s))).count() as u64
+}
+
+fn sample_of(series: &crate::series::store::Series) -> Sample<'_> {
+    match &series.value {
+        Value::Number(n) => Sample::Number(*n),
+        Value::Histogram(h) => Sample::Histogram(HistogramPoint(h)),
     }
 }
 
@@ -373,7 +556,7 @@ fn family_type(metric: &Stream) -> FamilyType {
 
 /// The number of series of a stream.
 fn points(metric: &Stream) -> u64 {
-    metric.series().len() as u64
+    metric.len() as u64
 }
 
 /// Calls `f` with the attributes, sample and start time of each series of `metric`, in the
@@ -382,12 +565,9 @@ fn for_each_point<'a>(
     metric: &'a Stream,
     mut f: impl FnMut(&mut dyn Iterator<Item = &'a KeyValue>, Sample<'a>, Option<SystemTime>),
 ) {
-    let timed = matches!(metric.kind, StreamKind::Counter | StreamKind::Histogram);
+    let timed = is_timed(metric);
     for series in metric.series() {
-        let sample = match &series.value {
-            Value::Number(n) => Sample::Number(*n),
-            Value::Histogram(h) => Sample::Histogram(HistogramPoint(h)),
-        };
+        let sample = sample_of(series);
         f(
             &mut series.attributes.iter(),
             sample,
@@ -411,10 +591,7 @@ fn push_series<'a>(
     let mut invalid = 0;
     for_each_point(source.metric, |attributes, sample, start| {
         point += 1;
-        if is_counter
-            && let Sample::Number(value) = sample
-            && (value.is_nan() || value.is_negative())
-        {
+        if is_counter && is_invalid(sample) {
             invalid += 1;
             return;
         }

@@ -216,6 +216,12 @@ impl<'a> Arena<'a> {
         name
     }
 
+    /// Forgets every label set, keeping the buffers.
+    pub(crate) fn clear(&mut self) {
+        self.labels.clear();
+        self.text.clear();
+    }
+
     /// The rendered labels of `set`: `a="x",b="y"`, escaped, no braces.
     pub(crate) fn text(&self, set: &LabelSet) -> &str {
         &self.text[set.text_start..set.text_start + set.text_len as usize]

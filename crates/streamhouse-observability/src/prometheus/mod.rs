@@ -9,12 +9,14 @@
 //! have one deterministic outcome, written down in `docs/exposition.md`, and what is left out
 //! is counted in `streamhouse_telemetry_exposition_dropped_total`.
 
+mod body;
 mod families;
 mod labels;
 pub(crate) mod naming;
 mod negotiate;
 mod openmetrics;
 mod reader;
+pub(crate) mod rendered;
 mod text;
 pub(crate) mod write;
 

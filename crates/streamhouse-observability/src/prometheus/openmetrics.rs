@@ -9,23 +9,27 @@
 //! (`le="1"`, not the canonical `1.0`) so a bucket series is the same in both formats.
 //! Families and series are ordered as in the text format.
 
+use std::io;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
+use super::body::Body;
 use super::families::{Family, Sample, Snapshot};
-use super::labels::Label;
-use super::naming::{FamilyType, label_name, unit_suffix};
+use super::naming::{FamilyType, unit_suffix};
 use super::write::{self, BoundTexts, Number};
 use crate::exemplars::{Exemplar, ExemplarStore, SeriesExemplars};
 
 /// Appends `snapshot` to `out`, with the exemplars `store` holds for its series, and
 /// `_created` samples when `created`.
+///
+/// # Errors
+/// The error of `out`'s writer: the render stops.
 pub(crate) fn encode(
     snapshot: &Snapshot<'_>,
     store: &ExemplarStore,
     created: bool,
-    out: &mut String,
-) {
+    out: &mut Body<'_>,
+) -> io::Result<()> {
     if let Some(set) = &snapshot.target_info {
         out.push_str("# TYPE target info\n# HELP target Target metadata\n");
         let labels = snapshot.label_text(set);
@@ -39,16 +43,15 @@ pub(crate) fn encode(
         };
         header(out, stem, family);
         let exemplars = store.metric(&family.name);
-        for series in &family.series {
-            let source = &snapshot.sources[series.source as usize];
-            let series_labels = snapshot.labels(&series.labels);
-            let labels = snapshot.label_text(&series.labels);
+        snapshot.rows(family, |row| {
+            let source = &snapshot.sources[row.source as usize];
+            let labels = row.text;
             // Catalog exemplars belong to StreamHouse's own streams only.
             let slots = exemplars
                 .filter(|_| source.own)
-                .and_then(|m| m.lookup(|name| label_text(series_labels, name)));
+                .and_then(|m| m.lookup(|name| row.labels.value(name)));
             let exemplar = |i: usize| slots.as_ref().and_then(|s: &Arc<SeriesExemplars>| s.get(i));
-            match (family.kind, series.sample) {
+            match (family.kind, row.sample) {
                 (FamilyType::Counter, Sample::Number(value)) => {
                     sample(out, stem, "_total", labels, value, exemplar(0))
                 }
@@ -68,25 +71,18 @@ pub(crate) fn encode(
                     }
                 }
             }
-            if created && let Some(start) = series.start {
+            if created && let Some(start) = row.start {
                 let seconds = start
                     .duration_since(UNIX_EPOCH)
                     .unwrap_or_default()
                     .as_secs_f64();
                 sample(out, stem, "_created", labels, Number::F64(seconds), None);
             }
-        }
+            out.flush_full()
+        })?;
     }
     out.push_str("# EOF\n");
-}
-
-/// The value of the exposed label for catalog label key `key` (dots become underscores).
-fn label_text<'a>(labels: &'a [Label<'_>], key: &str) -> Option<std::borrow::Cow<'a, str>> {
-    let name = label_name(key);
-    labels
-        .iter()
-        .find(|l| l.name == name)
-        .map(|l| l.value.text())
+    Ok(())
 }
 
 fn header(out: &mut String, stem: &str, family: &Family<'_>) {

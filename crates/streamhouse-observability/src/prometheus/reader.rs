@@ -11,6 +11,7 @@ use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::reader::MetricReader;
 use opentelemetry_sdk::metrics::{InstrumentKind, Pipeline, Temporality};
 
+use super::body::Body;
 use super::families::{DropReason, Dropped, Snapshot};
 use super::{Format, openmetrics, text};
 use crate::config::PrometheusConfig;
@@ -175,23 +176,13 @@ impl PrometheusReader {
     /// The SDK's error when the provider is shut down or not yet built.
     pub fn render(&self, format: Format) -> Result<String, OTelSdkError> {
         let last_len = self.inner.last_len.load(Ordering::Relaxed);
-        let mut out = String::with_capacity(last_len + last_len / 8);
-        let options = &self.inner.options;
-        self.inner.collector.read(|store| {
-            let snapshot = Snapshot::new(store, options);
-            self.inner.dropped.record(&snapshot.dropped);
-            match format {
-                Format::Text => text::encode(&snapshot, &mut out),
-                Format::OpenMetrics => openmetrics::encode(
-                    &snapshot,
-                    &self.inner.exemplars,
-                    options.created_samples,
-                    &mut out,
-                ),
-            }
-        })?;
-        self.inner.last_len.store(out.len(), Ordering::Relaxed);
-        Ok(out)
+        let body = Body::whole(last_len + last_len / 8);
+        match self.encode(format, body) {
+            Ok(text) => Ok(text),
+            Err(RenderError::Collect(e)) => Err(e),
+            // A body kept whole has no writer to fail.
+            Err(RenderError::Write(e)) => Err(OTelSdkError::InternalFailure(e.to_string())),
+        }
     }
 
     /// Collects and writes `format` to `out` as it renders, in chunks of about
@@ -199,6 +190,9 @@ impl PrometheusReader {
     /// gzip encoder to compress while rendering). A write error stops the render at once:
     /// a writer that knows nobody waits any more (a deadline passed, the client left)
     /// returns one. Returns the bytes written.
+    ///
+    /// The series store stays locked while the render runs: a writer that blocks holds
+    /// up removal, OTLP push and other scrapes, so give it a deadline.
     ///
     /// ```
     /// use streamhouse_observability::config::PrometheusConfig;
@@ -221,11 +215,55 @@ impl PrometheusReader {
         format: Format,
         out: &mut dyn std::io::Write,
     ) -> Result<u64, RenderError> {
-        let body = self.render(format).map_err(RenderError::Collect)?;
-        for chunk in body.as_bytes().chunks(RENDER_CHUNK_BYTES) {
-            out.write_all(chunk).map_err(RenderError::Write)?;
-        }
-        Ok(body.len() as u64)
+        let mut written = 0;
+        self.encode_into(format, Body::chunked(out), &mut written)?;
+        Ok(written)
+    }
+
+    fn encode(&self, format: Format, body: Body<'_>) -> Result<String, RenderError> {
+        let mut written = 0;
+        self.encode_into(format, body, &mut written)
+    }
+
+    fn encode_into(
+        &self,
+        format: Format,
+        mut body: Body<'_>,
+        written: &mut u64,
+    ) -> Result<String, RenderError> {
+        let options = &self.inner.options;
+        let encoded = self
+            .inner
+            .collector
+            .read(|store| {
+                let snapshot = Snapshot::new(store, options);
+                self.inner.dropped.record(&snapshot.dropped);
+                match format {
+                    Format::Text => text::encode(&snapshot, &mut body),
+                    Format::OpenMetrics => openmetrics::encode(
+                        &snapshot,
+                        &self.inner.exemplars,
+                        options.created_samples,
+                        &mut body,
+                    ),
+                }
+            })
+            .map_err(RenderError::Collect)?;
+        encoded.map_err(RenderError::Write)?;
+        let (text, total) = body.finish().map_err(RenderError::Write)?;
+        self.inner.last_len.store(total as usize, Ordering::Relaxed);
+        *written = total;
+        Ok(text)
+    }
+
+    /// Forgets every kept label text, so the next render renders them anew.
+    #[cfg(test)]
+    pub(crate) fn forget_rendered(&self) {
+        let _ = self.inner.collector.read(|store| {
+            for stream in store.scopes.iter_mut().flat_map(|s| &mut s.streams) {
+                stream.rendered = Default::default();
+            }
+        });
     }
 
     /// Series left out of rendered expositions so far, by reason.

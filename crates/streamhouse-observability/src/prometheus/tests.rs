@@ -524,3 +524,67 @@ fn a_repeated_key_exposes_alike_whichever_form_the_sdk_reports() {
         [r#"c_total{a="0",b="2"} 4"#, r#"c_total{a="1",b="2"} 3"#]
     );
 }
+
+/// Renders the text and OpenMetrics bodies through kept label texts, then through the general
+/// path (every series gathered and sorted at the scrape), then through texts rendered anew.
+fn three_ways(reader: &PrometheusReader) -> [(String, String); 3] {
+    let kept = (text(reader), openmetrics(reader));
+    super::families::GENERAL_ONLY.set(true);
+    let general = (text(reader), openmetrics(reader));
+    super::families::GENERAL_ONLY.set(false);
+    reader.forget_rendered();
+    let fresh = (text(reader), openmetrics(reader));
+    [kept, general, fresh]
+}
+
+#[test]
+fn kept_label_texts_render_what_the_general_path_does_through_churn() {
+    let reader = reader(PrometheusConfig::default());
+    let provider = provider(&reader, empty(), &[]);
+    let own = provider.meter(crate::SCOPE_NAME);
+    let foreign = provider.meter("other");
+    let counter = own.u64_counter("c").build();
+    let histogram = foreign.f64_histogram("h").build();
+    let gauge = own.i64_gauge("g").build();
+    // Values whose text order differs from their byte order once quoted (`a!` sorts
+    // before `a"`), escapes, and multi-byte characters.
+    let values = ["a", "a!", "a,", "b", "é", "q\"x", "z\\", "0", "10", "9", ""];
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let mut renders = 0;
+    for round in 0..40 {
+        for _ in 0..1 + next(12) {
+            let topic = values[next(values.len())];
+            let partition = next(3).to_string();
+            let attributes = [
+                KeyValue::new("topic", topic),
+                KeyValue::new("partition", partition),
+            ];
+            match next(6) {
+                0 => counter.add(next(5) as u64, &attributes),
+                // Keys that sanitise alike: such a stream's series may render alike.
+                5 => counter.add(1, &[KeyValue::new(["x.y", "x_y"][next(2)], topic)]),
+                1 => histogram.record(next(100) as f64 / 10.0, &attributes),
+                2 => gauge.record(next(100) as i64 - 50, &attributes[..1]),
+                3 => {
+                    let scope = [crate::SCOPE_NAME, "other"][next(2)];
+                    reader.collector().remove(scope, "topic", topic);
+                }
+                _ => {}
+            }
+        }
+        let [kept, general, fresh] = three_ways(&reader);
+        assert_eq!(kept, general, "round {round}");
+        assert_eq!(kept, fresh, "round {round}");
+        renders += samples(&kept.0).len();
+    }
+    assert!(
+        renders > 100,
+        "the churn exposed too little to prove anything: {renders}"
+    );
+}

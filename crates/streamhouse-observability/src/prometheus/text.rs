@@ -6,6 +6,9 @@
 //! and newline. Families come sorted by name and series by label set,
 //! so the same state always renders the same bytes.
 
+use std::io;
+
+use super::body::Body;
 use super::families::{Sample, Snapshot};
 use super::naming::FamilyType;
 use super::write::{self, BoundTexts, Number};
@@ -13,7 +16,10 @@ use super::write::{self, BoundTexts, Number};
 const TARGET_INFO_HELP: &str = "Target metadata";
 
 /// Appends `snapshot` to `out`.
-pub(crate) fn encode(snapshot: &Snapshot<'_>, out: &mut String) {
+///
+/// # Errors
+/// The error of `out`'s writer: the render stops.
+pub(crate) fn encode(snapshot: &Snapshot<'_>, out: &mut Body<'_>) -> io::Result<()> {
     if let Some(set) = &snapshot.target_info {
         header(out, "target_info", TARGET_INFO_HELP, FamilyType::Gauge);
         sample(
@@ -28,9 +34,9 @@ pub(crate) fn encode(snapshot: &Snapshot<'_>, out: &mut String) {
     for family in &snapshot.families {
         let name = &family.name;
         header(out, name, family.help, family.kind);
-        for series in &family.series {
-            let labels = snapshot.label_text(&series.labels);
-            match series.sample {
+        snapshot.rows(family, |row| {
+            let labels = row.text;
+            match row.sample {
                 Sample::Number(value) => sample(out, name, "", labels, value),
                 Sample::Histogram(point) => {
                     let mut index = 0;
@@ -45,8 +51,10 @@ pub(crate) fn encode(snapshot: &Snapshot<'_>, out: &mut String) {
                     }
                 }
             }
-        }
+            out.flush_full()
+        })?;
     }
+    Ok(())
 }
 
 fn header(out: &mut String, name: &str, help: &str, kind: FamilyType) {

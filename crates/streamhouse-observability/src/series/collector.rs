@@ -86,10 +86,10 @@ impl Collector {
     ///
     /// # Errors
     /// The SDK's error when the provider is shut down or not yet built.
-    pub(crate) fn read<R>(&self, read: impl FnOnce(&Store) -> R) -> Result<R, OTelSdkError> {
+    pub(crate) fn read<R>(&self, read: impl FnOnce(&mut Store) -> R) -> Result<R, OTelSdkError> {
         let mut store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
         self.collect(&mut store)?;
-        Ok(read(&store))
+        Ok(read(&mut store))
     }
 
     /// Collects into the store, leaving the SDK's collection in `rm`.

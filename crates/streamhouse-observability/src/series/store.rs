@@ -18,6 +18,7 @@ use opentelemetry_sdk::metrics::data::{
     AggregatedMetrics, HistogramDataPoint, Metric, MetricData, ResourceMetrics,
 };
 
+use crate::prometheus::rendered::RenderedLabels;
 use crate::prometheus::write::Number;
 
 /// What a stream's series are.
@@ -116,9 +117,15 @@ pub(crate) struct Series {
     pub(crate) value: Value,
     /// The last collection that saw it change.
     last_seen: Instant,
+    /// Put by the collection being merged (streams the SDK gives cumulative).
+    put: bool,
 }
 
 /// One instrument's stream of series.
+///
+/// A series keeps its slot from collection to collection, so what a renderer derives per
+/// slot (rendered labels, sort order) stays valid until the slot changes: slots filled and
+/// emptied since the last look are reported by [`Stream::take_changes`].
 #[derive(Debug)]
 pub(crate) struct Stream {
     pub(crate) name: Cow<'static, str>,
@@ -126,23 +133,169 @@ pub(crate) struct Stream {
     pub(crate) unit: Cow<'static, str>,
     pub(crate) kind: StreamKind,
     pub(crate) number: NumberType,
-    series: HashTable<Series>,
+    /// `None` where a series was removed, until a new one takes the slot.
+    slots: Vec<Option<Series>>,
+    /// Slot numbers by attribute hash.
+    index: HashTable<u32>,
+    /// Empty slots, filled before the slab grows.
+    free: Vec<u32>,
+    live: usize,
+    /// Slots filled since [`Stream::take_changes`], and whether any was emptied.
+    added: Vec<u32>,
+    removed: bool,
     /// The SDK hands it over cumulative: each collection replaces its series.
     cumulative: bool,
     /// Whether this collection has replaced the series (streams the SDK gives cumulative).
     replaced: bool,
+    /// What the exposition keeps of its series across scrapes.
+    pub(crate) rendered: RenderedLabels,
+}
+
+/// What changed in a stream's slots since the last look.
+#[derive(Debug, Default)]
+pub(crate) struct Changes {
+    /// Slots holding a series that is new since then: sorted, each once.
+    pub(crate) added: Vec<u32>,
+    /// Whether any slot was emptied since then.
+    pub(crate) removed: bool,
 }
 
 impl Stream {
-    /// Its series, in no particular order.
-    pub(crate) fn series(&self) -> impl ExactSizeIterator<Item = &Series> {
-        self.series.iter()
+    fn new(metric: &Metric, kind: StreamKind, number: NumberType, cumulative: bool) -> Self {
+        Stream {
+            name: Cow::Owned(metric.name().to_owned()),
+            description: Cow::Owned(metric.description().to_owned()),
+            unit: Cow::Owned(metric.unit().to_owned()),
+            kind,
+            number,
+            slots: Vec::new(),
+            index: HashTable::new(),
+            free: Vec::new(),
+            live: 0,
+            added: Vec::new(),
+            removed: false,
+            cumulative,
+            replaced: false,
+            rendered: RenderedLabels::default(),
+        }
+    }
+
+    /// Its series, in slot order.
+    pub(crate) fn series(&self) -> impl Iterator<Item = &Series> {
+        self.slots.iter().flatten()
+    }
+
+    /// The series in `slot`, if one is there.
+    pub(crate) fn slot(&self, slot: u32) -> Option<&Series> {
+        self.slots.get(slot as usize).and_then(Option::as_ref)
+    }
+
+    /// How many series it holds.
+    pub(crate) fn len(&self) -> usize {
+        self.live
+    }
+
+    /// How many slots it has, filled or not.
+    pub(crate) fn slot_count(&self) -> usize {
+        self.slots.len()
     }
 
     /// Whether it is a monotonic sum.
     pub(crate) fn is_counter(&self) -> bool {
         self.kind == StreamKind::Counter
     }
+
+    /// The slots filled, and whether any was emptied, since the last call.
+    pub(crate) fn take_changes(&mut self) -> Changes {
+        let mut added = std::mem::take(&mut self.added);
+        added.sort_unstable();
+        added.dedup();
+        added.retain(|&slot| self.slots[slot as usize].is_some());
+        Changes {
+            added,
+            removed: std::mem::take(&mut self.removed),
+        }
+    }
+
+    fn find(&self, hash: u64, attributes: &[KeyValue]) -> Option<usize> {
+        let slots = &self.slots;
+        self.index
+            .find(hash, |&slot| {
+                slots[slot as usize]
+                    .as_ref()
+                    .is_some_and(|s| &*s.attributes == attributes)
+            })
+            .map(|&slot| slot as usize)
+    }
+
+    fn insert(&mut self, hash: u64, series: Series, hasher: &hashbrown::DefaultHashBuilder) {
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Some(series);
+                slot
+            }
+            None => {
+                self.slots.push(Some(series));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slots = &self.slots;
+        self.index
+            .insert_unique(hash, slot, |&s| hash_slot(hasher, slots, s));
+        self.live += 1;
+        self.added.push(slot);
+    }
+
+    /// Empties every slot whose series `drop` picks; returns how many.
+    fn remove_where(
+        &mut self,
+        hasher: &hashbrown::DefaultHashBuilder,
+        mut drop: impl FnMut(&Series) -> bool,
+    ) -> usize {
+        let mut removed = 0;
+        for slot in 0..self.slots.len() {
+            let Some(series) = self.slots[slot].as_ref().filter(|s| drop(s)) else {
+                continue;
+            };
+            let hash = hasher.hash_one(&*series.attributes);
+            if let Ok(entry) = self.index.find_entry(hash, |&s| s as usize == slot) {
+                entry.remove();
+            }
+            self.slots[slot] = None;
+            self.free.push(slot as u32);
+            removed += 1;
+        }
+        if removed > 0 {
+            self.live -= removed;
+            self.removed = true;
+            // Mostly empty: the slab is rebuilt, and renderers see every slot anew.
+            if self.live < self.slots.len() / 2 && self.slots.len() > 64 {
+                self.compact(hasher);
+            }
+        }
+        removed
+    }
+
+    fn compact(&mut self, hasher: &hashbrown::DefaultHashBuilder) {
+        self.slots.retain(Option::is_some);
+        self.slots.shrink_to_fit();
+        self.free = Vec::new();
+        self.index = HashTable::with_capacity(self.slots.len());
+        let slots = &self.slots;
+        for slot in 0..slots.len() as u32 {
+            let hash = hash_slot(hasher, slots, slot);
+            self.index
+                .insert_unique(hash, slot, |&s| hash_slot(hasher, slots, s));
+        }
+        self.added = (0..self.slots.len() as u32).collect();
+    }
+}
+
+fn hash_slot(hasher: &hashbrown::DefaultHashBuilder, slots: &[Option<Series>], slot: u32) -> u64 {
+    let series = slots[slot as usize]
+        .as_ref()
+        .expect("an indexed slot is filled");
+    hasher.hash_one(&*series.attributes)
 }
 
 /// One instrumentation scope's streams.
@@ -206,12 +359,13 @@ impl Store {
                 self.merge_metric(index, metric, now);
             }
         }
-        // A cumulative stream absent from this collection has no series now.
+        // A cumulative stream holds what this collection put in it, nothing else; one absent
+        // from it has no series now.
+        let hasher = &self.hasher;
         for scope in &mut self.scopes {
-            for stream in &mut scope.streams {
-                if stream.cumulative && !stream.replaced {
-                    stream.series.clear();
-                }
+            for stream in scope.streams.iter_mut().filter(|s| s.cumulative) {
+                let replaced = stream.replaced;
+                stream.remove_where(hasher, |series| !(replaced && series.put));
             }
         }
     }
@@ -323,22 +477,16 @@ impl Store {
         }) {
             Some(index) => index,
             None => {
-                streams.push(Stream {
-                    name: Cow::Owned(metric.name().to_owned()),
-                    description: Cow::Owned(metric.description().to_owned()),
-                    unit: Cow::Owned(metric.unit().to_owned()),
-                    kind,
-                    number,
-                    series: HashTable::new(),
-                    cumulative,
-                    replaced: false,
-                });
+                streams.push(Stream::new(metric, kind, number, cumulative));
                 streams.len() - 1
             }
         };
         let stream = &mut streams[index];
         if cumulative {
-            stream.series.clear();
+            // Replaced by what this collection puts; the rest leaves after the merge.
+            for series in stream.slots.iter_mut().flatten() {
+                series.put = false;
+            }
             stream.replaced = true;
         }
         index
@@ -364,12 +512,17 @@ impl Store {
         }
         let sorted: &[KeyValue] = &self.scratch;
         let hash = self.hasher.hash_one(sorted);
-        let table = &mut self.scopes[scope].streams[stream].series;
-        match table.find_mut(hash, |s| &*s.attributes == sorted) {
-            Some(series) => {
+        let stream = &mut self.scopes[scope].streams[stream];
+        match stream.find(hash, sorted) {
+            Some(slot) => {
+                let series = stream.slots[slot].as_mut().expect("found slots are filled");
                 let held = std::mem::replace(&mut series.value, Value::Number(Number::U64(0)));
                 series.value = value(Some(held));
                 series.last_seen = now;
+                series.put = true;
+                if stream.cumulative {
+                    series.start = start;
+                }
             }
             None => {
                 let series = Series {
@@ -377,9 +530,9 @@ impl Store {
                     start,
                     value: value(None),
                     last_seen: now,
+                    put: true,
                 };
-                let hasher = &self.hasher;
-                table.insert_unique(hash, series, |s| hasher.hash_one(&*s.attributes));
+                stream.insert(hash, series, &self.hasher);
             }
         }
     }
@@ -394,14 +547,12 @@ impl Store {
             .filter(|s| s.scope.name() == scope_name)
         {
             for stream in &mut scope.streams {
-                let before = stream.series.len();
-                stream.series.retain(|series| {
-                    !series
+                removed += stream.remove_where(&self.hasher, |series| {
+                    series
                         .attributes
                         .iter()
                         .any(|kv| kv.key.as_str() == key && kv.value.as_str() == value)
                 });
-                removed += before - stream.series.len();
             }
         }
         removed
@@ -413,11 +564,9 @@ impl Store {
         let mut removed = 0;
         for scope in &mut self.scopes {
             for stream in scope.streams.iter_mut().filter(|s| s.kind.expires()) {
-                let before = stream.series.len();
-                stream
-                    .series
-                    .retain(|series| now.saturating_duration_since(series.last_seen) <= timeout);
-                removed += before - stream.series.len();
+                removed += stream.remove_where(&self.hasher, |series| {
+                    now.saturating_duration_since(series.last_seen) > timeout
+                });
             }
         }
         removed
@@ -429,7 +578,7 @@ impl Store {
         self.scopes
             .iter()
             .flat_map(|s| &s.streams)
-            .map(|s| s.series.len())
+            .map(Stream::len)
             .sum()
     }
 }
