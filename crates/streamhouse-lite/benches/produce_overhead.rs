@@ -3,19 +3,24 @@
 //! telemetry, side by side in one run. Segments flush to a store that discards them, so
 //! memory stays flat however long criterion runs.
 //!
-//! Three workloads: the broker's `produce` with one record and with a hundred, and the whole
-//! HTTP handler (routing, JSON parsing, produce, JSON answer) with ten, driven in process.
-//! After criterion's estimates, a paired run alternates on and off in short rounds and
-//! prints the median ratio, which holds up better on a machine shared with other work.
+//! Four workloads: the broker's `produce` with one record and with a hundred, the whole
+//! HTTP handler (routing, JSON parsing, produce, JSON answer) with ten, driven in process,
+//! and the real path: the server's API listener (accept loop, HTTP/1.1, the SDK's HTTP
+//! layer, request deadline, handler) on a loopback TCP port, sent the same ten records by a
+//! reqwest client over a kept-alive connection. After criterion's estimates, a paired run
+//! alternates on and off in short rounds and prints the median ratio, which holds up better
+//! on a machine shared with other work.
 //!
 //! ```text
-//! cargo bench -p streamhouse-lite --bench produce_overhead
+//! cargo bench -p streamhouse-lite --bench produce_overhead            # criterion + paired
+//! cargo bench -p streamhouse-lite --bench produce_overhead -- nothing # paired rounds only
+//! PAIRED_ROUNDS=7 cargo bench -p streamhouse-lite --bench produce_overhead -- nothing
 //! ```
 
 use std::fmt;
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use axum::body::{Body, Bytes};
@@ -28,6 +33,7 @@ use object_store::{
     PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
 };
 use streamhouse_lite::broker::{Broker, ProduceRecord};
+use streamhouse_lite::server::LiteServer;
 use streamhouse_lite::{LiteConfig, api};
 use streamhouse_observability::health::HealthRegistry;
 use streamhouse_observability::{Telemetry, TelemetryConfig};
@@ -136,6 +142,77 @@ fn setups() -> Vec<Setup> {
         .collect()
 }
 
+/// One server on a loopback port and a client kept connected to it, per configuration.
+struct Loopback {
+    name: &'static str,
+    url: String,
+    client: reqwest::Client,
+    _server: LiteServer,
+    _telemetry: Telemetry,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Starts the server's API listener on `127.0.0.1:0` on `runtime`, telemetry on and off.
+fn loopbacks(runtime: &tokio::runtime::Runtime) -> Vec<Loopback> {
+    [("on", false), ("off", true)]
+        .into_iter()
+        .map(|(name, disabled)| {
+            let telemetry = Telemetry::new(TelemetryConfig::default().with_disabled(disabled))
+                .expect("telemetry");
+            // Criterion leaves one side's connection idle while it measures the other.
+            let config = LiteConfig {
+                header_read_timeout: Duration::from_secs(600),
+                ..LiteConfig::default()
+            };
+            let server = LiteServer::start_with_store(config, &telemetry, Arc::new(DiscardStore));
+            server.broker().create_topic("bench", 8).expect("topic");
+            let listener = runtime
+                .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+                .expect("loopback listener");
+            let url = format!(
+                "http://{}/api/v1/produce/batch",
+                listener.local_addr().expect("address")
+            );
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let serving = server.clone();
+            runtime.spawn(async move {
+                let shutdown = async {
+                    let _ = stopped.await;
+                };
+                serving.serve_api(listener, shutdown).await
+            });
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .pool_idle_timeout(Duration::from_secs(300))
+                .build()
+                .expect("client");
+            Loopback {
+                name,
+                url,
+                client,
+                _server: server,
+                _telemetry: telemetry,
+                _stop: stop,
+            }
+        })
+        .collect()
+}
+
+/// Sends the batch over the kept-alive connection and reads the whole answer, so the
+/// connection goes back to the pool.
+async fn post_loopback(loopback: &Loopback, body: Bytes) {
+    let response = loopback
+        .client
+        .post(&loopback.url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("loopback request");
+    assert!(response.status().is_success(), "{}", response.status());
+    black_box(response.bytes().await.expect("loopback answer"));
+}
+
 /// A `POST /api/v1/produce/batch` body of `count` records.
 fn http_body(count: usize) -> Bytes {
     let records: Vec<serde_json::Value> = records(count)
@@ -156,7 +233,13 @@ async fn post(router: &axum::Router, body: Bytes) {
     assert!(response.status().is_success());
 }
 
-fn produce_overhead(c: &mut Criterion, runtime: &tokio::runtime::Runtime, setups: &[Setup]) {
+fn produce_overhead(
+    c: &mut Criterion,
+    runtime: &tokio::runtime::Runtime,
+    setups: &[Setup],
+    client: &tokio::runtime::Runtime,
+    loopbacks: &[Loopback],
+) {
     for batch in [1usize, 100] {
         let mut group = c.benchmark_group(format!("produce_batch_{batch}"));
         group.throughput(Throughput::Elements(batch as u64));
@@ -188,85 +271,191 @@ fn produce_overhead(c: &mut Criterion, runtime: &tokio::runtime::Runtime, setups
         });
     }
     group.finish();
+    let mut group = c.benchmark_group("http_loopback_produce_batch_10");
+    group.throughput(Throughput::Elements(10));
+    for loopback in loopbacks {
+        group.bench_function(format!("telemetry_{}", loopback.name), |b| {
+            b.iter_custom(|iters| {
+                client.block_on(async {
+                    let started = Instant::now();
+                    for _ in 0..iters {
+                        post_loopback(loopback, body.clone()).await;
+                    }
+                    started.elapsed()
+                })
+            })
+        });
+    }
+    group.finish();
 }
 
 /// CPU time of the calling thread: unlike wall time, it excludes the time other processes
 /// on a shared machine take the core away. `block_on` runs the handler on this thread too.
 fn thread_cpu_seconds() -> f64 {
+    cpu_seconds(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// CPU time of every thread of this process: the loopback request spans the client's
+/// thread and the server's worker.
+fn process_cpu_seconds() -> f64 {
+    cpu_seconds(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+fn cpu_seconds(clock: libc::clockid_t) -> f64 {
     let mut now = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: `now` is a valid, writable timespec; the clock id is a constant Linux knows.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    let rc = unsafe { libc::clock_gettime(clock, &mut now) };
     assert_eq!(rc, 0, "clock_gettime");
     now.tv_sec as f64 + now.tv_nsec as f64 * 1e-9
 }
 
-/// Times one side of one round, in seconds.
-type Timer<'a> = dyn Fn(&Setup) -> f64 + 'a;
+/// What one side of one round took, in seconds: the timed figure, and the whole process's
+/// CPU time for a workload that spans threads.
+#[derive(Clone, Copy)]
+struct Took {
+    timed: f64,
+    process_cpu: Option<f64>,
+}
 
-/// Interleaves on and off in short rounds, timing each side by this thread's CPU time, and
-/// reports the median of the per-round ratios: on a machine shared with other work, drift
-/// hits both sides of each pair alike.
-fn paired(runtime: &tokio::runtime::Runtime, setups: &[Setup]) {
-    const ROUNDS: usize = 31;
+/// Times one side (0 = telemetry on, 1 = off) of one round.
+type Timer<'a> = dyn Fn(usize) -> Took + 'a;
+
+/// Rounds per paired workload; `PAIRED_ROUNDS` overrides the default of 31.
+fn paired_rounds() -> usize {
+    std::env::var("PAIRED_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or(31)
+}
+
+/// Lower quartile, median and upper quartile.
+fn quartiles(mut values: Vec<f64>) -> (f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    (values[n / 4], values[n / 2], values[(3 * n) / 4])
+}
+
+/// Interleaves on and off in short rounds, timing each side by this thread's CPU time (wall
+/// clock and the process's CPU time for the loopback workload), and reports the median of
+/// the per-round ratios: on a machine shared with other work, drift hits both sides of each
+/// pair alike.
+fn paired(
+    runtime: &tokio::runtime::Runtime,
+    setups: &[Setup],
+    client: &tokio::runtime::Runtime,
+    loopbacks: &[Loopback],
+) {
+    let rounds = paired_rounds();
     // About 50 ms per side and round: long enough that scheduler noise averages out.
-    let time_broker = |setup: &Setup, batch: usize| {
+    let time_broker = |side: usize, batch: usize| {
         let calls = 100_000 / batch.min(50);
         let inputs: Vec<Vec<ProduceRecord>> = (0..calls).map(|_| records(batch)).collect();
-        let started = Instant::now();
+        let started = thread_cpu_seconds();
         for records in inputs {
             black_box(
-                setup
+                setups[side]
                     .broker
                     .produce("bench", records, Instant::now())
                     .unwrap(),
             );
         }
-        started.elapsed().as_secs_f64()
+        Took {
+            timed: thread_cpu_seconds() - started,
+            process_cpu: None,
+        }
     };
     let body = http_body(10);
-    let time_http = |setup: &Setup| {
+    let time_http = |side: usize| {
         let started = thread_cpu_seconds();
         runtime.block_on(async {
             for _ in 0..4_000 {
-                post(&setup.router, body.clone()).await;
+                post(&setups[side].router, body.clone()).await;
             }
         });
-        thread_cpu_seconds() - started
+        Took {
+            timed: thread_cpu_seconds() - started,
+            process_cpu: None,
+        }
     };
-    let workloads: [(&str, &Timer); 3] = [
-        ("produce_batch_1", &|s| time_broker(s, 1)),
-        ("produce_batch_100", &|s| time_broker(s, 100)),
+    // The request crosses threads (client here, server on the runtime's worker), so one
+    // thread's CPU time misses most of it: wall clock, with the process's CPU time beside.
+    let time_loopback = |side: usize| {
+        let (wall, cpu) = (Instant::now(), process_cpu_seconds());
+        client.block_on(async {
+            for _ in 0..500 {
+                post_loopback(&loopbacks[side], body.clone()).await;
+            }
+        });
+        Took {
+            timed: wall.elapsed().as_secs_f64(),
+            process_cpu: Some(process_cpu_seconds() - cpu),
+        }
+    };
+    let workloads: [(&str, &Timer); 4] = [
+        ("produce_batch_1", &|side| time_broker(side, 1)),
+        ("produce_batch_100", &|side| time_broker(side, 100)),
         ("http_produce_batch_10", &time_http),
+        ("http_loopback_produce_batch_10", &time_loopback),
     ];
     println!(
-        "\npaired rounds ({ROUNDS} rounds, ~50 ms each side, thread CPU time), telemetry on / off:"
+        "\npaired rounds ({rounds} rounds, ~50 ms each side, thread CPU time unless said), \
+         telemetry on / off:"
     );
+    let mut medians = Vec::new();
     for (name, time) in workloads {
-        let mut ratios: Vec<f64> = (0..ROUNDS)
-            .map(|round| {
-                // Alternate which side goes first.
-                let (on, off) = (&setups[0], &setups[1]);
-                if round % 2 == 0 {
-                    let t_on = time(on);
-                    t_on / time(off)
-                } else {
-                    let t_off = time(off);
-                    time(on) / t_off
-                }
-            })
-            .collect();
-        ratios.sort_by(f64::total_cmp);
-        let median = ratios[ROUNDS / 2];
+        let (mut ratios, mut cpu_ratios) = (Vec::new(), Vec::new());
+        for round in 0..rounds {
+            // Alternate which side goes first.
+            let (on, off) = if round % 2 == 0 {
+                let on = time(0);
+                (on, time(1))
+            } else {
+                let off = time(1);
+                (time(0), off)
+            };
+            ratios.push(on.timed / off.timed);
+            if let (Some(on), Some(off)) = (on.process_cpu, off.process_cpu) {
+                cpu_ratios.push(on / off);
+            }
+        }
+        let (q1, median, q3) = quartiles(ratios);
+        let clock = match cpu_ratios.is_empty() {
+            true => "",
+            false => " (wall clock)",
+        };
         println!(
-            "  {name}: median time ratio {median:.4} (throughput cost {:+.2}%), quartiles {:.4}..{:.4}",
+            "  {name}: median time ratio{clock} {median:.4} (throughput cost {:+.2}%), \
+             quartiles {q1:.4}..{q3:.4}",
             (1.0 - 1.0 / median) * 100.0,
-            ratios[ROUNDS / 4],
-            ratios[3 * ROUNDS / 4]
         );
+        if !cpu_ratios.is_empty() {
+            let (q1, cpu, q3) = quartiles(cpu_ratios);
+            medians.push(("process CPU", cpu));
+            println!(
+                "  {name}: median process CPU ratio {cpu:.4} (cost {:+.2}%), quartiles \
+                 {q1:.4}..{q3:.4}",
+                (1.0 - 1.0 / cpu) * 100.0,
+            );
+        }
+        medians.push((name, median));
     }
+    let cost = |name: &str| {
+        medians
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(f64::NAN, |(_, m)| (1.0 - 1.0 / m) * 100.0)
+    };
+    println!(
+        "  10-record produce, telemetry cost (target <= 1%): over loopback HTTP {:+.2}% by wall \
+         clock, {:+.2}% by process CPU; through the handler in process {:+.2}%",
+        cost("http_loopback_produce_batch_10"),
+        cost("process CPU"),
+        cost("http_produce_batch_10"),
+    );
 }
 
 fn main() {
@@ -276,11 +465,17 @@ fn main() {
         .build()
         .expect("runtime");
     let _entered = runtime.enter();
+    // The loopback client runs on the bench's own thread; the server on `runtime`'s worker.
+    let client = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("client runtime");
     let setups = setups();
+    let loopbacks = loopbacks(&runtime);
     let mut criterion = Criterion::default().configure_from_args();
-    produce_overhead(&mut criterion, &runtime, &setups);
+    produce_overhead(&mut criterion, &runtime, &setups, &client, &loopbacks);
     criterion.final_summary();
     if std::env::args().any(|a| a == "--bench") {
-        paired(&runtime, &setups);
+        paired(&runtime, &setups, &client, &loopbacks);
     }
 }

@@ -1,228 +1,380 @@
-//! Scrape cost (collect + encode) of N series, half counters and half 11-bucket histograms,
-//! for our reader, `opentelemetry-prometheus` and `prometheus-client`, with the same names,
-//! labels and values in all three.
+//! Scrape cost (collect + encode) of N series, every library side by side in one run, on the
+//! two shapes of `scrape_shapes` (same names, labels, buckets and values everywhere; each
+//! library is checked before it is timed):
+//!
+//! - `scrape/N/*`, the generic shape: half counters, half 11-bucket histograms, labels topic
+//!   and partition, raw SDK instruments read by our `PrometheusReader`; next to the bare
+//!   SDK's cumulative collect (`sdk_collect`, the floor), `opentelemetry-prometheus`,
+//!   `prometheus-client` and tikv `prometheus`.
+//! - `scrape_seed/N/*`, the seed shape: the four producer families over N/4 topics through
+//!   our real recorders (`Telemetry`, one `TopicProducerMetrics` kept per topic), text and
+//!   OpenMetrics; with exemplars on 10% of series (`*_exemplars`); with every series changed
+//!   before each render (`ours_all_changed`, next to `sdk_collect_all_changed`); and the peers,
+//!   handles kept per topic.
+//! - `scrape_gzip/N/*`: the seed shape's text rendered through `render_to` into a gzip
+//!   encoder at levels 1, 3 and 6, next to `plain` (no compression); N from
+//!   `SCRAPE_GZIP_SIZE`, default 100000. The compressed sizes are printed once.
+//! - `negotiate/*`: Accept negotiation under hostile headers.
+//!
+//! Sizes come from `SCRAPE_SIZES` (comma list), default `1000,10000,100000,1000000`. A
+//! library's series are built on its first benchmark and dropped after its last, so a
+//! filter that leaves a library out builds nothing, and one library's memory does not
+//! weigh on the next. `--warm-up-time`, `--measurement-time` and `--sample-size` given on
+//! the command line win over the per-size settings.
+//!
+//! Expected run time on the 2-core development machine with the defaults: about 12 minutes
+//! up to 100k (1k alone with `--measurement-time 1`: 4 minutes, most of it criterion's
+//! analysis), and about 20 more for 1M (10 samples of one render each; tikv and
+//! `opentelemetry-prometheus` render in 8-12 s there, and building a library's 1M series
+//! takes seconds).
+//!
+//! ```sh
+//! cargo bench -p streamhouse-observability --bench scrape
+//! SCRAPE_SIZES=1000,10000 cargo bench -p streamhouse-observability --bench scrape -- scrape_seed
+//! ```
+
+#[allow(dead_code)] // Shared with examples/scrape_memory.rs, which uses other parts.
+mod scrape_shapes;
 
 use std::hint::black_box;
+use std::io::Write;
 use std::time::Duration;
 
 use criterion::{
-    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+    BatchSize, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group,
+    criterion_main, measurement::WallTime,
 };
-use opentelemetry::KeyValue;
-use opentelemetry::metrics::MeterProvider as _;
-use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::metrics::SdkMeterProvider;
+use flate2::Compression;
+use flate2::write::GzEncoder;
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::reader::MetricReader;
-use prometheus::Encoder as _;
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::Histogram;
-use streamhouse_observability::catalog::{self, Catalog};
-use streamhouse_observability::config::PrometheusConfig;
-use streamhouse_observability::prometheus::{Format, PrometheusReader, ScrapeProtocol};
-use streamhouse_observability::views::catalog_view;
+use scrape_shapes::{
+    Library, OtelPrometheus, OursGeneric, OursSeed, PrometheusClient, Sdk, Shape, Tikv,
+};
+use streamhouse_observability::prometheus::{Format, ScrapeProtocol};
 
-const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
-const COUNTER: catalog::MetricDef = catalog::SEGMENT_WRITES;
-const HISTOGRAM: catalog::MetricDef = catalog::PRODUCER_LATENCY;
+/// gzip levels measured against rendering alone.
+const GZIP_LEVELS: [u32; 3] = [1, 3, 6];
 
-struct Series {
-    topic: String,
-    partition: String,
-    count: u64,
-    observations: [f64; 3],
-}
-
-// 100 partitions per topic; values spread over several buckets.
-fn series(n: usize) -> Vec<Series> {
-    (0..n)
-        .map(|i| Series {
-            topic: format!("topic-{:04}", i / 100),
-            partition: (i % 100).to_string(),
-            count: i as u64 + 1,
-            observations: [
-                0.0005 * (i % 13 + 1) as f64,
-                0.02 * (i % 7 + 1) as f64,
-                0.3 * (i % 5 + 1) as f64,
-            ],
-        })
-        .collect()
-}
-
-// The cardinality limit must exceed the series per metric (n / 2); the SDK preallocates
-// `1 + limit` map slots per stream, so it is sized to n rather than set to usize::MAX - 1.
-fn provider(reader: impl MetricReader, n: usize, data: &[Series]) -> SdkMeterProvider {
-    let provider = SdkMeterProvider::builder()
-        .with_resource(Resource::builder_empty().with_service_name("bench").build())
-        .with_reader(reader)
-        .with_view(catalog_view(&Catalog::streamhouse(), n))
-        .build();
-    let meter = provider.meter("streamhouse");
-    let counter = meter.u64_counter(COUNTER.otel_name).build();
-    let histogram = meter.f64_histogram(HISTOGRAM.otel_name).build();
-    for s in data {
-        // The recorders' attribute order (topic, partition).
-        let attributes = [
-            KeyValue::new("topic", s.topic.clone()),
-            KeyValue::new("partition", s.partition.clone()),
-        ];
-        counter.add(s.count, &attributes);
-        for v in s.observations {
-            histogram.record(v, &attributes);
-        }
+fn sizes() -> Vec<usize> {
+    match std::env::var("SCRAPE_SIZES") {
+        Ok(list) => list
+            .split(',')
+            .map(|s| {
+                s.trim()
+                    .parse()
+                    .expect("SCRAPE_SIZES: a comma list of sizes")
+            })
+            .collect(),
+        Err(_) => vec![1_000, 10_000, 100_000, 1_000_000],
     }
-    provider
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Labels {
-    partition: String,
-    topic: String,
+/// Whether `flag` was given on the command line (criterion's own settings lose to a group's).
+fn cli_sets(flag: &str) -> bool {
+    std::env::args().any(|a| a == flag || a.starts_with(&format!("{flag}=")))
 }
 
-fn latency_histogram() -> Histogram {
-    Histogram::new(HISTOGRAM.buckets.iter().copied())
-}
-
-fn prometheus_client_registry(data: &[Series]) -> prometheus_client::registry::Registry {
-    let counters = Family::<Labels, Counter>::default();
-    let histograms =
-        Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
-    for s in data {
-        let labels = Labels {
-            partition: s.partition.clone(),
-            topic: s.topic.clone(),
-        };
-        counters.get_or_create(&labels).inc_by(s.count);
-        let histogram = histograms.get_or_create(&labels);
-        for v in s.observations {
-            histogram.observe(v);
-        }
-    }
-    let mut registry = prometheus_client::registry::Registry::default();
-    // prometheus-client appends `_total` to counters itself.
-    let counter_name = COUNTER.prometheus_name.trim_end_matches("_total");
-    registry.register(counter_name, COUNTER.description, counters);
-    registry.register(HISTOGRAM.prometheus_name, HISTOGRAM.description, histograms);
-    registry
-}
-
-fn sample_lines(text: &str) -> usize {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .count()
-}
-
-fn scrape(c: &mut Criterion) {
-    for n in SIZES {
-        let data = series(n / 2);
-
-        let ours = PrometheusReader::new(PrometheusConfig::default());
-        let _ours_provider = provider(ours.clone(), n, &data);
-
-        let registry = prometheus::Registry::new();
-        // Names are pinned by the catalog view already; without these the exporter would
-        // emit `_seconds_seconds` and `_total_total`. Scope labels off, as ours by default.
-        let exporter = opentelemetry_prometheus::exporter()
-            .with_registry(registry.clone())
-            .without_units()
-            .without_counter_suffixes()
-            .scope_info_enabled(false)
-            .build()
-            .expect("exporter");
-        let _otel_provider = provider(exporter, n, &data);
-
-        let client = prometheus_client_registry(&data);
-
-        // Same series in all three: n / 2 counter lines, 14 lines per histogram.
-        let expected = n / 2 + n / 2 * (HISTOGRAM.buckets.len() + 3);
-        let ours_text = ours.render_text().expect("render");
-        let mut otel_text = Vec::new();
-        prometheus::TextEncoder::new()
-            .encode(&registry.gather(), &mut otel_text)
-            .expect("encode");
-        let otel_text = String::from_utf8(otel_text).expect("utf-8");
-        let mut client_text = String::new();
-        prometheus_client::encoding::text::encode(&mut client_text, &client).expect("encode");
-        for (name, text) in [("ours", &ours_text), ("otel_prometheus", &otel_text)] {
-            // + 1: target_info.
-            assert_eq!(sample_lines(text), expected + 1, "{name}");
-            assert!(
-                text.contains(
-                    r#"streamhouse_segment_writes_total{partition="0",topic="topic-0000"} 1"#
-                ),
-                "{name}"
-            );
-        }
-        assert_eq!(sample_lines(&client_text), expected, "prometheus_client");
-        let ours_om = ours.render(Format::OpenMetrics).expect("render");
-        assert_eq!(sample_lines(&ours_om), expected + 1, "ours_openmetrics");
-        eprintln!(
-            "n={n}: bytes ours={} ours_openmetrics={} otel_prometheus={} prometheus_client={}",
-            ours_text.len(),
-            ours_om.len(),
-            otel_text.len(),
-            client_text.len()
-        );
-
-        let mut group = c.benchmark_group(format!("scrape/{n}"));
-        group.throughput(Throughput::Elements(n as u64));
+fn group<'a>(c: &'a mut Criterion, name: &str, n: usize) -> BenchmarkGroup<'a, WallTime> {
+    let mut group = c.benchmark_group(format!("{name}/{n}"));
+    group.throughput(Throughput::Elements(n as u64));
+    // One render of 1M series takes seconds: 10 samples of one iteration each.
+    let (samples, secs, mode) = match n {
+        0..=1_000 => (30, 3, SamplingMode::Auto),
+        1_001..=10_000 => (20, 3, SamplingMode::Flat),
+        10_001..=100_000 => (10, 4, SamplingMode::Flat),
+        _ => (10, 10, SamplingMode::Flat),
+    };
+    group.sampling_mode(mode);
+    if !cli_sets("--warm-up-time") {
         group.warm_up_time(Duration::from_secs(1));
-        match n {
-            1_000 => group
-                .sample_size(30)
-                .measurement_time(Duration::from_secs(3)),
-            10_000 => group
-                .sample_size(20)
-                .measurement_time(Duration::from_secs(3))
-                .sampling_mode(SamplingMode::Flat),
-            _ => group
-                .sample_size(10)
-                .measurement_time(Duration::from_secs(4))
-                .sampling_mode(SamplingMode::Flat),
-        };
+    }
+    if !cli_sets("--sample-size") {
+        group.sample_size(samples);
+    }
+    if !cli_sets("--measurement-time") {
+        group.measurement_time(Duration::from_secs(secs));
+    }
+    group
+}
 
+/// The library in `slot`, built, populated and checked on first use: the check runs before
+/// the first timing, and a library no benchmark asks for is never built.
+fn ready<'a, T: Library>(slot: &'a mut Option<T>, id: &str, build: impl FnOnce() -> T) -> &'a T {
+    slot.get_or_insert_with(|| {
+        let mut library = build();
+        library.populate();
+        let body = library.check();
+        eprintln!("{id}: checked, body {body} bytes");
+        library
+    })
+}
+
+fn generic(c: &mut Criterion) {
+    let shape = Shape::Generic;
+    for n in sizes() {
+        let limit = shape.limit(n);
+        let mut group = group(c, "scrape", n);
+        let id = |name: &str| format!("scrape/{n}/{name}");
+
+        let mut ours = None;
+        let build_ours = || OursGeneric::new(n, limit);
         group.bench_function(BenchmarkId::from_parameter("ours"), |b| {
-            b.iter(|| black_box(ours.render_text().expect("render")))
+            let ours = ready(&mut ours, &id("ours"), build_ours);
+            b.iter(|| black_box(ours.reader.render(Format::Text).expect("render")))
         });
         // OpenMetrics is what prometheus-client writes.
         group.bench_function(BenchmarkId::from_parameter("ours_openmetrics"), |b| {
-            b.iter(|| black_box(ours.render(Format::OpenMetrics).expect("render")))
+            let ours = ready(&mut ours, &id("ours"), build_ours);
+            b.iter(|| black_box(ours.reader.render(Format::OpenMetrics).expect("render")))
         });
         let mut metrics = ResourceMetrics::default();
         group.bench_function(BenchmarkId::from_parameter("ours_collect_only"), |b| {
+            let ours = ready(&mut ours, &id("ours"), build_ours);
             b.iter(|| {
-                MetricReader::collect(&ours, &mut metrics).expect("collect");
+                MetricReader::collect(&ours.reader, &mut metrics).expect("collect");
                 black_box(&metrics);
             })
         });
-        // Buffers reused between iterations: the competitors' best case.
-        let mut buf = Vec::with_capacity(otel_text.len());
-        group.bench_function(BenchmarkId::from_parameter("otel_prometheus"), |b| {
+        drop(ours);
+
+        let mut sdk = None;
+        let mut rm = ResourceMetrics::default();
+        group.bench_function(BenchmarkId::from_parameter("sdk_collect"), |b| {
+            let sdk = ready(&mut sdk, &id("sdk"), || Sdk::new(shape, n, limit));
             b.iter(|| {
-                buf.clear();
-                prometheus::TextEncoder::new()
-                    .encode(&registry.gather(), &mut buf)
-                    .expect("encode");
+                sdk.collect(&mut rm);
+                black_box(&rm);
+            })
+        });
+        drop((sdk, rm));
+
+        // Buffers reused between iterations: the peers' best case.
+        let mut otel = None;
+        let mut buf = Vec::new();
+        let build_otel = || OtelPrometheus::new(shape, n, limit);
+        group.bench_function(BenchmarkId::from_parameter("otel_prometheus"), |b| {
+            let otel = ready(&mut otel, &id("otel_prometheus"), build_otel);
+            b.iter(|| {
+                otel.render(&mut buf);
                 black_box(&buf);
             })
         });
         group.bench_function(
             BenchmarkId::from_parameter("otel_prometheus_gather_only"),
-            |b| b.iter(|| black_box(registry.gather())),
+            |b| {
+                let otel = ready(&mut otel, &id("otel_prometheus"), build_otel);
+                b.iter(|| black_box(otel.gather()))
+            },
         );
-        let mut text = String::with_capacity(client_text.len());
+        drop(otel);
+
+        let mut client = None;
+        let mut text = String::new();
         group.bench_function(BenchmarkId::from_parameter("prometheus_client"), |b| {
+            let client = ready(&mut client, &id("prometheus_client"), || {
+                PrometheusClient::new(shape, n)
+            });
             b.iter(|| {
-                text.clear();
-                prometheus_client::encoding::text::encode(&mut text, &client).expect("encode");
+                client.render(&mut text);
                 black_box(&text);
             })
         });
+        drop((client, text));
+
+        let mut tikv = None;
+        group.bench_function(BenchmarkId::from_parameter("tikv"), |b| {
+            let tikv = ready(&mut tikv, &id("tikv"), || Tikv::new(shape, n));
+            b.iter(|| {
+                tikv.render(&mut buf);
+                black_box(&buf);
+            })
+        });
+        drop(tikv);
         group.finish();
     }
+}
+
+fn seed(c: &mut Criterion) {
+    let shape = Shape::Seed;
+    for n in sizes() {
+        let limit = shape.limit(n);
+        let mut group = group(c, "scrape_seed", n);
+        let id = |name: &str| format!("scrape_seed/{n}/{name}");
+
+        let mut ours = None;
+        let build_ours = || OursSeed::new(n, limit, false);
+        group.bench_function(BenchmarkId::from_parameter("ours"), |b| {
+            let ours = ready(&mut ours, &id("ours"), build_ours);
+            b.iter(|| black_box(ours.reader().render(Format::Text).expect("render")))
+        });
+        group.bench_function(BenchmarkId::from_parameter("ours_openmetrics"), |b| {
+            let ours = ready(&mut ours, &id("ours"), build_ours);
+            b.iter(|| black_box(ours.reader().render(Format::OpenMetrics).expect("render")))
+        });
+        // Last of ours: it changes the values the check reads.
+        group.bench_function(BenchmarkId::from_parameter("ours_all_changed"), |b| {
+            let ours = ready(&mut ours, &id("ours"), build_ours);
+            b.iter_batched(
+                || ours.record(),
+                |()| ours.reader().render(Format::Text).expect("render"),
+                BatchSize::PerIteration,
+            )
+        });
+        drop(ours);
+
+        let mut exemplars = None;
+        let build_exemplars = || OursSeed::new(n, limit, true);
+        group.bench_function(BenchmarkId::from_parameter("ours_exemplars"), |b| {
+            let ours = ready(&mut exemplars, &id("ours_exemplars"), build_exemplars);
+            b.iter(|| black_box(ours.reader().render(Format::Text).expect("render")))
+        });
+        group.bench_function(
+            BenchmarkId::from_parameter("ours_openmetrics_exemplars"),
+            |b| {
+                let ours = ready(&mut exemplars, &id("ours_exemplars"), build_exemplars);
+                b.iter(|| black_box(ours.reader().render(Format::OpenMetrics).expect("render")))
+            },
+        );
+        drop(exemplars);
+
+        let mut sdk = None;
+        let mut rm = ResourceMetrics::default();
+        let build_sdk = || Sdk::new(shape, n, limit);
+        group.bench_function(BenchmarkId::from_parameter("sdk_collect"), |b| {
+            let sdk = ready(&mut sdk, &id("sdk"), build_sdk);
+            b.iter(|| {
+                sdk.collect(&mut rm);
+                black_box(&rm);
+            })
+        });
+        group.bench_function(
+            BenchmarkId::from_parameter("sdk_collect_all_changed"),
+            |b| {
+                let sdk = ready(&mut sdk, &id("sdk"), build_sdk);
+                b.iter_batched(
+                    || sdk.sdk.record(),
+                    |()| {
+                        sdk.collect(&mut rm);
+                        black_box(&rm);
+                    },
+                    BatchSize::PerIteration,
+                )
+            },
+        );
+        drop((sdk, rm));
+
+        // Buffers reused between iterations: the peers' best case.
+        let mut client = None;
+        let mut text = String::new();
+        group.bench_function(BenchmarkId::from_parameter("prometheus_client"), |b| {
+            let client = ready(&mut client, &id("prometheus_client"), || {
+                PrometheusClient::new(shape, n)
+            });
+            b.iter(|| {
+                client.render(&mut text);
+                black_box(&text);
+            })
+        });
+        drop((client, text));
+
+        let mut buf = Vec::new();
+        let mut tikv = None;
+        group.bench_function(BenchmarkId::from_parameter("tikv"), |b| {
+            let tikv = ready(&mut tikv, &id("tikv"), || Tikv::new(shape, n));
+            b.iter(|| {
+                tikv.render(&mut buf);
+                black_box(&buf);
+            })
+        });
+        drop(tikv);
+
+        let mut otel = None;
+        group.bench_function(BenchmarkId::from_parameter("otel_prometheus"), |b| {
+            let otel = ready(&mut otel, &id("otel_prometheus"), || {
+                OtelPrometheus::new(shape, n, limit)
+            });
+            b.iter(|| {
+                otel.render(&mut buf);
+                black_box(&buf);
+            })
+        });
+        drop(otel);
+        group.finish();
+    }
+}
+
+/// A writer that keeps nothing and counts the bytes it was given.
+#[derive(Default)]
+struct Counted(u64);
+
+impl Write for Counted {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn gzip_size(ours: &OursSeed, level: u32) -> u64 {
+    let mut gz = GzEncoder::new(Counted::default(), Compression::new(level));
+    ours.reader()
+        .render_to(Format::Text, &mut gz)
+        .expect("render");
+    gz.finish().expect("finish").0
+}
+
+/// The text body compressed while rendering, to pick the level where compressing costs no
+/// more than rendering.
+fn gzip(c: &mut Criterion) {
+    let n = std::env::var("SCRAPE_GZIP_SIZE").map_or(100_000, |s| {
+        s.parse().expect("SCRAPE_GZIP_SIZE: a number of series")
+    });
+    let mut group = group(c, "scrape_gzip", n);
+    let mut ours = None;
+    let mut printed = false;
+    let id = format!("scrape_gzip/{n}/ours");
+    let build = || OursSeed::new(n, Shape::Seed.limit(n), false);
+    // Once, before the first timing of the group, whichever benchmark the filter kept.
+    let mut sizes = |ours: &OursSeed| {
+        if std::mem::replace(&mut printed, true) {
+            return;
+        }
+        let mut plain = Counted::default();
+        ours.reader()
+            .render_to(Format::Text, &mut plain)
+            .expect("render");
+        for level in GZIP_LEVELS {
+            let size = gzip_size(ours, level);
+            eprintln!(
+                "scrape_gzip/{n}: level {level}: {size} of {} bytes ({:.1}%)",
+                plain.0,
+                size as f64 * 100.0 / plain.0 as f64
+            );
+        }
+    };
+    group.bench_function("plain", |b| {
+        let ours = ready(&mut ours, &id, build);
+        sizes(ours);
+        b.iter(|| {
+            let mut sink = Counted::default();
+            ours.reader()
+                .render_to(Format::Text, &mut sink)
+                .expect("render");
+            black_box(sink.0)
+        })
+    });
+    for level in GZIP_LEVELS {
+        group.bench_function(format!("gzip_{level}"), |b| {
+            let ours = ready(&mut ours, &id, build);
+            sizes(ours);
+            b.iter(|| black_box(gzip_size(ours, level)))
+        });
+    }
+    group.finish();
 }
 
 /// Accept negotiation of the header Prometheus 3 sends, next to 1 MiB hostile headers: the
@@ -251,5 +403,5 @@ fn negotiate(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, scrape, negotiate);
+criterion_group!(benches, generic, seed, gzip, negotiate);
 criterion_main!(benches);
