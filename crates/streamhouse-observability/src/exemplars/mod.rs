@@ -220,6 +220,15 @@ impl MetricExemplars {
         if !self.kept.load(Ordering::Relaxed) {
             return None;
         }
+        self.find(label)
+    }
+
+    /// The slots of a series, looked up by its label (name, value) pairs whether or not
+    /// any exemplar was kept yet: for callers that keep what they find.
+    pub(crate) fn find<'a>(
+        &self,
+        label: impl Fn(&str) -> Option<std::borrow::Cow<'a, str>>,
+    ) -> Option<Arc<SeriesExemplars>> {
         let key = series_key(self.def, label)?;
         self.read().get(&key).cloned()
     }

@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use opentelemetry::{InstrumentationScope, KeyValue};
@@ -15,6 +16,7 @@ use super::labels::{Arena, Label, LabelSet, ScopeLabels, canonicalize, has_repea
 use super::naming::{FamilyType, family_name, label_name};
 use super::write::{self, Number};
 use crate::config::{PrometheusConfig, ScopeLabels as ScopeLabelMode};
+use crate::exemplars::{ExemplarStore, SeriesExemplars};
 use crate::series::store::{HistogramValue, NumberType, Store, Stream, StreamKind, Value};
 
 /// A histogram series' value.
@@ -94,7 +96,7 @@ enum Members<'a> {
 }
 
 /// A series as the encoders write it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Row<'s, 'a> {
     /// Its rendered labels: `a="x",b="y"`, escaped, no braces.
     pub(crate) text: &'s str,
@@ -104,6 +106,9 @@ pub(crate) struct Row<'s, 'a> {
     /// Index into [`Snapshot::sources`].
     pub(crate) source: u32,
     pub(crate) labels: RowLabels<'s, 'a>,
+    /// Its exemplar slots when known without a lookup: `Some` on the kept path, whether or
+    /// not the series has any.
+    pub(crate) exemplars: Option<Option<Arc<SeriesExemplars>>>,
 }
 
 /// The labels of a [`Row`], to look a label's value up by name.
@@ -213,7 +218,11 @@ struct Candidate<'a> {
 
 impl<'a> Snapshot<'a> {
     /// Builds the families of `store` by the rules of `docs/exposition.md`.
-    pub(crate) fn new(store: &'a mut Store, options: &PrometheusConfig) -> Self {
+    pub(crate) fn new(
+        store: &'a mut Store,
+        options: &PrometheusConfig,
+        exemplars: &ExemplarStore,
+    ) -> Self {
         let reserve_scope = options.scope_labels != ScopeLabelMode::None;
         for scope_streams in &mut store.scopes {
             let scope = &scope_streams.scope;
@@ -222,10 +231,25 @@ impl<'a> Snapshot<'a> {
                 true => ScopeLabels::new(scope),
                 false => ScopeLabels::default(),
             };
+            let own = is_own(scope);
             for stream in &mut scope_streams.streams {
                 let changes = stream.take_changes();
+                let metric_exemplars = match own {
+                    true => {
+                        let name = family_name(&stream.name, &stream.unit, family_type(stream));
+                        exemplars.metric(&name).map(|m| &**m)
+                    }
+                    false => None,
+                };
                 let mut rendered = std::mem::take(&mut stream.rendered);
-                rendered.update(stream, changes, &scope_labels, with_scope, reserve_scope);
+                rendered.update(
+                    stream,
+                    changes,
+                    &scope_labels,
+                    with_scope,
+                    reserve_scope,
+                    metric_exemplars,
+                );
                 stream.rendered = rendered;
             }
         }
@@ -384,6 +408,7 @@ impl<'a> Snapshot<'a> {
                         start: s.start,
                         source: s.source,
                         labels: RowLabels::Labels(self.arena.labels(&s.labels)),
+                        exemplars: None,
                     })?;
                 }
             }
@@ -405,6 +430,7 @@ impl<'a> Snapshot<'a> {
                         start: timed.then_some(series.start),
                         source: *source,
                         labels: RowLabels::Attributes(&series.attributes),
+                        exemplars: Some(rendered.exemplars(slot)),
                     })?;
                 }
             }

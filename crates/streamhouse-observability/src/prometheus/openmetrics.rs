@@ -16,7 +16,7 @@ use std::time::UNIX_EPOCH;
 use super::body::Body;
 use super::families::{Family, Sample, Snapshot};
 use super::naming::{FamilyType, unit_suffix};
-use super::write::{self, BoundTexts, Number};
+use super::write::{self, BucketLines, Number};
 use crate::exemplars::{Exemplar, ExemplarStore, SeriesExemplars};
 
 /// Appends `snapshot` to `out`, with the exemplars `store` holds for its series, and
@@ -35,7 +35,7 @@ pub(crate) fn encode(
         let labels = snapshot.label_text(set);
         sample(out, "target", "_info", labels, Number::U64(1), None);
     }
-    let mut bounds = BoundTexts::default();
+    let mut buckets = BucketLines::default();
     for family in &snapshot.families {
         let stem = match family.kind {
             FamilyType::Counter => family.name.strip_suffix("_total").unwrap_or(&family.name),
@@ -47,9 +47,12 @@ pub(crate) fn encode(
             let source = &snapshot.sources[row.source as usize];
             let labels = row.text;
             // Catalog exemplars belong to StreamHouse's own streams only.
-            let slots = exemplars
-                .filter(|_| source.own)
-                .and_then(|m| m.lookup(|name| row.labels.value(name)));
+            let slots = match row.exemplars {
+                Some(known) => known.filter(|_| source.own),
+                None => exemplars
+                    .filter(|_| source.own)
+                    .and_then(|m| m.lookup(|name| row.labels.value(name))),
+            };
             let exemplar = |i: usize| slots.as_ref().and_then(|s: &Arc<SeriesExemplars>| s.get(i));
             match (family.kind, row.sample) {
                 (FamilyType::Counter, Sample::Number(value)) => {
@@ -57,13 +60,15 @@ pub(crate) fn encode(
                 }
                 (_, Sample::Number(value)) => sample(out, stem, "", labels, value, None),
                 (_, Sample::Histogram(point)) => {
+                    buckets.series(stem, labels);
                     let mut index = 0;
                     point.cumulative_buckets(|bound, cumulative| {
-                        let le = bounds.get(index, bound);
-                        bucket(out, stem, labels, le, cumulative, exemplar(index));
+                        buckets.line(out, index, bound, cumulative);
+                        end_line(out, exemplar(index));
                         index += 1;
                     });
-                    bucket(out, stem, labels, "+Inf", point.count(), exemplar(index));
+                    buckets.infinity(out, point.count());
+                    end_line(out, exemplar(index));
                     if let Some(sum) = point.sum() {
                         sample(out, stem, "_sum", labels, sum, None);
                         let count = Number::U64(point.count());
@@ -122,15 +127,8 @@ fn sample(
     out.push('\n');
 }
 
-fn bucket(
-    out: &mut String,
-    stem: &str,
-    labels: &str,
-    le: &str,
-    cumulative: u64,
-    exemplar: Option<Exemplar>,
-) {
-    write::bucket(out, stem, labels, le, cumulative);
+/// Ends a sample line, with its exemplar if any.
+fn end_line(out: &mut String, exemplar: Option<Exemplar>) {
     write_exemplar(out, exemplar);
     out.push('\n');
 }

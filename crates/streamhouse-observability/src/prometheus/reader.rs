@@ -236,7 +236,7 @@ impl PrometheusReader {
             .inner
             .collector
             .read(|store| {
-                let snapshot = Snapshot::new(store, options);
+                let snapshot = Snapshot::new(store, options, &self.inner.exemplars);
                 self.inner.dropped.record(&snapshot.dropped);
                 match format {
                     Format::Text => text::encode(&snapshot, &mut body),

@@ -7,8 +7,13 @@
 //! (new series are rendered and merged in, emptied slots dropped), which costs nothing
 //! when no series came or went.
 
+use std::sync::{Arc, Weak};
+
 use super::labels::{Arena, ScopeLabels};
-use crate::series::store::{Changes, Stream};
+use super::naming::label_name;
+use super::write;
+use crate::exemplars::{MetricExemplars, SeriesExemplars};
+use crate::series::store::{Changes, Series, Stream};
 
 /// One stream's rendered label sets, by slot, and its slots in label-text order.
 #[derive(Debug, Default)]
@@ -29,6 +34,9 @@ pub(crate) struct RenderedLabels {
     plain: bool,
     /// What the texts were rendered with: scope labels on or off, names reserved or not.
     rendered_for: Option<(bool, bool)>,
+    /// Per slot, the exemplar slots of a catalog series, found once rather than at every
+    /// scrape; weak, so removal frees them (empty for other streams).
+    exemplars: Vec<Weak<SeriesExemplars>>,
 }
 
 impl RenderedLabels {
@@ -42,6 +50,7 @@ impl RenderedLabels {
         scope: &ScopeLabels<'_>,
         with_scope: bool,
         reserve_scope: bool,
+        exemplars: Option<&MetricExemplars>,
     ) -> bool {
         let Changes { mut added, removed } = changes;
         if self.rendered_for != Some((with_scope, reserve_scope)) {
@@ -56,6 +65,9 @@ impl RenderedLabels {
             return true;
         }
         self.drop_changed(stream, removed, &added);
+        if let Some(metric) = exemplars {
+            self.find_exemplars(stream, &added, metric);
+        }
         if !self.render(stream, &added, scope, reserve_scope) {
             *self = RenderedLabels::default();
             return false;
@@ -85,6 +97,26 @@ impl RenderedLabels {
         self.rendered_for.is_some() && !self.repeats && self.plain
     }
 
+    /// The exemplar slots of `slot`'s series, if it has any.
+    pub(crate) fn exemplars(&self, slot: u32) -> Option<Arc<SeriesExemplars>> {
+        self.exemplars.get(slot as usize)?.upgrade()
+    }
+
+    /// Finds the exemplar slots of the series in the `added` slots.
+    fn find_exemplars(&mut self, stream: &Stream, added: &[u32], metric: &MetricExemplars) {
+        if let Some(&last) = added.last()
+            && self.exemplars.len() <= last as usize
+        {
+            self.exemplars.resize(last as usize + 1, Weak::new());
+        }
+        for &slot in added {
+            let found = stream
+                .slot(slot)
+                .and_then(|series| metric.find(|key| attribute_value(series, key)));
+            self.exemplars[slot as usize] = found.as_ref().map_or_else(Weak::new, Arc::downgrade);
+        }
+    }
+
     /// Drops from the order the slots emptied and those refilled since the last update.
     fn drop_changed(&mut self, stream: &Stream, removed: bool, added: &[u32]) {
         let known = self.spans.len() as u32;
@@ -111,10 +143,10 @@ impl RenderedLabels {
         scope: &ScopeLabels<'_>,
         reserve_scope: bool,
     ) -> bool {
-        if let Some(&last) = added.last() {
-            if self.spans.len() <= last as usize {
-                self.spans.resize(last as usize + 1, (0, 0));
-            }
+        if let Some(&last) = added.last()
+            && self.spans.len() <= last as usize
+        {
+            self.spans.resize(last as usize + 1, (0, 0));
         }
         let mut arena = Arena::default();
         for &slot in added {
@@ -172,6 +204,18 @@ impl RenderedLabels {
         self.text = text;
         self.garbage = 0;
     }
+}
+
+/// The value of `series`' label for catalog key `key`, as a plain stream exposes it: an
+/// empty value is no label.
+fn attribute_value<'a>(series: &'a Series, key: &str) -> Option<std::borrow::Cow<'a, str>> {
+    let name = label_name(key);
+    series
+        .attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == &*name)
+        .map(|kv| write::value_text(&kv.value))
+        .filter(|value| !value.is_empty())
 }
 
 /// Every filled slot of `stream`.

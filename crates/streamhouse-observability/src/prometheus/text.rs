@@ -11,7 +11,7 @@ use std::io;
 use super::body::Body;
 use super::families::{Sample, Snapshot};
 use super::naming::FamilyType;
-use super::write::{self, BoundTexts, Number};
+use super::write::{self, BucketLines, Number};
 
 const TARGET_INFO_HELP: &str = "Target metadata";
 
@@ -30,7 +30,7 @@ pub(crate) fn encode(snapshot: &Snapshot<'_>, out: &mut Body<'_>) -> io::Result<
             Number::U64(1),
         );
     }
-    let mut bounds = BoundTexts::default();
+    let mut buckets = BucketLines::default();
     for family in &snapshot.families {
         let name = &family.name;
         header(out, name, family.help, family.kind);
@@ -39,12 +39,15 @@ pub(crate) fn encode(snapshot: &Snapshot<'_>, out: &mut Body<'_>) -> io::Result<
             match row.sample {
                 Sample::Number(value) => sample(out, name, "", labels, value),
                 Sample::Histogram(point) => {
+                    buckets.series(name, labels);
                     let mut index = 0;
                     point.cumulative_buckets(|bound, cumulative| {
-                        bucket(out, name, labels, bounds.get(index, bound), cumulative);
+                        buckets.line(out, index, bound, cumulative);
+                        out.push('\n');
                         index += 1;
                     });
-                    bucket(out, name, labels, "+Inf", point.count());
+                    buckets.infinity(out, point.count());
+                    out.push('\n');
                     if let Some(sum) = point.sum() {
                         sample(out, name, "_sum", labels, sum);
                         sample(out, name, "_count", labels, Number::U64(point.count()));
@@ -71,10 +74,5 @@ fn header(out: &mut String, name: &str, help: &str, kind: FamilyType) {
 
 fn sample(out: &mut String, name: &str, suffix: &str, labels: &str, value: Number) {
     write::sample(out, name, suffix, labels, value);
-    out.push('\n');
-}
-
-fn bucket(out: &mut String, name: &str, labels: &str, le: &str, cumulative: u64) {
-    write::bucket(out, name, labels, le, cumulative);
     out.push('\n');
 }

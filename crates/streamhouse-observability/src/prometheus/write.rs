@@ -17,41 +17,56 @@ pub(crate) fn sample(out: &mut String, name: &str, suffix: &str, labels: &str, v
     value.write(out);
 }
 
-/// Writes `name_bucket{labels,le="…"} count`, without the line end.
-pub(crate) fn bucket(out: &mut String, name: &str, labels: &str, le: &str, cumulative: u64) {
-    out.push_str(name);
-    out.push_str("_bucket{");
-    out.push_str(labels);
-    if !labels.is_empty() {
-        out.push(',');
-    }
-    out.push_str("le=\"");
-    out.push_str(le);
-    out.push_str("\"} ");
-    out.push_str(itoa::Buffer::new().format(cumulative));
-}
-
-/// Formats histogram bounds once per family: every point of a stream shares its view's
-/// bounds, so the `le` text is reused instead of formatted per series.
+/// Writes the bucket lines of histogram series, `name_bucket{labels,le="…"} count`
+/// without the line end: the text before the bound is built once per series and each
+/// bound's text once per family (every point of a stream shares its view's bounds), so a
+/// line is three copies and a number.
 #[derive(Debug, Default)]
-pub(crate) struct BoundTexts {
-    texts: Vec<(f64, String)>,
+pub(crate) struct BucketLines {
+    /// `name_bucket{labels,le="` of the current series.
+    prefix: String,
+    /// Each bound and its text with the line's middle, `0.5"} `.
+    bounds: Vec<(f64, String)>,
 }
 
-impl BoundTexts {
-    /// The text of the `index`-th bound, `bound`.
-    pub(crate) fn get(&mut self, index: usize, bound: f64) -> &str {
+impl BucketLines {
+    /// Starts the bucket lines of series `labels` of family `name`.
+    pub(crate) fn series(&mut self, name: &str, labels: &str) {
+        self.prefix.clear();
+        self.prefix.push_str(name);
+        self.prefix.push_str("_bucket{");
+        self.prefix.push_str(labels);
+        if !labels.is_empty() {
+            self.prefix.push(',');
+        }
+        self.prefix.push_str("le=\"");
+    }
+
+    /// Writes the line of the `index`-th bound, `bound`.
+    #[inline]
+    pub(crate) fn line(&mut self, out: &mut String, index: usize, bound: f64, cumulative: u64) {
         if self
-            .texts
+            .bounds
             .get(index)
             .is_none_or(|(cached, _)| cached.to_bits() != bound.to_bits())
         {
             let mut text = String::new();
             float(&mut text, bound);
-            self.texts.truncate(index);
-            self.texts.push((bound, text));
+            text.push_str("\"} ");
+            self.bounds.truncate(index);
+            self.bounds.push((bound, text));
         }
-        &self.texts[index].1
+        out.push_str(&self.prefix);
+        out.push_str(&self.bounds[index].1);
+        out.push_str(itoa::Buffer::new().format(cumulative));
+    }
+
+    /// Writes the `+Inf` line.
+    #[inline]
+    pub(crate) fn infinity(&self, out: &mut String, count: u64) {
+        out.push_str(&self.prefix);
+        out.push_str("+Inf\"} ");
+        out.push_str(itoa::Buffer::new().format(count));
     }
 }
 

@@ -6,7 +6,7 @@
 //! a delta series once it is neither updated nor bound.
 
 use std::borrow::Cow;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -217,13 +217,17 @@ impl Stream {
         }
     }
 
-    fn find(&self, hash: u64, attributes: &[KeyValue]) -> Option<usize> {
+    fn find<'a, I: Iterator<Item = &'a KeyValue>>(
+        &self,
+        hash: u64,
+        attributes: impl Fn() -> I,
+    ) -> Option<usize> {
         let slots = &self.slots;
         self.index
             .find(hash, |&slot| {
                 slots[slot as usize]
                     .as_ref()
-                    .is_some_and(|s| &*s.attributes == attributes)
+                    .is_some_and(|s| s.attributes.iter().eq(attributes()))
             })
             .map(|&slot| slot as usize)
     }
@@ -257,7 +261,7 @@ impl Stream {
             let Some(series) = self.slots[slot].as_ref().filter(|s| drop(s)) else {
                 continue;
             };
-            let hash = hasher.hash_one(&*series.attributes);
+            let hash = hash_attributes(hasher, series.attributes.iter());
             if let Ok(entry) = self.index.find_entry(hash, |&s| s as usize == slot) {
                 entry.remove();
             }
@@ -295,7 +299,22 @@ fn hash_slot(hasher: &hashbrown::DefaultHashBuilder, slots: &[Option<Series>], s
     let series = slots[slot as usize]
         .as_ref()
         .expect("an indexed slot is filled");
-    hasher.hash_one(&*series.attributes)
+    hash_attributes(hasher, series.attributes.iter())
+}
+
+/// The hash of an attribute list, the same for a slice and for an iterator over one.
+fn hash_attributes<'a>(
+    hasher: &hashbrown::DefaultHashBuilder,
+    attributes: impl Iterator<Item = &'a KeyValue>,
+) -> u64 {
+    let mut state = hasher.build_hasher();
+    let mut len = 0_usize;
+    for kv in attributes {
+        kv.hash(&mut state);
+        len += 1;
+    }
+    state.write_usize(len);
+    state.finish()
 }
 
 /// One instrumentation scope's streams.
@@ -384,12 +403,17 @@ impl Store {
                         let stream = self.stream(scope, metric, kind, $number, !delta);
                         for point in sum.data_points() {
                             let value = Number::from(point.value());
-                            self.put(scope, stream, point.attributes(), start, now, |held| {
-                                match held {
+                            self.put(
+                                scope,
+                                stream,
+                                || point.attributes(),
+                                start,
+                                now,
+                                |held| match held {
                                     Some(Value::Number(n)) if delta => Value::Number(n.add(value)),
                                     _ => Value::Number(value),
-                                }
-                            });
+                                },
+                            );
                         }
                     }
                     MetricData::Gauge(gauge) => {
@@ -397,7 +421,7 @@ impl Store {
                         let stream = self.stream(scope, metric, StreamKind::Gauge, $number, true);
                         for point in gauge.data_points() {
                             let value = Value::Number(Number::from(point.value()));
-                            self.put(scope, stream, point.attributes(), start, now, |_| value);
+                            self.put(scope, stream, || point.attributes(), start, now, |_| value);
                         }
                     }
                     MetricData::Histogram(histogram) => {
@@ -407,8 +431,13 @@ impl Store {
                             self.stream(scope, metric, StreamKind::Histogram, $number, !delta);
                         for point in histogram.data_points() {
                             let bounds = self.bounds(|| point.bounds());
-                            self.put(scope, stream, point.attributes(), start, now, |held| {
-                                match held {
+                            self.put(
+                                scope,
+                                stream,
+                                || point.attributes(),
+                                start,
+                                now,
+                                |held| match held {
                                     Some(Value::Histogram(mut h)) if delta => {
                                         h.add(point, bounds);
                                         Value::Histogram(h)
@@ -416,8 +445,8 @@ impl Store {
                                     _ => Value::Histogram(Box::new(HistogramValue::of(
                                         point, bounds,
                                     ))),
-                                }
-                            });
+                                },
+                            );
                         }
                     }
                     MetricData::ExponentialHistogram(e) => {
@@ -492,29 +521,39 @@ impl Store {
         index
     }
 
-    /// Sets the series of `attributes` in stream `stream` of `scope` to `value(held)`.
-    fn put<'a>(
+    /// Sets the series of `attributes()` in stream `stream` of `scope` to `value(held)`.
+    fn put<'a, I: Iterator<Item = &'a KeyValue>>(
         &mut self,
         scope: usize,
         stream: usize,
-        attributes: impl Iterator<Item = &'a KeyValue>,
+        attributes: impl Fn() -> I,
         start: SystemTime,
         now: Instant,
         value: impl FnOnce(Option<Value>) -> Value,
     ) {
         // The SDK may hand one series over with its attributes in the caller's order or
-        // sorted, from one collection to the next: the store keys them sorted.
-        self.scratch.clear();
-        self.scratch.extend(attributes.cloned());
-        if !self.scratch.is_sorted_by_key(|kv| kv.key.as_str()) {
-            self.scratch
-                .sort_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
-        }
-        let sorted: &[KeyValue] = &self.scratch;
-        let hash = self.hasher.hash_one(sorted);
+        // sorted, from one collection to the next: the store keys them sorted. Sorted ones
+        // (the recorders sort theirs) are looked up as they are, without a copy.
+        let sorted = attributes().is_sorted_by_key(|kv| kv.key.as_str());
+        let found = match sorted {
+            true => {
+                let hash = hash_attributes(&self.hasher, attributes());
+                let stream = &self.scopes[scope].streams[stream];
+                (hash, stream.find(hash, &attributes))
+            }
+            false => {
+                self.scratch.clear();
+                self.scratch.extend(attributes().cloned());
+                self.scratch
+                    .sort_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
+                let hash = hash_attributes(&self.hasher, self.scratch.iter());
+                let stream = &self.scopes[scope].streams[stream];
+                (hash, stream.find(hash, || self.scratch.iter()))
+            }
+        };
         let stream = &mut self.scopes[scope].streams[stream];
-        match stream.find(hash, sorted) {
-            Some(slot) => {
+        match found {
+            (_, Some(slot)) => {
                 let series = stream.slots[slot].as_mut().expect("found slots are filled");
                 let held = std::mem::replace(&mut series.value, Value::Number(Number::U64(0)));
                 series.value = value(Some(held));
@@ -524,9 +563,13 @@ impl Store {
                     series.start = start;
                 }
             }
-            None => {
+            (hash, None) => {
+                let attributes = match sorted {
+                    true => attributes().cloned().collect(),
+                    false => self.scratch.as_slice().into(),
+                };
                 let series = Series {
-                    attributes: sorted.into(),
+                    attributes,
                     start,
                     value: value(None),
                     last_seen: now,
