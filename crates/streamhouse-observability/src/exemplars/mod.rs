@@ -119,22 +119,25 @@ impl TimeBase {
 pub(crate) struct SeriesExemplars {
     /// Made at the first exemplar kept: most series never have one.
     slots: OnceLock<Box<[Slot]>>,
+    metric: Arc<Shared>,
+}
+
+/// What the series of one metric share.
+#[derive(Debug)]
+struct Shared {
     buckets: &'static [f64],
     time: TimeBase,
     /// [`ExemplarFilter::AlwaysOn`]: keep values outside sampled spans too.
     always: bool,
-    /// Its metric's flag: some series of it has slots.
-    kept: Arc<AtomicBool>,
+    /// Whether any series has kept an exemplar: until then a render looks none up.
+    kept: AtomicBool,
 }
 
 impl SeriesExemplars {
     fn new(metric: &MetricExemplars) -> Self {
         SeriesExemplars {
             slots: OnceLock::new(),
-            buckets: metric.def.buckets,
-            time: metric.time,
-            always: metric.always,
-            kept: Arc::clone(&metric.kept),
+            metric: Arc::clone(&metric.shared),
         }
     }
 
@@ -144,19 +147,22 @@ impl SeriesExemplars {
     pub(crate) fn offer(&self, value: f64) {
         match sampled_span() {
             Some((trace_id, span_id)) => self.write(value, trace_id, span_id),
-            None if self.always => self.write(value, TraceId::INVALID, SpanId::INVALID),
+            None if self.metric.always => self.write(value, TraceId::INVALID, SpanId::INVALID),
             None => {}
         }
     }
 
     fn write(&self, value: f64, trace_id: TraceId, span_id: SpanId) {
         // Bucket i holds values in (bounds[i-1], bounds[i]]; NaN lands in +Inf.
-        let bucket = self.buckets.partition_point(|bound| *bound < value);
+        let metric = &*self.metric;
+        let bucket = metric.buckets.partition_point(|bound| *bound < value);
         let slots = self.slots.get_or_init(|| {
-            self.kept.store(true, Ordering::Relaxed);
-            (0..=self.buckets.len()).map(|_| Slot::default()).collect()
+            metric.kept.store(true, Ordering::Relaxed);
+            (0..=metric.buckets.len())
+                .map(|_| Slot::default())
+                .collect()
         });
-        slots[bucket].write(value, trace_id, span_id, self.time.offset_nanos());
+        slots[bucket].write(value, trace_id, span_id, metric.time.offset_nanos());
     }
 
     /// The exemplar of bucket `index` (0 for a counter).
@@ -166,7 +172,7 @@ impl SeriesExemplars {
             value,
             trace_id,
             span_id,
-            timestamp: self.time.seconds(offset),
+            timestamp: self.metric.time.seconds(offset),
         })
     }
 }
@@ -175,12 +181,9 @@ impl SeriesExemplars {
 #[derive(Debug)]
 pub(crate) struct MetricExemplars {
     def: &'static MetricDef,
-    series: RwLock<HashMap<Vec<u8>, Arc<SeriesExemplars>>>,
+    series: RwLock<HashMap<Box<[u8]>, Arc<SeriesExemplars>>>,
     limit: usize,
-    time: TimeBase,
-    always: bool,
-    /// Whether any series has kept an exemplar: until then a render looks none up.
-    kept: Arc<AtomicBool>,
+    shared: Arc<Shared>,
 }
 
 impl MetricExemplars {
@@ -217,7 +220,7 @@ impl MetricExemplars {
         &self,
         label: impl Fn(&str) -> Option<std::borrow::Cow<'a, str>>,
     ) -> Option<Arc<SeriesExemplars>> {
-        if !self.kept.load(Ordering::Relaxed) {
+        if !self.shared.kept.load(Ordering::Relaxed) {
             return None;
         }
         self.find(label)
@@ -233,7 +236,7 @@ impl MetricExemplars {
         self.read().get(&key).cloned()
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Vec<u8>, Arc<SeriesExemplars>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Box<[u8]>, Arc<SeriesExemplars>>> {
         self.series.read().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -250,7 +253,7 @@ const ABSENT: u32 = u32::MAX;
 fn series_key<'a>(
     def: &MetricDef,
     label: impl Fn(&str) -> Option<std::borrow::Cow<'a, str>>,
-) -> Option<Vec<u8>> {
+) -> Option<Box<[u8]>> {
     let mut key = Vec::new();
     for name in def.labels {
         match label(name) {
@@ -264,7 +267,7 @@ fn series_key<'a>(
             None => return None,
         }
     }
-    Some(key)
+    Some(key.into_boxed_slice())
 }
 
 /// The exemplars of every catalog counter and histogram of one telemetry instance.
@@ -291,9 +294,12 @@ impl ExemplarStore {
                     def,
                     series: RwLock::default(),
                     limit,
-                    time,
-                    always,
-                    kept: Arc::default(),
+                    shared: Arc::new(Shared {
+                        buckets: def.buckets,
+                        time,
+                        always,
+                        kept: AtomicBool::new(false),
+                    }),
                 };
                 (def.prometheus_name, Arc::new(metric))
             })

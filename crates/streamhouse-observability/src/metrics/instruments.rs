@@ -74,13 +74,14 @@ fn overflow_attributes() -> [KeyValue; 1] {
 
 /// Attributes for label `values` given in catalog order, sorted by key: the SDK keeps one
 /// entry per series when attributes arrive sorted, two otherwise. Values must be cut to
-/// their bound already.
+/// their bound already. Each value is one shared string, so the SDK's series table and the
+/// series store hold it once between them.
 pub(crate) fn attributes<const N: usize>(
     keys: &[&'static str],
     values: [&str; N],
 ) -> [KeyValue; N] {
     let mut attributes: [KeyValue; N] =
-        std::array::from_fn(|i| KeyValue::new(keys[i], values[i].to_owned()));
+        std::array::from_fn(|i| KeyValue::new(keys[i], Arc::<str>::from(values[i])));
     attributes.sort_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
     attributes
 }

@@ -28,6 +28,12 @@ use crate::catalog;
 /// ```
 #[derive(Debug, Clone)]
 pub struct ProducerMetrics {
+    /// Shared: every topic handle keeps one, for when its series is gone.
+    inner: Arc<Recorders>,
+}
+
+#[derive(Debug)]
+struct Recorders {
     records: Counter,
     bytes: Counter,
     latency: Histogram,
@@ -39,7 +45,7 @@ pub struct ProducerMetrics {
 
 impl ProducerMetrics {
     pub(crate) fn new(instruments: &Instruments<'_>) -> Self {
-        ProducerMetrics {
+        let inner = Recorders {
             records: instruments.counter(&catalog::PRODUCER_RECORDS),
             bytes: instruments.counter(&catalog::PRODUCER_BYTES),
             latency: instruments.histogram(&catalog::PRODUCER_LATENCY),
@@ -47,15 +53,19 @@ impl ProducerMetrics {
             errors: instruments.labeled(&catalog::PRODUCER_ERRORS),
             topics: instruments.cache(&[catalog::label::TOPIC], true),
             max_value_bytes: instruments.max_label_value_bytes,
+        };
+        ProducerMetrics {
+            inner: Arc::new(inner),
         }
     }
 
     /// Resolves the label set of `topic` once; the handle then records at bound-instrument cost.
     pub fn topic(&self, topic: &str) -> TopicProducerMetrics {
-        let topic = truncate_label_value(topic, self.max_value_bytes);
-        let entry = self
-            .topics
-            .entry(&[topic], || self.bind_batch(topic), || self.bind_overflow());
+        let topic = truncate_label_value(topic, self.inner.max_value_bytes);
+        let entry =
+            self.inner
+                .topics
+                .entry(&[topic], || self.bind_batch(topic), || self.bind_overflow());
         TopicProducerMetrics {
             batch: entry.value().clone(),
             entry,
@@ -68,8 +78,8 @@ impl ProducerMetrics {
     /// Binds `topic` on first use, so later calls cost a lookup plus the bound records.
     #[inline]
     pub fn record_batch(&self, topic: &str, records: u64, bytes: u64, latency: Duration) {
-        let topic = truncate_label_value(topic, self.max_value_bytes);
-        self.topics.with(
+        let topic = truncate_label_value(topic, self.inner.max_value_bytes);
+        self.inner.topics.with(
             &[topic],
             || self.bind_batch(topic),
             || self.bind_overflow(),
@@ -79,27 +89,27 @@ impl ProducerMetrics {
 
     fn bind_overflow(&self) -> BoundBatch {
         BoundBatch {
-            records: self.records.bind_overflow(),
-            bytes: self.bytes.bind_overflow(),
-            latency: self.latency.bind_overflow(),
-            batch_size: self.batch_size.bind_overflow(),
+            records: self.inner.records.bind_overflow(),
+            bytes: self.inner.bytes.bind_overflow(),
+            latency: self.inner.latency.bind_overflow(),
+            batch_size: self.inner.batch_size.bind_overflow(),
         }
     }
 
     fn bind_batch(&self, truncated_topic: &str) -> BoundBatch {
         let attributes = attributes(catalog::PRODUCER_RECORDS.labels, [truncated_topic]);
         BoundBatch {
-            records: self.records.bind(&attributes),
-            bytes: self.bytes.bind(&attributes),
-            latency: self.latency.bind(&attributes),
-            batch_size: self.batch_size.bind(&attributes),
+            records: self.inner.records.bind(&attributes),
+            bytes: self.inner.bytes.bind(&attributes),
+            latency: self.inner.latency.bind(&attributes),
+            batch_size: self.inner.batch_size.bind(&attributes),
         }
     }
 
     /// Counts one failed produce request.
     #[inline]
     pub fn record_error(&self, topic: &str, error: ProducerError) {
-        self.errors.add([topic, error.as_str()], 1);
+        self.inner.errors.add([topic, error.as_str()], 1);
     }
 }
 

@@ -18,7 +18,7 @@ pub enum ScrapeStop {
 }
 
 impl ScrapeStop {
-    /// Every reason, in the order of [`ScrapeStop::index`].
+    /// Every reason.
     pub const ALL: [ScrapeStop; 2] = [ScrapeStop::Deadline, ScrapeStop::ClientGone];
 
     /// The `reason` label value.
