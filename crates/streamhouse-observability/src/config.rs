@@ -65,7 +65,9 @@ use crate::series::{Clock, SharedClock};
 pub const DEFAULT_SERVICE_NAME: &str = "streamhouse";
 /// Default series limit per metric; past it, measurements land in the overflow series.
 pub const DEFAULT_CARDINALITY_LIMIT: usize = 2000;
-/// Largest accepted cardinality limit: the SDK reserves room for every allowed series up front.
+/// Largest accepted cardinality limit: the SDK reserves room for every allowed series up front,
+/// per instrument (at this limit about 75 MiB resident and 2.4 GiB virtual for the catalog's
+/// instruments before any series; see `docs/labels.md`).
 pub const MAX_CARDINALITY_LIMIT: usize = 1_000_000;
 /// Default longest label value, in bytes; longer values are cut on a character boundary.
 pub const DEFAULT_MAX_LABEL_VALUE_BYTES: usize = 256;

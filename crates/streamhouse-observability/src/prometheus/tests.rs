@@ -588,3 +588,66 @@ fn kept_label_texts_render_what_the_general_path_does_through_churn() {
         "the churn exposed too little to prove anything: {renders}"
     );
 }
+
+/// Takes `accept` writes, then fails every write; records the size of each write.
+struct Failing {
+    accept: usize,
+    writes: Vec<usize>,
+}
+
+impl std::io::Write for Failing {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.writes.len() == self.accept {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "deadline",
+            ));
+        }
+        self.writes.push(buf.len());
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn render_to_writes_in_chunks_and_stops_at_the_first_failed_write() {
+    let reader = reader(PrometheusConfig::default());
+    let provider = provider(&reader, empty(), &[]);
+    let histogram = provider.meter("m").f64_histogram("latency").build();
+    for i in 0..5000 {
+        histogram.record(1.0, &[KeyValue::new("topic", format!("topic-{i:05}"))]);
+    }
+    let whole = text(&reader);
+    assert!(
+        whole.len() > 8 * super::RENDER_CHUNK_BYTES,
+        "{}",
+        whole.len()
+    );
+
+    let mut streamed = Vec::new();
+    let written = reader.render_to(Format::Text, &mut streamed).unwrap();
+    assert_eq!(written, whole.len() as u64);
+    assert_eq!(String::from_utf8(streamed).unwrap(), whole);
+
+    let mut failing = Failing {
+        accept: 2,
+        writes: Vec::new(),
+    };
+    let error = reader.render_to(Format::Text, &mut failing).unwrap_err();
+    assert!(
+        matches!(&error, super::RenderError::Write(e) if e.kind() == std::io::ErrorKind::TimedOut),
+        "{error}"
+    );
+    // Chunks end at series boundaries, a little past the chunk size, and nothing is written
+    // after a failure (`tests/scrape_memory.rs` shows the body is never held whole).
+    assert_eq!(failing.writes.len(), 2);
+    for size in &failing.writes {
+        assert!(
+            (super::RENDER_CHUNK_BYTES..2 * super::RENDER_CHUNK_BYTES).contains(size),
+            "{size}"
+        );
+    }
+}

@@ -143,6 +143,10 @@ pub(crate) struct Stream {
     /// Slots filled since [`Stream::take_changes`], and whether any was emptied.
     added: Vec<u32>,
     removed: bool,
+    /// The slot of each data point of the last collection, by its place in it: the SDK
+    /// hands series over in the same order while its table does not change, so a series
+    /// is found without hashing its attributes.
+    positions: Vec<u32>,
     /// The SDK hands it over cumulative: each collection replaces its series.
     cumulative: bool,
     /// Whether this collection has replaced the series (streams the SDK gives cumulative).
@@ -174,6 +178,7 @@ impl Stream {
             live: 0,
             added: Vec::new(),
             removed: false,
+            positions: Vec::new(),
             cumulative,
             replaced: false,
             rendered: RenderedLabels::default(),
@@ -232,7 +237,8 @@ impl Stream {
             .map(|&slot| slot as usize)
     }
 
-    fn insert(&mut self, hash: u64, series: Series, hasher: &hashbrown::DefaultHashBuilder) {
+    /// Stores a new series; returns its slot.
+    fn insert(&mut self, hash: u64, series: Series, hasher: &hashbrown::DefaultHashBuilder) -> u32 {
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slots[slot as usize] = Some(series);
@@ -248,6 +254,7 @@ impl Stream {
             .insert_unique(hash, slot, |&s| hash_slot(hasher, slots, s));
         self.live += 1;
         self.added.push(slot);
+        slot
     }
 
     /// Empties every slot whose series `drop` picks; returns how many.
@@ -300,6 +307,25 @@ fn hash_slot(hasher: &hashbrown::DefaultHashBuilder, slots: &[Option<Series>], s
         .as_ref()
         .expect("an indexed slot is filled");
     hash_attributes(hasher, series.attributes.iter())
+}
+
+/// Whether `attributes` are `held`'s by identity: the same keys and the very same strings
+/// (the SDK clones a series' shared strings into each collection), other values equal.
+/// Reads no string's text, so a miss costs little; a false answer only means "look up".
+fn same_strings<'a>(held: &[KeyValue], mut attributes: impl Iterator<Item = &'a KeyValue>) -> bool {
+    let same = |a: &str, b: &str| std::ptr::eq(a, b);
+    let all = held.iter().all(|kv| {
+        attributes.next().is_some_and(|other| {
+            same(kv.key.as_str(), other.key.as_str())
+                && match (&kv.value, &other.value) {
+                    (opentelemetry::Value::String(a), opentelemetry::Value::String(b)) => {
+                        same(a.as_str(), b.as_str())
+                    }
+                    (a, b) => a == b,
+                }
+        })
+    });
+    all && attributes.next().is_none()
 }
 
 /// The hash of an attribute list, the same for a slice and for an iterator over one.
@@ -401,11 +427,12 @@ impl Store {
                         let delta = sum.temporality() == Temporality::Delta;
                         let start = sum.start_time();
                         let stream = self.stream(scope, metric, kind, $number, !delta);
-                        for point in sum.data_points() {
+                        for (position, point) in sum.data_points().enumerate() {
                             let value = Number::from(point.value());
                             self.put(
                                 scope,
                                 stream,
+                                position,
                                 || point.attributes(),
                                 start,
                                 now,
@@ -419,9 +446,10 @@ impl Store {
                     MetricData::Gauge(gauge) => {
                         let start = gauge.start_time().unwrap_or(gauge.time());
                         let stream = self.stream(scope, metric, StreamKind::Gauge, $number, true);
-                        for point in gauge.data_points() {
+                        for (position, point) in gauge.data_points().enumerate() {
                             let value = Value::Number(Number::from(point.value()));
-                            self.put(scope, stream, || point.attributes(), start, now, |_| value);
+                            let attributes = || point.attributes();
+                            self.put(scope, stream, position, attributes, start, now, |_| value);
                         }
                     }
                     MetricData::Histogram(histogram) => {
@@ -429,11 +457,12 @@ impl Store {
                         let start = histogram.start_time();
                         let stream =
                             self.stream(scope, metric, StreamKind::Histogram, $number, !delta);
-                        for point in histogram.data_points() {
+                        for (position, point) in histogram.data_points().enumerate() {
                             let bounds = self.bounds(|| point.bounds());
                             self.put(
                                 scope,
                                 stream,
+                                position,
                                 || point.attributes(),
                                 start,
                                 now,
@@ -521,11 +550,14 @@ impl Store {
         index
     }
 
-    /// Sets the series of `attributes()` in stream `stream` of `scope` to `value(held)`.
+    /// Sets the series of `attributes()`, the `position`-th data point of its metric in this
+    /// collection, in stream `stream` of `scope` to `value(held)`.
+    #[allow(clippy::too_many_arguments)] // One call per data point kind, all in merge_metric.
     fn put<'a, I: Iterator<Item = &'a KeyValue>>(
         &mut self,
         scope: usize,
         stream: usize,
+        position: usize,
         attributes: impl Fn() -> I,
         start: SystemTime,
         now: Instant,
@@ -535,13 +567,20 @@ impl Store {
         // sorted, from one collection to the next: the store keys them sorted. Sorted ones
         // (the recorders sort theirs) are looked up as they are, without a copy.
         let sorted = attributes().is_sorted_by_key(|kv| kv.key.as_str());
-        let found = match sorted {
-            true => {
+        let held = &self.scopes[scope].streams[stream];
+        let hinted = held
+            .positions
+            .get(position)
+            .and_then(|&slot| held.slot(slot).map(|series| (slot, series)))
+            .filter(|(_, series)| sorted && same_strings(&series.attributes, attributes()));
+        let found = match (hinted, sorted) {
+            (Some((slot, _)), _) => (0, Some(slot as usize)),
+            (None, true) => {
                 let hash = hash_attributes(&self.hasher, attributes());
                 let stream = &self.scopes[scope].streams[stream];
                 (hash, stream.find(hash, &attributes))
             }
-            false => {
+            (None, false) => {
                 self.scratch.clear();
                 self.scratch.extend(attributes().cloned());
                 self.scratch
@@ -552,7 +591,7 @@ impl Store {
             }
         };
         let stream = &mut self.scopes[scope].streams[stream];
-        match found {
+        let slot = match found {
             (_, Some(slot)) => {
                 let series = stream.slots[slot].as_mut().expect("found slots are filled");
                 let held = std::mem::replace(&mut series.value, Value::Number(Number::U64(0)));
@@ -562,6 +601,7 @@ impl Store {
                 if stream.cumulative {
                     series.start = start;
                 }
+                slot as u32
             }
             (hash, None) => {
                 let attributes = match sorted {
@@ -575,9 +615,13 @@ impl Store {
                     last_seen: now,
                     put: true,
                 };
-                stream.insert(hash, series, &self.hasher);
+                stream.insert(hash, series, &self.hasher)
             }
+        };
+        if stream.positions.len() <= position {
+            stream.positions.resize(position + 1, u32::MAX);
         }
+        stream.positions[position] = slot;
     }
 
     /// Removes every series of `scope_name`'s streams carrying `key` = `value`; returns how
