@@ -16,7 +16,7 @@ use super::labels::{Arena, Label, LabelSet, ScopeLabels, canonicalize, has_repea
 use super::naming::{FamilyType, family_name, label_name};
 use super::write::{self, Number};
 use crate::config::{PrometheusConfig, ScopeLabels as ScopeLabelMode};
-use crate::exemplars::{ExemplarStore, SeriesExemplars};
+use crate::exemplars::{ExemplarStore, MetricExemplars, SeriesExemplars};
 use crate::series::store::{HistogramValue, NumberType, Store, Stream, StreamKind, Value};
 
 /// A histogram series' value.
@@ -105,33 +105,30 @@ pub(crate) struct Row<'s, 'a> {
     pub(crate) start: Option<SystemTime>,
     /// Index into [`Snapshot::sources`].
     pub(crate) source: u32,
-    pub(crate) labels: RowLabels<'s, 'a>,
-    /// Its exemplar slots when known without a lookup: `Some` on the kept path, whether or
-    /// not the series has any.
-    pub(crate) exemplars: Option<Option<Arc<SeriesExemplars>>>,
+    pub(crate) exemplars: RowExemplars<'s, 'a>,
 }
 
-/// The labels of a [`Row`], to look a label's value up by name.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum RowLabels<'s, 'a> {
-    Labels(&'s [Label<'a>]),
-    /// Attributes exposed as they are: their names are the label names.
-    Attributes(&'a [KeyValue]),
+/// Where a row's exemplar slots come from.
+#[derive(Debug, Clone)]
+pub(crate) enum RowExemplars<'s, 'a> {
+    /// Found when its labels were first rendered (none when it has no slots).
+    Known(Option<Arc<SeriesExemplars>>),
+    /// To look up by its labels.
+    ByLabels(&'s [Label<'a>]),
 }
 
-impl RowLabels<'_, '_> {
-    /// The value of the label exposed for attribute `key`.
-    pub(crate) fn value(&self, key: &str) -> Option<Cow<'_, str>> {
-        let name = label_name(key);
+impl RowExemplars<'_, '_> {
+    /// The row's exemplar slots among `metric`'s.
+    pub(crate) fn slots(self, metric: &MetricExemplars) -> Option<Arc<SeriesExemplars>> {
         match self {
-            RowLabels::Labels(labels) => labels
-                .iter()
-                .find(|l| l.name == name)
-                .map(|l| l.value.text()),
-            RowLabels::Attributes(attributes) => attributes
-                .iter()
-                .find(|kv| kv.key.as_str() == &*name)
-                .map(|kv| write::value_text(&kv.value)),
+            RowExemplars::Known(slots) => slots,
+            RowExemplars::ByLabels(labels) => metric.lookup(|key| {
+                let name = label_name(key);
+                labels
+                    .iter()
+                    .find(|l| l.name == name)
+                    .map(|l| l.value.text())
+            }),
         }
     }
 }
@@ -223,37 +220,9 @@ impl<'a> Snapshot<'a> {
         options: &PrometheusConfig,
         exemplars: &ExemplarStore,
     ) -> Self {
-        let reserve_scope = options.scope_labels != ScopeLabelMode::None;
-        for scope_streams in &mut store.scopes {
-            let scope = &scope_streams.scope;
-            let with_scope = with_scope_labels(options, is_own(scope));
-            let scope_labels = match with_scope {
-                true => ScopeLabels::new(scope),
-                false => ScopeLabels::default(),
-            };
-            let own = is_own(scope);
-            for stream in &mut scope_streams.streams {
-                let changes = stream.take_changes();
-                let metric_exemplars = match own {
-                    true => {
-                        let name = family_name(&stream.name, &stream.unit, family_type(stream));
-                        exemplars.metric(&name).map(|m| &**m)
-                    }
-                    false => None,
-                };
-                let mut rendered = std::mem::take(&mut stream.rendered);
-                rendered.update(
-                    stream,
-                    changes,
-                    &scope_labels,
-                    with_scope,
-                    reserve_scope,
-                    metric_exemplars,
-                );
-                stream.rendered = rendered;
-            }
-        }
+        keep_rendered(store, options, exemplars);
         let store: &'a Store = store;
+        let reserve_scope = options.scope_labels != ScopeLabelMode::None;
         let mut arena = Arena::default();
         let mut dropped = Dropped::default();
         let no_scope = ScopeLabels::default();
@@ -407,8 +376,7 @@ impl<'a> Snapshot<'a> {
                         sample: s.sample,
                         start: s.start,
                         source: s.source,
-                        labels: RowLabels::Labels(self.arena.labels(&s.labels)),
-                        exemplars: None,
+                        exemplars: RowExemplars::ByLabels(self.arena.labels(&s.labels)),
                     })?;
                 }
             }
@@ -429,8 +397,7 @@ impl<'a> Snapshot<'a> {
                         sample,
                         start: timed.then_some(series.start),
                         source: *source,
-                        labels: RowLabels::Attributes(&series.attributes),
-                        exemplars: Some(rendered.exemplars(slot)),
+                        exemplars: RowExemplars::Known(rendered.exemplars(slot)),
                     })?;
                 }
             }
@@ -450,6 +417,31 @@ fn general_only() -> bool {
     return GENERAL_ONLY.get();
     #[cfg(not(test))]
     false
+}
+
+/// Brings every stream's kept label texts and order up to date with what changed in it
+/// since the last scrape.
+fn keep_rendered(store: &mut Store, options: &PrometheusConfig, exemplars: &ExemplarStore) {
+    let reserve_scope = options.scope_labels != ScopeLabelMode::None;
+    for scope_streams in &mut store.scopes {
+        let scope = &scope_streams.scope;
+        let own = is_own(scope);
+        let with_scope = with_scope_labels(options, own);
+        let scope_labels = match with_scope {
+            true => ScopeLabels::new(scope),
+            false => ScopeLabels::default(),
+        };
+        for stream in &mut scope_streams.streams {
+            let changes = stream.take_changes();
+            // Catalog exemplars belong to StreamHouse's own streams only.
+            let name = family_name(&stream.name, &stream.unit, family_type(stream));
+            let metric = exemplars.metric(&name).filter(|_| own).map(|m| &**m);
+            let mut rendered = std::mem::take(&mut stream.rendered);
+            let labels = (&scope_labels, with_scope, reserve_scope);
+            rendered.update(stream, changes, labels, metric);
+            stream.rendered = rendered;
+        }
+    }
 }
 
 /// Whether `scope` is StreamHouse's own.

@@ -47,12 +47,9 @@ pub(crate) fn encode(
             let source = &snapshot.sources[row.source as usize];
             let labels = row.text;
             // Catalog exemplars belong to StreamHouse's own streams only.
-            let slots = match row.exemplars {
-                Some(known) => known.filter(|_| source.own),
-                None => exemplars
-                    .filter(|_| source.own)
-                    .and_then(|m| m.lookup(|name| row.labels.value(name))),
-            };
+            let slots = exemplars
+                .filter(|_| source.own)
+                .and_then(|m| row.exemplars.slots(m));
             let exemplar = |i: usize| slots.as_ref().and_then(|s: &Arc<SeriesExemplars>| s.get(i));
             match (family.kind, row.sample) {
                 (FamilyType::Counter, Sample::Number(value)) => {

@@ -40,16 +40,16 @@ pub(crate) struct RenderedLabels {
 }
 
 impl RenderedLabels {
-    /// Brings the texts and order up to date with `stream`'s `changes`. `with_scope` says
-    /// whether the stream's series carry `scope`'s labels. Returns false when the texts
-    /// cannot be kept (past 4 GiB of label text): the caller renders the general way.
+    /// Brings the texts and order up to date with `stream`'s `changes`; `with_scope` says
+    /// whether its series carry `scope`'s labels, `reserve_scope` whether attributes are kept
+    /// from scope label names. Finds the series' slots among `exemplars`, if given. Returns
+    /// false when the texts cannot be kept (past 4 GiB of label text): the family is then
+    /// gathered the general way.
     pub(crate) fn update(
         &mut self,
         stream: &Stream,
         changes: Changes,
-        scope: &ScopeLabels<'_>,
-        with_scope: bool,
-        reserve_scope: bool,
+        (scope, with_scope, reserve_scope): (&ScopeLabels<'_>, bool, bool),
         exemplars: Option<&MetricExemplars>,
     ) -> bool {
         let Changes { mut added, removed } = changes;
