@@ -38,10 +38,10 @@ const MAX_SCRAPE_DEADLINE: Duration = Duration::from_secs(30);
 /// The header Prometheus sends with its `scrape_timeout`, in seconds.
 const SCRAPE_TIMEOUT_HEADER: &str = "x-prometheus-scrape-timeout-seconds";
 
-/// gzip level 1 (`Compression::fast()`): compressing must cost no more than rendering. On
-/// seed-shaped text (about 500 bytes a series) zlib's level 1 shrinks it 13.6x for about
-/// 1.7 µs a series, near the render's own cost; level 3 gains 1.2x in size and level 6 1.4x
-/// for 1.25x and 3x the CPU (Python's zlib; flate2's own figures belong in BENCHMARKS.md).
+/// gzip level 1: compressing must cost no more than rendering. On the seed shape's text
+/// (100k series, 48 MB) flate2's default backend at level 1 adds 0.63x the render's own time
+/// and shrinks the body 16.7x; level 2 adds 2.1x for 21.3x, level 3 3.3x for 23.2x
+/// (BENCHMARKS.md, "gzip while rendering").
 const GZIP_LEVEL: u32 = 1;
 
 /// Chunks queued between the render thread and the connection. With chunks of about
