@@ -368,6 +368,9 @@ async fn a_scrape_past_the_limit_is_refused_and_counted() {
         assert_eq!(refused.status(), 503);
         assert_eq!(refused.headers()["retry-after"], "1");
     }
+    // HEAD collects nothing, so it needs no permit.
+    let head = reqwest::Client::new().head(&url).send().await.unwrap();
+    assert_eq!(head.status(), 200);
     release_tx.send(()).unwrap();
     let first = first.await.unwrap().unwrap();
     assert_eq!(first.status(), 200);

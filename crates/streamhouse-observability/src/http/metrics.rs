@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use crate::Telemetry;
 use crate::metrics::ScrapeStop;
 use crate::prometheus::{
-    Format, PrometheusReader, RENDER_CHUNK_BYTES, RenderError, ScrapeProtocol,
+    Format, PrometheusReader, RENDER_CHUNK_BYTES, RenderError, ScrapeProtocol, parse_qvalue,
 };
 
 /// The longest a scrape may take, and the deadline of a scrape that names none: past it the
@@ -158,21 +158,7 @@ fn weight<'a>(params: impl Iterator<Item = &'a str>) -> Option<u16> {
         if !name.trim().eq_ignore_ascii_case("q") {
             continue;
         }
-        let value = value.trim();
-        let (whole, fraction) = value.split_once('.').unwrap_or((value, ""));
-        if fraction.len() > 3 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let thousandths = fraction
-            .bytes()
-            .chain(std::iter::repeat(b'0'))
-            .take(3)
-            .fold(0u16, |n, digit| n * 10 + u16::from(digit - b'0'));
-        return match whole {
-            "0" => Some(thousandths),
-            "1" if thousandths == 0 => Some(1000),
-            _ => None,
-        };
+        return parse_qvalue(value.trim());
     }
     Some(1000)
 }

@@ -209,7 +209,7 @@ fn parse_range(range: &str) -> Option<(ScrapeProtocol, u16)> {
 }
 
 /// An RFC 9110 qvalue (`0`, `0.5`, `0.125`, `1`, `1.000`) in thousandths.
-fn parse_qvalue(q: &str) -> Option<u16> {
+pub(crate) fn parse_qvalue(q: &str) -> Option<u16> {
     let (whole, fraction) = q.split_once('.').unwrap_or((q, ""));
     if fraction.len() > 3 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
         return None;

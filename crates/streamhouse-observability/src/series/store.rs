@@ -309,6 +309,15 @@ fn hash_slot(hasher: &hashbrown::DefaultHashBuilder, slots: &[Option<Series>], s
     hash_attributes(hasher, series.attributes.iter())
 }
 
+/// Where a data point of a collection goes: its scope and stream, and its place among its
+/// metric's data points.
+#[derive(Debug, Clone, Copy)]
+struct At {
+    scope: usize,
+    stream: usize,
+    position: usize,
+}
+
 /// Whether `attributes` are `held`'s by identity: the same keys and the very same strings
 /// (the SDK clones a series' shared strings into each collection), other values equal.
 /// Reads no string's text, so a miss costs little; a false answer only means "look up".
@@ -430,9 +439,11 @@ impl Store {
                         for (position, point) in sum.data_points().enumerate() {
                             let value = Number::from(point.value());
                             self.put(
-                                scope,
-                                stream,
-                                position,
+                                At {
+                                    scope,
+                                    stream,
+                                    position,
+                                },
                                 || point.attributes(),
                                 start,
                                 now,
@@ -449,7 +460,12 @@ impl Store {
                         for (position, point) in gauge.data_points().enumerate() {
                             let value = Value::Number(Number::from(point.value()));
                             let attributes = || point.attributes();
-                            self.put(scope, stream, position, attributes, start, now, |_| value);
+                            let at = At {
+                                scope,
+                                stream,
+                                position,
+                            };
+                            self.put(at, attributes, start, now, |_| value);
                         }
                     }
                     MetricData::Histogram(histogram) => {
@@ -460,9 +476,11 @@ impl Store {
                         for (position, point) in histogram.data_points().enumerate() {
                             let bounds = self.bounds(|| point.bounds());
                             self.put(
-                                scope,
-                                stream,
-                                position,
+                                At {
+                                    scope,
+                                    stream,
+                                    position,
+                                },
                                 || point.attributes(),
                                 start,
                                 now,
@@ -550,14 +568,14 @@ impl Store {
         index
     }
 
-    /// Sets the series of `attributes()`, the `position`-th data point of its metric in this
-    /// collection, in stream `stream` of `scope` to `value(held)`.
-    #[allow(clippy::too_many_arguments)] // One call per data point kind, all in merge_metric.
+    /// Sets the series of `attributes()`, the data point `at`, to `value(held)`.
     fn put<'a, I: Iterator<Item = &'a KeyValue>>(
         &mut self,
-        scope: usize,
-        stream: usize,
-        position: usize,
+        At {
+            scope,
+            stream,
+            position,
+        }: At,
         attributes: impl Fn() -> I,
         start: SystemTime,
         now: Instant,
