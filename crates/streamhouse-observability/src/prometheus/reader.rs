@@ -178,7 +178,7 @@ impl PrometheusReader {
         let last_len = self.inner.last_len.load(Ordering::Relaxed);
         let body = Body::whole(last_len + last_len / 8);
         match self.encode(format, body) {
-            Ok(text) => Ok(text),
+            Ok((text, _)) => Ok(text),
             Err(RenderError::Collect(e)) => Err(e),
             // A body kept whole has no writer to fail.
             Err(RenderError::Write(e)) => Err(OTelSdkError::InternalFailure(e.to_string())),
@@ -215,22 +215,13 @@ impl PrometheusReader {
         format: Format,
         out: &mut dyn std::io::Write,
     ) -> Result<u64, RenderError> {
-        let mut written = 0;
-        self.encode_into(format, Body::chunked(out), &mut written)?;
+        let (_, written) = self.encode(format, Body::chunked(out))?;
         Ok(written)
     }
 
-    fn encode(&self, format: Format, body: Body<'_>) -> Result<String, RenderError> {
-        let mut written = 0;
-        self.encode_into(format, body, &mut written)
-    }
-
-    fn encode_into(
-        &self,
-        format: Format,
-        mut body: Body<'_>,
-        written: &mut u64,
-    ) -> Result<String, RenderError> {
+    /// Collects and encodes into `body`; returns what it kept (a body kept whole) and the
+    /// bytes written.
+    fn encode(&self, format: Format, mut body: Body<'_>) -> Result<(String, u64), RenderError> {
         let options = &self.inner.options;
         let encoded = self
             .inner
@@ -250,10 +241,11 @@ impl PrometheusReader {
             })
             .map_err(RenderError::Collect)?;
         encoded.map_err(RenderError::Write)?;
-        let (text, total) = body.finish().map_err(RenderError::Write)?;
-        self.inner.last_len.store(total as usize, Ordering::Relaxed);
-        *written = total;
-        Ok(text)
+        let (text, written) = body.finish().map_err(RenderError::Write)?;
+        self.inner
+            .last_len
+            .store(written as usize, Ordering::Relaxed);
+        Ok((text, written))
     }
 
     /// Forgets every kept label text, so the next render renders them anew.

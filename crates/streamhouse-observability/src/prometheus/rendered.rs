@@ -29,8 +29,8 @@ pub(crate) struct RenderedLabels {
     /// Two series render alike (sanitised or empty labels): the family needs the general
     /// path, which picks one by the rules of `docs/exposition.md`.
     repeats: bool,
-    /// Every label set rendered is its attributes as they are: names are the keys, no
-    /// value left out, no scope attribute renamed.
+    /// Every label set rendered since the texts were last rendered anew is its attributes
+    /// as they are: names are the keys, no value left out, no scope attribute renamed.
     plain: bool,
     /// What the texts were rendered with: scope labels on or off, names reserved or not.
     rendered_for: Option<(bool, bool)>,
