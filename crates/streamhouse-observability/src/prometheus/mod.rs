@@ -20,6 +20,7 @@ pub(crate) mod rendered;
 mod text;
 pub(crate) mod write;
 
+#[cfg(feature = "axum")]
 pub(crate) use negotiate::parse_qvalue;
 pub use negotiate::{Format, ScrapeProtocol};
 pub use reader::{PrometheusReader, RENDER_CHUNK_BYTES, RenderError};
