@@ -87,7 +87,12 @@ fn a_streamed_scrape_holds_a_few_chunks_whatever_the_body() {
         let extra = peak_extra(|| {
             written = reader.render_to(format, &mut std::io::sink()).unwrap();
         });
-        assert!(written >= body.len() as u64, "{format:?}: {written}");
+        // The same series; process gauges may have moved by a digit or two.
+        let whole = body.len() as u64;
+        assert!(
+            written.abs_diff(whole) < whole / 100,
+            "{format:?}: {written}"
+        );
         // 20,000 series here: a chunk, the SDK's collect (under 50 bytes a series), and
         // small per-family structures; far under the body.
         assert!(
