@@ -59,7 +59,7 @@ impl RenderedLabels {
                 plain: true,
                 ..RenderedLabels::default()
             };
-            added = stream_slots(stream);
+            added = stream.filled_slots();
         }
         if !removed && added.is_empty() {
             return true;
@@ -216,11 +216,4 @@ fn attribute_value<'a>(series: &'a Series, key: &str) -> Option<std::borrow::Cow
         .find(|kv| kv.key.as_str() == &*name)
         .map(|kv| write::value_text(&kv.value))
         .filter(|value| !value.is_empty())
-}
-
-/// Every filled slot of `stream`.
-fn stream_slots(stream: &Stream) -> Vec<u32> {
-    (0..stream.slot_count() as u32)
-        .filter(|&slot| stream.slot(slot).is_some())
-        .collect()
 }

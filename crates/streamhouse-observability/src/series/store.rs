@@ -200,9 +200,11 @@ impl Stream {
         self.live
     }
 
-    /// How many slots it has, filled or not.
-    pub(crate) fn slot_count(&self) -> usize {
-        self.slots.len()
+    /// Every filled slot, ascending.
+    pub(crate) fn filled_slots(&self) -> Vec<u32> {
+        (0..self.slots.len() as u32)
+            .filter(|&slot| self.slots[slot as usize].is_some())
+            .collect()
     }
 
     /// Whether it is a monotonic sum.
@@ -591,12 +593,13 @@ impl Store {
             .get(position)
             .and_then(|&slot| held.slot(slot).map(|series| (slot, series)))
             .filter(|(_, series)| sorted && same_strings(&series.attributes, attributes()));
-        let found = match (hinted, sorted) {
-            (Some((slot, _)), _) => (0, Some(slot as usize)),
+        // The slot of the series, or the hash to store it under.
+        let found: Result<usize, u64> = match (hinted, sorted) {
+            (Some((slot, _)), _) => Ok(slot as usize),
             (None, true) => {
                 let hash = hash_attributes(&self.hasher, attributes());
                 let stream = &self.scopes[scope].streams[stream];
-                (hash, stream.find(hash, &attributes))
+                stream.find(hash, &attributes).ok_or(hash)
             }
             (None, false) => {
                 self.scratch.clear();
@@ -605,12 +608,12 @@ impl Store {
                     .sort_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
                 let hash = hash_attributes(&self.hasher, self.scratch.iter());
                 let stream = &self.scopes[scope].streams[stream];
-                (hash, stream.find(hash, || self.scratch.iter()))
+                stream.find(hash, || self.scratch.iter()).ok_or(hash)
             }
         };
         let stream = &mut self.scopes[scope].streams[stream];
         let slot = match found {
-            (_, Some(slot)) => {
+            Ok(slot) => {
                 let series = stream.slots[slot].as_mut().expect("found slots are filled");
                 let held = std::mem::replace(&mut series.value, Value::Number(Number::U64(0)));
                 series.value = value(Some(held));
@@ -621,7 +624,7 @@ impl Store {
                 }
                 slot as u32
             }
-            (hash, None) => {
+            Err(hash) => {
                 let attributes = match sorted {
                     true => attributes().cloned().collect(),
                     false => self.scratch.as_slice().into(),
