@@ -11,6 +11,15 @@
 //!
 //! With `push`, metrics are also pushed over OTLP (to a closed port, once an hour), as a
 //! deployment with a collector runs.
+//!
+//! With `seed` (or `seed-no-exemplars`), the seed shape alone instead: `N / 4` topics'
+//! produce handles, bound, recorded once and scraped, with the heap each stage adds per
+//! series (the bound handles and the SDK's state, the store and kept label texts, the
+//! handles the caller keeps):
+//!
+//! ```sh
+//! cargo run --release -p streamhouse-observability --example series_memory -- 100000 seed
+//! ```
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -58,6 +67,11 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(100_000);
+    match std::env::args().nth(2).as_deref() {
+        Some("seed") => return seed_stages(n, true),
+        Some("seed-no-exemplars") => return seed_stages(n, false),
+        _ => {}
+    }
     let mut config = TelemetryConfig::default()
         .with_service_name("series-memory")
         .with_cardinality_limit(n + 1);
@@ -95,4 +109,42 @@ fn main() {
         heap,
         heap / series
     );
+}
+
+/// The seed shape's `n` series, with the heap each stage adds per series.
+fn seed_stages(n: usize, exemplars: bool) {
+    let topics = n / 4;
+    let telemetry = Telemetry::new(
+        TelemetryConfig::default()
+            .with_service_name("series-memory")
+            .with_cardinality_limit(topics + 10)
+            .with_exemplars(exemplars),
+    )
+    .expect("telemetry starts");
+    drop(telemetry.render_prometheus());
+    let names: Vec<String> = (0..topics).map(|i| format!("topic-{i:06}")).collect();
+    let mut last = heap_bytes();
+    let mut stage = |name: &str| {
+        let now = heap_bytes();
+        println!(
+            "{name:<40} {:>8.1} bytes per series",
+            (now as f64 - last as f64) / n as f64
+        );
+        last = now;
+    };
+    let handles: Vec<_> = names
+        .iter()
+        .map(|t| telemetry.producer().topic(t))
+        .collect();
+    stage("bind (SDK state, handle cache, exemplars)");
+    for handle in &handles {
+        handle.record_batch(10, 1_000, Duration::from_millis(3));
+    }
+    stage("record");
+    drop(telemetry.render_prometheus());
+    stage("first scrape (store, kept label texts)");
+    drop(telemetry.render_prometheus());
+    stage("second scrape");
+    drop(handles);
+    stage("drop the caller's handles");
 }
