@@ -1,6 +1,7 @@
 //! Interop with a real OTLP collector, `rotel`: it receives our metrics and spans over gRPC
 //! and over HTTP/protobuf, and its debug log shows the pinned metric names, a label value,
-//! and the trace id that our JSON log line carries, on the span and on the OTLP log record.
+//! and the trace id that our JSON log line carries, on the span, on the OTLP log record and
+//! on the exemplars of the metrics recorded in that span.
 
 mod support;
 
@@ -40,6 +41,10 @@ async fn rotel_receives(protocol: OtlpProtocol, name: &str) {
     let subscriber = logging::subscriber(&telemetry, &config, logs.clone()).unwrap();
     tracing::subscriber::with_default(subscriber, || {
         let _span = tracing::info_span!("rotel_produce").entered();
+        // Recorded inside the span: its exemplars carry the trace id the log line shows.
+        telemetry
+            .producer()
+            .record_batch(&topic, 2, 200, Duration::from_millis(40));
         tracing::info!("sent to rotel");
     });
     let line = logs
@@ -73,7 +78,19 @@ async fn rotel_receives(protocol: OtlpProtocol, name: &str) {
         log_record.as_str(),
         service.as_str(),
     ]);
-    rotel.wait_for(&needles, Duration::from_secs(15)).await;
+    // The exemplars of the produce recorded in that span: rotel's debug format prints each
+    // as `Exemplar #i` with its ids, time and value.
+    let exemplar =
+        format!("Exemplar #0\n     -> Trace ID: {trace_id}\n     -> Span ID: {span_id}\n");
+    needles.push(exemplar.as_str());
+    let output = rotel.wait_for(&needles, Duration::from_secs(15)).await;
+    // One of them is the latency histogram's, its value the 40 ms the produce took.
+    assert!(
+        output
+            .split("Exemplar #")
+            .any(|e| e.contains(&trace_id) && e.contains("-> Value: 0.04\n")),
+        "no latency exemplar of trace {trace_id}:\n{output}"
+    );
     telemetry.shutdown().expect("clean shutdown");
     assert_eq!(telemetry.export_failures(Signal::Metrics), 0);
     assert_eq!(telemetry.export_failures(Signal::Traces), 0);

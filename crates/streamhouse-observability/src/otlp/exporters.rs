@@ -23,8 +23,6 @@ use super::runtime::ExportRuntime;
 use super::{OtlpConfig, Signal};
 use crate::TelemetryError;
 use crate::series::collector::Collector;
-#[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
-use opentelemetry_sdk::metrics::Temporality;
 
 #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
 type Exporter = Counted<super::transport::OtlpExporter>;
@@ -33,8 +31,6 @@ type Exporter = Counted<super::transport::OtlpExporter>;
 /// as they are).
 #[derive(Default)]
 pub(crate) struct Pipelines {
-    #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
-    metric_reader: Option<PeriodicReader<Exporter>>,
     console_metrics: Option<PeriodicReader<opentelemetry_stdout::MetricExporter>>,
     span_processor: Option<BoundedSpanProcessor>,
     console_spans: bool,
@@ -47,10 +43,6 @@ pub(crate) struct Pipelines {
 impl Pipelines {
     /// Adds the metric readers to `meters`.
     pub(crate) fn add_readers(&mut self, mut meters: MeterProviderBuilder) -> MeterProviderBuilder {
-        #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
-        if let Some(reader) = self.metric_reader.take() {
-            meters = meters.with_reader(reader);
-        }
         if let Some(reader) = self.console_metrics.take() {
             meters = meters.with_reader(reader);
         }
@@ -149,27 +141,17 @@ fn otlp_pipelines(
     let handle = runtime.handle();
     pipelines.runtime = Some(runtime);
     if let Some(exporter) = exporter(config, Signal::Metrics, failures, &handle)? {
-        match config.temporality {
-            // Cumulative push reads the series store, so removal and idle expiry reach it.
-            Temporality::Cumulative => {
-                let push = StorePush::start(
-                    Arc::downgrade(collector),
-                    exporter,
-                    config.metric_export_interval,
-                    handle.clone(),
-                )
-                .map_err(TelemetryError::Runtime)?;
-                collector.set_push(Box::new(push));
-            }
-            // The SDK's deltas need no store: a removed series simply stops reporting.
-            _ => {
-                pipelines.metric_reader = Some(
-                    PeriodicReader::builder(exporter)
-                        .with_interval(config.metric_export_interval)
-                        .build(),
-                );
-            }
-        }
+        // Both temporalities read the series store: removal and idle expiry reach the push,
+        // and its requests carry exemplars.
+        let push = StorePush::start(
+            Arc::downgrade(collector),
+            exporter,
+            config.metric_export_interval,
+            handle.clone(),
+            config.temporality,
+        )
+        .map_err(TelemetryError::Runtime)?;
+        collector.set_push(Box::new(push));
     }
     if let Some(exporter) = exporter(config, Signal::Traces, failures, &handle)? {
         let batch = config.span_batch();
@@ -217,12 +199,7 @@ fn exporter(
         return Ok(None);
     };
     let settings = Settings::resolve(exporter)?;
-    let inner = OtlpExporter::new(
-        &settings,
-        exporter.protocol,
-        runtime.clone(),
-        config.temporality,
-    )?;
+    let inner = OtlpExporter::new(&settings, exporter.protocol, runtime.clone())?;
     let (deadline, queue) = match signal {
         Signal::Metrics => (config.metric_export_timeout, None),
         Signal::Traces => (

@@ -1,8 +1,9 @@
 //! Optional OTLP push of metrics, spans and logs, next to the Prometheus bridge on the same
 //! providers.
 //!
-//! Metrics go through the SDK's periodic reader, spans and log records through its batch
-//! processors (bounded queues, dropped records counted); all run on their own threads, so a
+//! Metrics are pushed from the series store by a thread of our own (`push`), with their
+//! exemplars, cumulative or delta; spans and log records go through the SDK's batch
+//! processors (bounded queues, dropped records counted). All run on their own threads, so a
 //! slow or absent collector never blocks recording. The transports are our own (see
 //! `transport`): gRPC with the `otlp-grpc` feature, HTTP/protobuf with `otlp-http`, TLS and
 //! mutual TLS through rustls with `tls`. A config built in code is used exactly as given;

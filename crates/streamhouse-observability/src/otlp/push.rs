@@ -1,18 +1,21 @@
-//! Cumulative metric push from the series store: a thread of its own exports the store at
-//! every interval, on flush, and once more at shutdown. The SDK's periodic reader cannot do
-//! it: it would keep a second, cumulative copy of every series in the SDK, which removal and
-//! idle expiry cannot reach (see [`series`](crate::series)).
+//! Metric push from the series store: a thread of its own exports the store at every
+//! interval, on flush, and once more at shutdown, cumulative or delta (see
+//! `store_request`). The SDK's periodic reader cannot do it: its data points carry no
+//! exemplars, and in cumulative mode it would keep a second copy of every series in the
+//! SDK, which removal and idle expiry cannot reach (see [`series`](crate::series)).
 
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Mutex, PoisonError, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
+use opentelemetry_sdk::metrics::Temporality;
+
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use tokio::runtime::Handle;
 
 use super::counted::Counted;
-use super::store_request::metrics_request;
+use super::store_request::{DeltaState, cumulative_request, delta_request};
 use super::transport::OtlpExporter;
 use crate::series::collector::{Collector, Flush};
 
@@ -29,21 +32,41 @@ pub(crate) struct StorePush {
 
 impl StorePush {
     /// Starts pushing what `collector` holds every `interval` through `exporter`, whose
-    /// requests run on `runtime`.
+    /// requests run on `runtime`, in `temporality`.
     pub(crate) fn start(
         collector: Weak<Collector>,
         exporter: Counted<OtlpExporter>,
         interval: Duration,
         runtime: Handle,
+        temporality: Temporality,
     ) -> std::io::Result<Self> {
         let (control, commands) = mpsc::channel();
-        let export = move || -> OTelSdkResult {
+        let mut delta = match temporality {
+            Temporality::Cumulative => None,
+            _ => {
+                if let Some(collector) = collector.upgrade() {
+                    collector.keep_deltas();
+                }
+                Some(DeltaState::new(SystemTime::now(), temporality))
+            }
+        };
+        let mut export = move || -> OTelSdkResult {
             let Some(collector) = collector.upgrade() else {
                 return Ok(());
             };
-            let request = collector.read(|store| {
-                (store.len() > 0).then(|| metrics_request(store, SystemTime::now()))
-            })?;
+            let exemplars = collector.exemplars();
+            // Stamped after the collection, so the window holds everything it collected.
+            let request = match &mut delta {
+                None => collector.read(|store| {
+                    (store.len() > 0)
+                        .then(|| cumulative_request(store, exemplars, SystemTime::now()))
+                })?,
+                Some(state) => collector.read_delta(|store, pending| {
+                    let now = SystemTime::now();
+                    (store.len() + pending.len() > 0)
+                        .then(|| delta_request(store, pending, exemplars, state, now))
+                })?,
+            };
             match request {
                 Some(request) => runtime.block_on(exporter.export_request(request)),
                 None => Ok(()),

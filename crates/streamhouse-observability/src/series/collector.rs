@@ -47,6 +47,8 @@ pub(crate) struct Collector {
     /// Idle times are kept as ns since this instant.
     origin: Instant,
     push: OnceLock<Box<dyn Flush>>,
+    /// With delta push: what was collected since the last push took it, deltas added up.
+    pending: OnceLock<Mutex<Store>>,
 }
 
 impl std::fmt::Debug for Collector {
@@ -68,6 +70,7 @@ impl Collector {
             lifecycle,
             origin,
             push: OnceLock::new(),
+            pending: OnceLock::new(),
         }
     }
 
@@ -107,6 +110,7 @@ impl Collector {
 
     fn collect_with(&self, store: &mut Store, metrics: &mut ResourceMetrics) -> OTelSdkResult {
         self.sdk.collect(metrics)?;
+        self.keep_pending(metrics);
         if self.fold(store, metrics) {
             self.collect_again(store)?;
         }
@@ -119,8 +123,52 @@ impl Collector {
     fn collect_again(&self, store: &mut Store) -> OTelSdkResult {
         let mut metrics = ResourceMetrics::default();
         self.sdk.collect(&mut metrics)?;
+        self.keep_pending(&metrics);
         store.merge(&metrics, self.lifecycle.clock.now());
         Ok(())
+    }
+
+    /// Adds a collection to what delta push has not taken yet. Taken with the store's lock
+    /// held, so the order is always store, then pending.
+    fn keep_pending(&self, metrics: &ResourceMetrics) {
+        if let Some(pending) = self.pending.get() {
+            let mut pending = pending.lock().unwrap_or_else(PoisonError::into_inner);
+            pending.merge(metrics, self.lifecycle.clock.now());
+        }
+    }
+
+    /// Keeps what each collection adds from now on, for [`Collector::read_delta`].
+    #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
+    pub(crate) fn keep_deltas(&self) {
+        let _ = self.pending.set(Mutex::new(Store::default()));
+    }
+
+    /// Collects, then calls `read` with the store and what was collected since the last
+    /// call (deltas added up; empty unless [`Collector::keep_deltas`] was called), which it
+    /// takes: memory holds only the series that changed between two pushes.
+    ///
+    /// # Errors
+    /// The SDK's error when the provider is shut down or not yet built.
+    #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
+    pub(crate) fn read_delta<R>(
+        &self,
+        read: impl FnOnce(&Store, &Store) -> R,
+    ) -> Result<R, OTelSdkError> {
+        let mut store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
+        self.collect(&mut store)?;
+        let pending = match self.pending.get() {
+            Some(pending) => {
+                std::mem::take(&mut *pending.lock().unwrap_or_else(PoisonError::into_inner))
+            }
+            None => Store::default(),
+        };
+        Ok(read(&store, &pending))
+    }
+
+    /// The exemplars of this instance's catalog metrics.
+    #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
+    pub(crate) fn exemplars(&self) -> &ExemplarStore {
+        &self.lifecycle.exemplars
     }
 
     /// Merges `metrics` and expires idle series; returns whether handles were retired.

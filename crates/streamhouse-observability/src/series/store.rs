@@ -121,6 +121,17 @@ pub(crate) struct Series {
     put: bool,
 }
 
+impl Series {
+    /// Its value, if it is a number.
+    #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
+    pub(crate) fn value_number(&self) -> Option<Number> {
+        match self.value {
+            Value::Number(number) => Some(number),
+            Value::Histogram(_) => None,
+        }
+    }
+}
+
 /// One instrument's stream of series.
 ///
 /// A series keeps its slot from collection to collection, so what a renderer derives per
@@ -205,6 +216,24 @@ impl Stream {
         (0..self.slots.len() as u32)
             .filter(|&slot| self.slots[slot as usize].is_some())
             .collect()
+    }
+
+    /// Whether the SDK hands it over cumulative (observable instruments and gauges), so
+    /// each collection replaces its series rather than adding to them.
+    #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
+    pub(crate) fn arrives_cumulative(&self) -> bool {
+        self.cumulative
+    }
+
+    /// Whether `other` is the same instrument's stream (in another store).
+    #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
+    pub(crate) fn same_instrument(&self, other: &Stream) -> bool {
+        self.name == other.name
+            && self.description == other.description
+            && self.unit == other.unit
+            && self.kind == other.kind
+            && self.number == other.number
+            && self.cumulative == other.cumulative
     }
 
     /// Whether it is a monotonic sum.
@@ -699,6 +728,18 @@ impl Number {
             Number::U64(v) => v as f64,
             Number::I64(v) => v as f64,
             Number::F64(v) => v,
+        }
+    }
+
+    /// `self - other` when `other` is not larger and of the same type: what a total grew
+    /// by since it was `other`.
+    #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
+    pub(crate) fn less(self, other: Number) -> Option<Number> {
+        match (self, other) {
+            (Number::U64(a), Number::U64(b)) => a.checked_sub(b).map(Number::U64),
+            (Number::I64(a), Number::I64(b)) if a >= b => Some(Number::I64(a.wrapping_sub(b))),
+            (Number::F64(a), Number::F64(b)) if a >= b => Some(Number::F64(a - b)),
+            _ => None,
         }
     }
 

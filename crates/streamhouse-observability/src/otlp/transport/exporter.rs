@@ -18,9 +18,6 @@ use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_sc
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::logs::{LogBatch, LogExporter};
-use opentelemetry_sdk::metrics::Temporality;
-use opentelemetry_sdk::metrics::data::ResourceMetrics;
-use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use tokio::runtime::Handle;
 
@@ -118,7 +115,6 @@ pub(crate) struct OtlpExporter {
     runtime: Handle,
     timeout: Duration,
     resource: ResourceAttributesWithSchema,
-    temporality: Temporality,
     shut_down: AtomicBool,
     /// Whether the last export came back with a partial success: logged when that changes,
     /// not for every batch.
@@ -137,7 +133,6 @@ impl OtlpExporter {
         settings: &Settings,
         protocol: OtlpProtocol,
         runtime: Handle,
-        temporality: Temporality,
     ) -> Result<Self, ConfigError> {
         let client = match protocol {
             #[cfg(feature = "otlp-grpc")]
@@ -159,7 +154,6 @@ impl OtlpExporter {
             runtime,
             timeout: settings.timeout,
             resource: ResourceAttributesWithSchema::default(),
-            temporality,
             shut_down: AtomicBool::new(false),
             rejecting: AtomicBool::new(false),
         })
@@ -248,31 +242,12 @@ impl SpanExporter for OtlpExporter {
 }
 
 impl OtlpExporter {
-    /// Sends an already built metrics request.
+    /// Sends a metrics request built from the series store (see `store_request`).
     pub(crate) async fn export_metrics(
         &self,
         request: ExportMetricsServiceRequest,
     ) -> OTelSdkResult {
         self.send(Request::Metrics(request)).await
-    }
-}
-
-impl PushMetricExporter for OtlpExporter {
-    async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
-        self.send(Request::Metrics(ExportMetricsServiceRequest::from(metrics)))
-            .await
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        Ok(())
-    }
-
-    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-        self.shutdown()
-    }
-
-    fn temporality(&self) -> Temporality {
-        self.temporality
     }
 }
 
