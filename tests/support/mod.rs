@@ -193,6 +193,37 @@ pub fn promtool_check_metrics(body: &str) -> (bool, Vec<String>) {
     (output.status.success(), complaints)
 }
 
+/// YAML text parsed by PyYAML (`tests/peers/yaml_to_json.py`), as JSON.
+pub fn yaml(text: &[u8]) -> serde_json::Value {
+    let mut child = Command::new(python())
+        .arg(root().join("tests/peers/yaml_to_json.py"))
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run python");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(text)
+        .expect("write to python");
+    let output = child.wait_with_output().expect("wait for python");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON")
+}
+
+/// A YAML file parsed by PyYAML, as JSON.
+pub fn yaml_file(path: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    yaml(&text)
+}
+
 /// A Prometheus server (Debian `prometheus`, exemplar storage on) on a free loopback port,
 /// killed when dropped.
 pub struct Prometheus {
