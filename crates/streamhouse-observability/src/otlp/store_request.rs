@@ -63,11 +63,7 @@ pub(crate) fn cumulative_request(
     exemplars: &ExemplarStore,
     now: SystemTime,
 ) -> ExportMetricsServiceRequest {
-    request(store, |_, stream, own| {
-        let metric = own
-            .then(|| exemplars.metric(&stream.name))
-            .flatten()
-            .map(|m| &**m);
+    request(store, exemplars, |_, stream, metric| {
         Some(cumulative_metric(stream, metric, to_nanos(now)))
     })
 }
@@ -86,11 +82,7 @@ pub(crate) fn delta_request(
         end: to_nanos(now),
     };
     let mut totals = HashMap::new();
-    let request = request(store, |scope, stream, own| {
-        let metric = own
-            .then(|| exemplars.metric(&stream.name))
-            .flatten()
-            .map(|m| &**m);
+    let request = request(store, exemplars, |scope, stream, metric| {
         match (stream.kind, stream.arrives_cumulative()) {
             (StreamKind::Counter | StreamKind::Histogram, false) => {
                 let recorded = pending
@@ -117,10 +109,15 @@ pub(crate) fn delta_request(
 }
 
 /// The request of `store`'s scopes, each stream's metric made by `metric` (given the
-/// scope, the stream and whether the scope is StreamHouse's own); empty ones left out.
+/// scope, the stream and its catalog exemplars); empty ones left out.
 fn request(
     store: &Store,
-    mut metric: impl FnMut(&opentelemetry::InstrumentationScope, &Stream, bool) -> Option<Metric>,
+    exemplars: &ExemplarStore,
+    mut metric: impl FnMut(
+        &opentelemetry::InstrumentationScope,
+        &Stream,
+        Option<&MetricExemplars>,
+    ) -> Option<Metric>,
 ) -> ExportMetricsServiceRequest {
     let resource = &store.resource;
     let scope_metrics = store
@@ -134,7 +131,10 @@ fn request(
                 metrics: scope
                     .streams
                     .iter()
-                    .filter_map(|stream| metric(&scope.scope, stream, own))
+                    .filter_map(|stream| {
+                        let kept = own.then(|| exemplars.metric(&stream.name)).flatten();
+                        metric(&scope.scope, stream, kept.map(|m| &**m))
+                    })
                     .filter(has_points)
                     .collect(),
                 schema_url: scope.scope.schema_url().unwrap_or_default().to_owned(),
