@@ -194,19 +194,6 @@ fn is_ident(c: char) -> bool {
 /// `by (...)`, binary operators, range selectors and number literals around selectors of
 /// named metrics.
 fn selectors(expr: &str) -> Vec<Selector> {
-    // Words followed by something other than `(` that are not metric names.
-    const NOT_METRICS: &[&str] = &[
-        "sum", "min", "max", "avg", "group", "count", "stddev", "stdvar", "topk", "bottomk",
-        "quantile", "and", "or", "unless", "bool", "offset",
-    ];
-    const LABEL_LISTS: &[&str] = &[
-        "by",
-        "without",
-        "on",
-        "ignoring",
-        "group_left",
-        "group_right",
-    ];
     let chars: Vec<char> = expr.chars().collect();
     let skip_space = |mut i: usize| {
         while i < chars.len() && chars[i].is_whitespace() {
@@ -233,10 +220,12 @@ fn selectors(expr: &str) -> Vec<Selector> {
             }
             let word: String = chars[start..i].iter().collect();
             let next = skip_space(i);
-            if LABEL_LISTS.contains(&word.as_str()) {
+            if support::PROMQL_LABEL_CLAUSES.contains(&word.as_str()) {
                 assert_eq!(chars.get(next), Some(&'('), "{expr}: {word} without labels");
                 i = next + chars[next..].iter().position(|&c| c == ')').unwrap() + 1;
-            } else if chars.get(next) != Some(&'(') && !NOT_METRICS.contains(&word.as_str()) {
+            } else if chars.get(next) != Some(&'(')
+                && !support::PROMQL_KEYWORDS.contains(&word.as_str())
+            {
                 let mut matchers = Vec::new();
                 if chars.get(next) == Some(&'{') {
                     i = next + 1;

@@ -126,25 +126,6 @@ fn runbook_sections() -> Vec<String> {
     sections
 }
 
-/// PromQL words that are not metric names; aggregations may put their `by` clause before
-/// the parenthesis, so they are not recognised by a following `(`.
-#[rustfmt::skip]
-const KEYWORDS: &[&str] = &[
-    "sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values",
-    "bottomk", "topk", "quantile", "and", "or", "unless", "by", "without", "on", "ignoring",
-    "group_left", "group_right", "bool", "offset", "inf", "nan",
-];
-
-/// Clauses followed by a list of label names.
-const CLAUSES: &[&str] = &[
-    "by",
-    "without",
-    "on",
-    "ignoring",
-    "group_left",
-    "group_right",
-];
-
 /// The metric names an expression selects: identifiers outside strings, label matchers,
 /// ranges and grouping clauses that are neither function calls nor keywords.
 fn selected_metrics(expr: &str) -> BTreeSet<String> {
@@ -193,12 +174,15 @@ fn selected_metrics(expr: &str) -> BTreeSet<String> {
         // Digits first, or right after a digit or dot: a number (`0.99`, `1e-9`, `5m`).
         let number = chars[start].is_ascii_digit()
             || start > 0 && (chars[start - 1].is_ascii_digit() || chars[start - 1] == '.');
-        if CLAUSES.contains(&token.as_str()) && next == Some(&'(') {
+        if support::PROMQL_LABEL_CLAUSES.contains(&token.as_str()) && next == Some(&'(') {
             // The label list of a grouping or matching clause.
             while i < chars.len() && chars[i] != ')' {
                 i += 1;
             }
-        } else if !number && !KEYWORDS.contains(&token.as_str()) && next != Some(&'(') {
+        } else if !number
+            && !support::PROMQL_KEYWORDS.contains(&token.as_str())
+            && next != Some(&'(')
+        {
             names.insert(token);
         }
     }

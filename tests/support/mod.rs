@@ -193,6 +193,25 @@ pub fn promtool_check_metrics(body: &str) -> (bool, Vec<String>) {
     (output.status.success(), complaints)
 }
 
+/// PromQL words that are not metric names; aggregations may put their `by` clause before
+/// the parenthesis, so they are not recognised by a following `(`.
+#[rustfmt::skip]
+pub const PROMQL_KEYWORDS: &[&str] = &[
+    "sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values",
+    "bottomk", "topk", "quantile", "and", "or", "unless", "by", "without", "on", "ignoring",
+    "group_left", "group_right", "bool", "offset", "inf", "nan",
+];
+
+/// PromQL clauses followed by a list of label names.
+pub const PROMQL_LABEL_CLAUSES: &[&str] = &[
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+];
+
 /// YAML text parsed by PyYAML (`tests/peers/yaml_to_json.py`), as JSON.
 pub fn yaml(text: &[u8]) -> serde_json::Value {
     let mut child = Command::new(python())
