@@ -17,7 +17,6 @@
 //! cargo bench -p streamhouse-observability --bench push
 //! ```
 
-use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -219,7 +218,7 @@ fn push(c: &mut Criterion) {
             assert!(bytes > n * 60, "{name}: {bytes} bytes for {n} series");
             println!("push/{n}/{name}: {bytes} bytes per export");
             group.bench_function(BenchmarkId::from_parameter(name), |b| {
-                b.iter(|| black_box(telemetry.meter_provider().force_flush().unwrap()))
+                b.iter(|| telemetry.meter_provider().force_flush().unwrap())
             });
             telemetry.shutdown().unwrap();
         }
