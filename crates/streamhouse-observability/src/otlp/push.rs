@@ -54,17 +54,15 @@ impl StorePush {
             let Some(collector) = collector.upgrade() else {
                 return Ok(());
             };
-            let exemplars = collector.exemplars();
             // Stamped after the collection, so the window holds everything it collected.
             let request = match &mut delta {
                 None => collector.read(|store| {
-                    (store.len() > 0)
-                        .then(|| cumulative_request(store, exemplars, SystemTime::now()))
+                    (store.len() > 0).then(|| cumulative_request(store, SystemTime::now()))
                 })?,
                 Some(state) => collector.read_delta(|store, pending| {
                     let now = SystemTime::now();
                     (store.len() + pending.len() > 0)
-                        .then(|| delta_request(store, pending, exemplars, state, now))
+                        .then(|| delta_request(store, pending, state, now))
                 })?,
             };
             match request {

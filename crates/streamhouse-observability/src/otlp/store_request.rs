@@ -31,7 +31,6 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_sdk::metrics::Temporality;
 
-use crate::exemplars::{ExemplarStore, MetricExemplars};
 use crate::prometheus::write::Number;
 use crate::series::store::{NumberType, Series, Store, Stream, StreamKind, Value};
 
@@ -58,13 +57,9 @@ impl DeltaState {
 }
 
 /// The request carrying every series of `store`, cumulative, stamped `now`.
-pub(crate) fn cumulative_request(
-    store: &Store,
-    exemplars: &ExemplarStore,
-    now: SystemTime,
-) -> ExportMetricsServiceRequest {
-    request(store, exemplars, |_, stream, metric| {
-        Some(cumulative_metric(stream, metric, to_nanos(now)))
+pub(crate) fn cumulative_request(store: &Store, now: SystemTime) -> ExportMetricsServiceRequest {
+    request(store, |_, stream| {
+        Some(cumulative_metric(stream, to_nanos(now)))
     })
 }
 
@@ -73,7 +68,6 @@ pub(crate) fn cumulative_request(
 pub(crate) fn delta_request(
     store: &Store,
     pending: &Store,
-    exemplars: &ExemplarStore,
     state: &mut DeltaState,
     now: SystemTime,
 ) -> ExportMetricsServiceRequest {
@@ -82,7 +76,7 @@ pub(crate) fn delta_request(
         end: to_nanos(now),
     };
     let mut totals = HashMap::new();
-    let request = request(store, exemplars, |scope, stream, metric| {
+    let request = request(store, |scope, stream| {
         match (stream.kind, stream.arrives_cumulative()) {
             (StreamKind::Counter | StreamKind::Histogram, false) => {
                 let recorded = pending
@@ -92,7 +86,7 @@ pub(crate) fn delta_request(
                     .streams
                     .iter()
                     .find(|s| s.same_instrument(stream))?;
-                Some(delta_metric(recorded, metric, window))
+                Some(delta_metric(recorded, window))
             }
             (StreamKind::Counter, true) if !state.low_memory => Some(differenced_metric(
                 stream,
@@ -100,7 +94,7 @@ pub(crate) fn delta_request(
                 &mut totals,
                 window,
             )),
-            _ => Some(cumulative_metric(stream, metric, window.end)),
+            _ => Some(cumulative_metric(stream, window.end)),
         }
     });
     state.totals = totals;
@@ -109,36 +103,24 @@ pub(crate) fn delta_request(
 }
 
 /// The request of `store`'s scopes, each stream's metric made by `metric` (given the
-/// scope, the stream and its catalog exemplars); empty ones left out.
+/// scope and the stream); empty ones left out.
 fn request(
     store: &Store,
-    exemplars: &ExemplarStore,
-    mut metric: impl FnMut(
-        &opentelemetry::InstrumentationScope,
-        &Stream,
-        Option<&MetricExemplars>,
-    ) -> Option<Metric>,
+    mut metric: impl FnMut(&opentelemetry::InstrumentationScope, &Stream) -> Option<Metric>,
 ) -> ExportMetricsServiceRequest {
     let resource = &store.resource;
     let scope_metrics = store
         .scopes
         .iter()
-        .map(|scope| {
-            // Catalog exemplars belong to StreamHouse's own streams only.
-            let own = scope.scope.name() == crate::SCOPE_NAME;
-            ScopeMetrics {
-                scope: Some(InstrumentationScope::from((&scope.scope, None))),
-                metrics: scope
-                    .streams
-                    .iter()
-                    .filter_map(|stream| {
-                        let kept = own.then(|| exemplars.metric(&stream.name)).flatten();
-                        metric(&scope.scope, stream, kept.map(|m| &**m))
-                    })
-                    .filter(has_points)
-                    .collect(),
-                schema_url: scope.scope.schema_url().unwrap_or_default().to_owned(),
-            }
+        .map(|scope| ScopeMetrics {
+            scope: Some(InstrumentationScope::from((&scope.scope, None))),
+            metrics: scope
+                .streams
+                .iter()
+                .filter_map(|stream| metric(&scope.scope, stream))
+                .filter(has_points)
+                .collect(),
+            schema_url: scope.scope.schema_url().unwrap_or_default().to_owned(),
         })
         .filter(|s| !s.metrics.is_empty())
         .collect();
@@ -200,14 +182,14 @@ fn metric_of(
     }
 }
 
-fn cumulative_metric(stream: &Stream, metric: Option<&MetricExemplars>, now: u64) -> Metric {
+fn cumulative_metric(stream: &Stream, now: u64) -> Metric {
     // The latest of each slot, however old: a series' slots go with its handles when it is
     // removed or idle, so they never outlive the series. The coarse exemplar clock may put
     // the first one a tick before the series' start: it is moved to the start.
     let exemplars = |series: &Series| {
         let start = to_nanos(series.start);
         let window = Window { start: 0, end: now };
-        let mut kept = exemplars(stream, series, metric, window);
+        let mut kept = exemplars(stream, series, window);
         for exemplar in &mut kept {
             exemplar.time_unix_nano = exemplar.time_unix_nano.max(start);
         }
@@ -224,17 +206,17 @@ fn cumulative_metric(stream: &Stream, metric: Option<&MetricExemplars>, now: u64
     )
 }
 
-fn delta_metric(recorded: &Stream, metric: Option<&MetricExemplars>, window: Window) -> Metric {
+fn delta_metric(recorded: &Stream, window: Window) -> Metric {
     metric_of(
         recorded,
         AggregationTemporality::Delta,
         |series| {
-            let exemplars = exemplars(recorded, series, metric, window);
+            let exemplars = exemplars(recorded, series, window);
             let start = from_nanos(window.start);
             number_point(series, series.value_number()?, start, window.end, exemplars)
         },
         |series| {
-            let exemplars = exemplars(recorded, series, metric, window);
+            let exemplars = exemplars(recorded, series, window);
             histogram_point(series, window.start, window.end, exemplars)
         },
     )
@@ -315,26 +297,13 @@ fn histogram_point(
 
 /// The exemplars of `series` recorded in `window`: one per bucket of a histogram (in bucket
 /// order), one for a counter; none for other kinds or series without slots.
-fn exemplars(
-    stream: &Stream,
-    series: &Series,
-    metric: Option<&MetricExemplars>,
-    window: Window,
-) -> Vec<Exemplar> {
+fn exemplars(stream: &Stream, series: &Series, window: Window) -> Vec<Exemplar> {
     let slots_count = match (&series.value, stream.kind) {
         (Value::Histogram(h), StreamKind::Histogram) => h.counts.len(),
         (Value::Number(_), StreamKind::Counter) => 1,
         _ => return Vec::new(),
     };
-    let Some(slots) = metric.and_then(|m| {
-        m.lookup(|name| {
-            series
-                .attributes
-                .iter()
-                .find(|kv| kv.key.as_str() == name)
-                .map(|kv| kv.value.as_str())
-        })
-    }) else {
+    let Some(slots) = series.exemplars() else {
         return Vec::new();
     };
     (0..slots_count)

@@ -16,7 +16,7 @@ use super::labels::{Arena, Label, LabelSet, ScopeLabels, canonicalize, has_repea
 use super::naming::{FamilyType, family_name, label_name};
 use super::write::{self, Number};
 use crate::config::{PrometheusConfig, ScopeLabels as ScopeLabelMode};
-use crate::exemplars::{ExemplarStore, MetricExemplars, SeriesExemplars};
+use crate::exemplars::{MetricExemplars, SeriesExemplars};
 use crate::series::store::{HistogramValue, NumberType, Store, Stream, StreamKind, Value};
 
 /// A histogram series' value.
@@ -111,7 +111,7 @@ pub(crate) struct Row<'s, 'a> {
 /// Where a row's exemplar slots come from.
 #[derive(Debug, Clone)]
 pub(crate) enum RowExemplars<'s, 'a> {
-    /// Found when its labels were first rendered (none when it has no slots).
+    /// Found when the series was stored (none when it has no slots).
     Known(Option<Arc<SeriesExemplars>>),
     /// To look up by its labels.
     ByLabels(&'s [Label<'a>]),
@@ -215,12 +215,8 @@ struct Candidate<'a> {
 
 impl<'a> Snapshot<'a> {
     /// Builds the families of `store` by the rules of `docs/exposition.md`.
-    pub(crate) fn new(
-        store: &'a mut Store,
-        options: &PrometheusConfig,
-        exemplars: &ExemplarStore,
-    ) -> Self {
-        keep_rendered(store, options, exemplars);
+    pub(crate) fn new(store: &'a mut Store, options: &PrometheusConfig) -> Self {
+        keep_rendered(store, options);
         let store: &'a Store = store;
         let reserve_scope = options.scope_labels != ScopeLabelMode::None;
         let mut arena = Arena::default();
@@ -397,7 +393,7 @@ impl<'a> Snapshot<'a> {
                         sample,
                         start: timed.then_some(series.start),
                         source: *source,
-                        exemplars: RowExemplars::Known(rendered.exemplars(slot)),
+                        exemplars: RowExemplars::Known(series.exemplars()),
                     })?;
                 }
             }
@@ -421,7 +417,7 @@ fn general_only() -> bool {
 
 /// Brings every stream's kept label texts and order up to date with what changed in it
 /// since the last scrape.
-fn keep_rendered(store: &mut Store, options: &PrometheusConfig, exemplars: &ExemplarStore) {
+fn keep_rendered(store: &mut Store, options: &PrometheusConfig) {
     let reserve_scope = options.scope_labels != ScopeLabelMode::None;
     for scope_streams in &mut store.scopes {
         let scope = &scope_streams.scope;
@@ -433,12 +429,9 @@ fn keep_rendered(store: &mut Store, options: &PrometheusConfig, exemplars: &Exem
         };
         for stream in &mut scope_streams.streams {
             let changes = stream.take_changes();
-            // Catalog exemplars belong to StreamHouse's own streams only.
-            let name = family_name(&stream.name, &stream.unit, family_type(stream));
-            let metric = exemplars.metric(&name).filter(|_| own).map(|m| &**m);
             let mut rendered = std::mem::take(&mut stream.rendered);
             let labels = (&scope_labels, with_scope, reserve_scope);
-            rendered.update(stream, changes, labels, metric);
+            rendered.update(stream, changes, labels);
             stream.rendered = rendered;
         }
     }

@@ -227,7 +227,7 @@ impl PrometheusReader {
             .inner
             .collector
             .read(|store| {
-                let snapshot = Snapshot::new(store, options, &self.inner.exemplars);
+                let snapshot = Snapshot::new(store, options);
                 self.inner.dropped.record(&snapshot.dropped);
                 match format {
                     Format::Text => text::encode(&snapshot, &mut body),

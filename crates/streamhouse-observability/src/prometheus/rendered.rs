@@ -7,13 +7,8 @@
 //! (new series are rendered and merged in, emptied slots dropped), which costs nothing
 //! when no series came or went.
 
-use std::sync::{Arc, Weak};
-
 use super::labels::{Arena, ScopeLabels};
-use super::naming::label_name;
-use super::write;
-use crate::exemplars::{MetricExemplars, SeriesExemplars};
-use crate::series::store::{Changes, Series, Stream};
+use crate::series::store::{Changes, Stream};
 
 /// One stream's rendered label sets, by slot, and its slots in label-text order.
 #[derive(Debug, Default)]
@@ -34,15 +29,12 @@ pub(crate) struct RenderedLabels {
     plain: bool,
     /// What the texts were rendered with: scope labels on or off, names reserved or not.
     rendered_for: Option<(bool, bool)>,
-    /// Per slot, the exemplar slots of a catalog series, found once rather than at every
-    /// scrape; weak, so removal frees them (empty for other streams).
-    exemplars: Vec<Weak<SeriesExemplars>>,
 }
 
 impl RenderedLabels {
     /// Brings the texts and order up to date with `stream`'s `changes`; `with_scope` says
     /// whether its series carry `scope`'s labels, `reserve_scope` whether attributes are kept
-    /// from scope label names. Finds the series' slots among `exemplars`, if given. Returns
+    /// from scope label names. Returns
     /// false when the texts cannot be kept (past 4 GiB of label text): the family is then
     /// gathered the general way.
     pub(crate) fn update(
@@ -50,7 +42,6 @@ impl RenderedLabels {
         stream: &Stream,
         changes: Changes,
         (scope, with_scope, reserve_scope): (&ScopeLabels<'_>, bool, bool),
-        exemplars: Option<&MetricExemplars>,
     ) -> bool {
         let Changes { mut added, removed } = changes;
         if self.rendered_for != Some((with_scope, reserve_scope)) {
@@ -65,9 +56,6 @@ impl RenderedLabels {
             return true;
         }
         self.drop_changed(stream, removed, &added);
-        if let Some(metric) = exemplars {
-            self.find_exemplars(stream, &added, metric);
-        }
         if !self.render(stream, &added, scope, reserve_scope) {
             *self = RenderedLabels::default();
             return false;
@@ -95,26 +83,6 @@ impl RenderedLabels {
     /// is an attribute as it is.
     pub(crate) fn is_plain(&self) -> bool {
         self.rendered_for.is_some() && !self.repeats && self.plain
-    }
-
-    /// The exemplar slots of `slot`'s series, if it has any.
-    pub(crate) fn exemplars(&self, slot: u32) -> Option<Arc<SeriesExemplars>> {
-        self.exemplars.get(slot as usize)?.upgrade()
-    }
-
-    /// Finds the exemplar slots of the series in the `added` slots.
-    fn find_exemplars(&mut self, stream: &Stream, added: &[u32], metric: &MetricExemplars) {
-        if let Some(&last) = added.last()
-            && self.exemplars.len() <= last as usize
-        {
-            self.exemplars.resize(last as usize + 1, Weak::new());
-        }
-        for &slot in added {
-            let found = stream
-                .slot(slot)
-                .and_then(|series| metric.find(|key| attribute_value(series, key)));
-            self.exemplars[slot as usize] = found.as_ref().map_or_else(Weak::new, Arc::downgrade);
-        }
     }
 
     /// Drops from the order the slots emptied and those refilled since the last update.
@@ -204,16 +172,4 @@ impl RenderedLabels {
         self.text = text;
         self.garbage = 0;
     }
-}
-
-/// The value of `series`' label for catalog key `key`, as a plain stream exposes it: an
-/// empty value is no label.
-fn attribute_value<'a>(series: &'a Series, key: &str) -> Option<std::borrow::Cow<'a, str>> {
-    let name = label_name(key);
-    series
-        .attributes
-        .iter()
-        .find(|kv| kv.key.as_str() == &*name)
-        .map(|kv| write::value_text(&kv.value))
-        .filter(|value| !value.is_empty())
 }

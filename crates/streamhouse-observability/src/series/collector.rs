@@ -66,7 +66,7 @@ impl Collector {
             sdk: ManualReader::builder()
                 .with_temporality(Temporality::Delta)
                 .build(),
-            store: Mutex::new(Store::default()),
+            store: Mutex::new(Store::new(lifecycle.exemplars.clone())),
             lifecycle,
             origin,
             push: OnceLock::new(),
@@ -140,7 +140,8 @@ impl Collector {
     /// Keeps what each collection adds from now on, for [`Collector::read_delta`].
     #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
     pub(crate) fn keep_deltas(&self) {
-        let _ = self.pending.set(Mutex::new(Store::default()));
+        let exemplars = self.lifecycle.exemplars.clone();
+        let _ = self.pending.set(Mutex::new(Store::new(exemplars)));
     }
 
     /// Collects, then calls `read` with the store and what was collected since the last
@@ -158,17 +159,13 @@ impl Collector {
         self.collect(&mut store)?;
         let pending = match self.pending.get() {
             Some(pending) => {
-                std::mem::take(&mut *pending.lock().unwrap_or_else(PoisonError::into_inner))
+                let mut pending = pending.lock().unwrap_or_else(PoisonError::into_inner);
+                let empty = Store::new(self.lifecycle.exemplars.clone());
+                std::mem::replace(&mut *pending, empty)
             }
             None => Store::default(),
         };
         Ok(read(&store, &pending))
-    }
-
-    /// The exemplars of this instance's catalog metrics.
-    #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
-    pub(crate) fn exemplars(&self) -> &ExemplarStore {
-        &self.lifecycle.exemplars
     }
 
     /// Merges `metrics` and expires idle series; returns whether handles were retired.

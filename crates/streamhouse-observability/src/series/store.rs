@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use hashbrown::HashTable;
@@ -18,6 +18,7 @@ use opentelemetry_sdk::metrics::data::{
     AggregatedMetrics, HistogramDataPoint, Metric, MetricData, ResourceMetrics,
 };
 
+use crate::exemplars::{ExemplarStore, MetricExemplars, SeriesExemplars};
 use crate::prometheus::rendered::RenderedLabels;
 use crate::prometheus::write::Number;
 
@@ -119,9 +120,18 @@ pub(crate) struct Series {
     last_seen: Instant,
     /// Put by the collection being merged (streams the SDK gives cumulative).
     put: bool,
+    /// The exemplar slots of a catalog series of StreamHouse's own scope, found when the
+    /// series is stored (its handle was bound before it recorded); weak, so removal and
+    /// idle expiry free them. Dangling for every other series.
+    exemplars: Weak<SeriesExemplars>,
 }
 
 impl Series {
+    /// Its exemplar slots, if it is a catalog series that has them.
+    pub(crate) fn exemplars(&self) -> Option<Arc<SeriesExemplars>> {
+        self.exemplars.upgrade()
+    }
+
     /// Its value, if it is a number.
     #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
     pub(crate) fn value_number(&self) -> Option<Number> {
@@ -403,10 +413,19 @@ pub(crate) struct Store {
     scratch: Vec<KeyValue>,
     /// Every bucket layout seen, shared by the histogram series that use it.
     layouts: Vec<Arc<[f64]>>,
+    /// Where new series of the catalog find their exemplar slots.
+    exemplars: ExemplarStore,
 }
 
 impl Default for Store {
     fn default() -> Self {
+        Store::new(ExemplarStore::default())
+    }
+}
+
+impl Store {
+    /// An empty store whose catalog series find their exemplar slots in `exemplars`.
+    pub(crate) fn new(exemplars: ExemplarStore) -> Self {
         Store {
             resource: Resource::builder_empty().build(),
             scopes: Vec::new(),
@@ -414,11 +433,20 @@ impl Default for Store {
             hasher: hashbrown::DefaultHashBuilder::default(),
             scratch: Vec::new(),
             layouts: Vec::new(),
+            exemplars,
         }
     }
-}
 
-impl Store {
+    /// The exemplars of `stream` in `scope`, when it is a catalog metric of StreamHouse's own
+    /// scope.
+    fn catalog_exemplars(&self, scope: usize, stream: usize) -> Option<Arc<MetricExemplars>> {
+        let scope = &self.scopes[scope];
+        let own = scope.scope.name() == crate::SCOPE_NAME;
+        own.then(|| self.exemplars.metric(&scope.streams[stream].name))
+            .flatten()
+            .cloned()
+    }
+
     /// Adds one SDK collection: deltas are added, cumulative streams replace what was held.
     pub(crate) fn merge(&mut self, metrics: &ResourceMetrics, now: Instant) {
         self.resource = metrics.resource().clone();
@@ -640,6 +668,10 @@ impl Store {
                 stream.find(hash, || self.scratch.iter()).ok_or(hash)
             }
         };
+        let catalog = match found {
+            Ok(_) => None,
+            Err(_) => self.catalog_exemplars(scope, stream),
+        };
         let stream = &mut self.scopes[scope].streams[stream];
         let slot = match found {
             Ok(slot) => {
@@ -654,16 +686,25 @@ impl Store {
                 slot as u32
             }
             Err(hash) => {
-                let attributes = match sorted {
+                let attributes: Box<[KeyValue]> = match sorted {
                     true => attributes().cloned().collect(),
                     false => self.scratch.as_slice().into(),
                 };
+                let exemplars = catalog
+                    .and_then(|metric| {
+                        metric.find(|name| {
+                            let kv = attributes.iter().find(|kv| kv.key.as_str() == name);
+                            kv.map(|kv| kv.value.as_str())
+                        })
+                    })
+                    .map_or_else(Weak::new, |found| Arc::downgrade(&found));
                 let series = Series {
                     attributes,
                     start,
                     value: value(None),
                     last_seen: now,
                     put: true,
+                    exemplars,
                 };
                 stream.insert(hash, series, &self.hasher)
             }
