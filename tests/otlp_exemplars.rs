@@ -393,3 +393,44 @@ async fn the_push_carries_the_exemplars_metrics_shows() {
     });
     receiver.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_delta_export_loses_nothing() {
+    let (grpc, http) = (support::free_addr(), support::free_addr());
+    let otlp = OtlpConfig::default()
+        .with_endpoint(&format!("http://{http}"), OtlpProtocol::HttpProtobuf)
+        .with_metric_export_interval(Duration::from_secs(3600))
+        .with_temporality(Temporality::Delta)
+        .map_exporters(|e| e.with_timeout(Duration::from_secs(2)));
+    let telemetry = Telemetry::new(TelemetryConfig::default().with_otlp(otlp)).unwrap();
+    settle();
+    produce_in_span(&telemetry, "orders", 2, Duration::from_millis(3));
+    // Nothing listens yet: the export fails, and its window waits for the next one.
+    settle();
+    assert!(telemetry.meter_provider().force_flush().is_err());
+    assert_eq!(telemetry.export_failures(Signal::Metrics), 1);
+    let later = produce_in_span(&telemetry, "orders", 3, Duration::from_millis(4));
+    let receiver = Receiver::start_on(grpc, http).await;
+    export(&telemetry);
+    telemetry.shutdown().unwrap();
+
+    receiver.with(|r| {
+        let records: Vec<i64> = records_points(r, "orders")
+            .into_iter()
+            .map(|(_, p)| match p.value {
+                Some(number_data_point::Value::AsInt(v)) => v,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(records, [5], "both windows in one export");
+        let latency = latency_points(r, "orders");
+        let [(_, point)] = latency.as_slice() else {
+            panic!("one latency point: {latency:?}")
+        };
+        assert_eq!(point.count, 2);
+        // One slot per bucket: the later exemplar of the two, within the joined window.
+        let found = check_histogram_point(point, std::slice::from_ref(&later));
+        assert_eq!(found.into_keys().collect::<Vec<_>>(), vec![later]);
+    });
+    receiver.stop().await;
+}

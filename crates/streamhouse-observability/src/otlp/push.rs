@@ -55,20 +55,29 @@ impl StorePush {
                 return Ok(());
             };
             // Stamped after the collection, so the window holds everything it collected.
-            let request = match &mut delta {
-                None => collector.read(|store| {
+            let Some(state) = &mut delta else {
+                let request = collector.read(|store| {
                     (store.len() > 0).then(|| cumulative_request(store, SystemTime::now()))
-                })?,
-                Some(state) => collector.read_delta(|store, pending| {
-                    let now = SystemTime::now();
-                    (store.len() + pending.len() > 0)
-                        .then(|| delta_request(store, pending, state, now))
-                })?,
+                })?;
+                return match request {
+                    Some(request) => runtime.block_on(exporter.export_request(request)),
+                    None => Ok(()),
+                };
             };
-            match request {
-                Some(request) => runtime.block_on(exporter.export_request(request)),
-                None => Ok(()),
+            let (request, taken) = collector.read_delta(|store, pending| {
+                let now = SystemTime::now();
+                (store.len() + pending.len() > 0).then(|| delta_request(store, pending, state, now))
+            })?;
+            let Some((request, next)) = request else {
+                return Ok(());
+            };
+            let result = runtime.block_on(exporter.export_request(request));
+            match result {
+                Ok(()) => *state = next,
+                // The next export carries this window too, from the same start.
+                Err(_) => collector.restore_pending(taken),
             }
+            result
         };
         let thread = std::thread::Builder::new()
             .name("streamhouse-metrics-push".into())

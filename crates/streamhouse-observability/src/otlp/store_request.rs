@@ -64,13 +64,14 @@ pub(crate) fn cumulative_request(store: &Store, now: SystemTime) -> ExportMetric
 }
 
 /// The delta request of the window from the last export to `now`: counters and histograms
-/// from `pending` (what was recorded in the window), levels from `store`.
+/// from `pending` (what was recorded in the window), levels from `store`; with the state
+/// to keep once it is sent.
 pub(crate) fn delta_request(
     store: &Store,
     pending: &Store,
-    state: &mut DeltaState,
+    state: &DeltaState,
     now: SystemTime,
-) -> ExportMetricsServiceRequest {
+) -> (ExportMetricsServiceRequest, DeltaState) {
     let window = Window {
         start: to_nanos(state.since),
         end: to_nanos(now),
@@ -97,9 +98,12 @@ pub(crate) fn delta_request(
             _ => Some(cumulative_metric(stream, window.end)),
         }
     });
-    state.totals = totals;
-    state.since = now;
-    request
+    let next = DeltaState {
+        since: now,
+        low_memory: state.low_memory,
+        totals,
+    };
+    (request, next)
 }
 
 /// The request of `store`'s scopes, each stream's metric made by `metric` (given the

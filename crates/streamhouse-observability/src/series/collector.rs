@@ -150,11 +150,12 @@ impl Collector {
     ///
     /// # Errors
     /// The SDK's error when the provider is shut down or not yet built.
+    /// Returns what it took too, for [`Collector::restore_pending`] when the export fails.
     #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
     pub(crate) fn read_delta<R>(
         &self,
         read: impl FnOnce(&Store, &Store) -> R,
-    ) -> Result<R, OTelSdkError> {
+    ) -> Result<(R, Store), OTelSdkError> {
         let mut store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
         self.collect(&mut store)?;
         let pending = match self.pending.get() {
@@ -165,7 +166,18 @@ impl Collector {
             }
             None => Store::default(),
         };
-        Ok(read(&store, &pending))
+        Ok((read(&store, &pending), pending))
+    }
+
+    /// Puts back what [`Collector::read_delta`] took, with what was collected since added
+    /// to it: an export that failed loses nothing, the next one carries both windows.
+    #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
+    pub(crate) fn restore_pending(&self, taken: Store) {
+        if let Some(pending) = self.pending.get() {
+            let mut pending = pending.lock().unwrap_or_else(PoisonError::into_inner);
+            let newer = std::mem::replace(&mut *pending, taken);
+            pending.absorb(newer);
+        }
     }
 
     /// Merges `metrics` and expires idle series; returns whether handles were retired.

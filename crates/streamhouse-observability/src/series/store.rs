@@ -100,6 +100,24 @@ impl HistogramValue {
     }
 }
 
+#[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
+impl HistogramValue {
+    /// Adds `other`, recorded after this; a different bucket layout replaces this one.
+    fn merge(&mut self, other: HistogramValue) {
+        if !Arc::ptr_eq(&self.bounds, &other.bounds) || self.counts.len() != other.counts.len() {
+            *self = other;
+            return;
+        }
+        for (count, add) in self.counts.iter_mut().zip(other.counts.iter()) {
+            *count += add;
+        }
+        self.count += other.count;
+        self.sum = self.sum.add(other.sum);
+        self.min = Number::pick(self.min, other.min, std::cmp::Ordering::Less);
+        self.max = Number::pick(self.max, other.max, std::cmp::Ordering::Greater);
+    }
+}
+
 /// What a series holds.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Value {
@@ -244,6 +262,23 @@ impl Stream {
             && self.kind == other.kind
             && self.number == other.number
             && self.cumulative == other.cumulative
+    }
+
+    /// Adds `series`, recorded after what this stream holds of it.
+    #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
+    fn absorb(&mut self, series: Series, hasher: &hashbrown::DefaultHashBuilder) {
+        let hash = hash_attributes(hasher, series.attributes.iter());
+        let Some(slot) = self.find(hash, || series.attributes.iter()) else {
+            self.insert(hash, series, hasher);
+            return;
+        };
+        let held = self.slots[slot].as_mut().expect("found slots are filled");
+        held.last_seen = series.last_seen;
+        match (&mut held.value, series.value) {
+            (Value::Number(sum), Value::Number(add)) => *sum = sum.add(add),
+            (Value::Histogram(sum), Value::Histogram(add)) => sum.merge(*add),
+            (value, other) => *value = other,
+        }
     }
 
     /// Whether it is a monotonic sum.
@@ -713,6 +748,35 @@ impl Store {
             stream.positions.resize(position + 1, u32::MAX);
         }
         stream.positions[position] = slot;
+    }
+
+    /// Adds what `newer` collected after this store was taken (a delta push whose export
+    /// failed gets its window back): deltas are added, streams the SDK gives cumulative take
+    /// `newer`'s series.
+    #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
+    pub(crate) fn absorb(&mut self, newer: Store) {
+        self.resource = newer.resource;
+        for scope in newer.scopes {
+            let index = match self.scopes.iter().position(|s| s.scope == scope.scope) {
+                Some(index) => index,
+                None => {
+                    self.scopes.push(scope);
+                    continue;
+                }
+            };
+            for stream in scope.streams {
+                let streams = &mut self.scopes[index].streams;
+                match streams.iter_mut().find(|s| s.same_instrument(&stream)) {
+                    Some(held) if held.cumulative => *held = stream,
+                    Some(held) => {
+                        for series in stream.slots.into_iter().flatten() {
+                            held.absorb(series, &self.hasher);
+                        }
+                    }
+                    None => streams.push(stream),
+                }
+            }
+        }
     }
 
     /// Removes every series of `scope_name`'s streams carrying `key` = `value`; returns how
