@@ -676,18 +676,19 @@ fn latency_panels_show_exemplars_and_link_to_traces() {
     assert_eq!(latency_panels, 5);
 }
 
-/// An instant query's result; panics when Prometheus rejects it.
-async fn query(client: &reqwest::Client, base: &str, promql: &str) -> Vec<Value> {
-    let response = client
-        .get(format!("{base}/api/v1/query"))
-        .query(&[("query", promql)])
-        .send()
-        .await
-        .unwrap();
+/// The `data` of a Prometheus API answer; panics when Prometheus rejects the query.
+async fn api(client: &reqwest::Client, url: String, params: &[(&str, &str)]) -> Value {
+    let response = client.get(url).query(params).send().await.unwrap();
     let status = response.status();
     let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
-    assert!(status.is_success(), "{promql}\n{body}");
-    body["data"]["result"].as_array().unwrap().clone()
+    assert!(status.is_success(), "{params:?}\n{body}");
+    body["data"].clone()
+}
+
+/// An instant query's result.
+async fn query(client: &reqwest::Client, base: &str, promql: &str) -> Vec<Value> {
+    let data = api(client, format!("{base}/api/v1/query"), &[("query", promql)]).await;
+    data["result"].as_array().unwrap().clone()
 }
 
 /// Exemplars Prometheus stored for the series of `promql` in the last hour.
@@ -696,21 +697,10 @@ async fn exemplars(client: &reqwest::Client, base: &str, promql: &str) -> Vec<Va
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let response = client
-        .get(format!("{base}/api/v1/query_exemplars"))
-        .query(&[
-            ("query", promql),
-            ("start", &(now - 3600).to_string()),
-            ("end", &(now + 60).to_string()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
-    assert!(status.is_success(), "{promql}\n{body}");
-    body["data"]
-        .as_array()
+    let (start, end) = ((now - 3600).to_string(), (now + 60).to_string());
+    let params = [("query", promql), ("start", &start), ("end", &end)];
+    let data = api(client, format!("{base}/api/v1/query_exemplars"), &params).await;
+    data.as_array()
         .unwrap()
         .iter()
         .flat_map(|series| series["exemplars"].as_array().unwrap().clone())
