@@ -9,9 +9,9 @@ use std::sync::{Mutex, PoisonError, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use opentelemetry_sdk::metrics::Temporality;
-
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::metrics::Temporality;
 use tokio::runtime::Handle;
 
 use super::counted::Counted;
@@ -54,30 +54,11 @@ impl StorePush {
             let Some(collector) = collector.upgrade() else {
                 return Ok(());
             };
-            // Stamped after the collection, so the window holds everything it collected.
-            let Some(state) = &mut delta else {
-                let request = collector.read(|store| {
-                    (store.len() > 0).then(|| cumulative_request(store, SystemTime::now()))
-                })?;
-                return match request {
-                    Some(request) => runtime.block_on(exporter.export_request(request)),
-                    None => Ok(()),
-                };
-            };
-            let (request, taken) = collector.read_delta(|store, pending| {
-                let now = SystemTime::now();
-                (store.len() + pending.len() > 0).then(|| delta_request(store, pending, state, now))
-            })?;
-            let Some((request, next)) = request else {
-                return Ok(());
-            };
-            let result = runtime.block_on(exporter.export_request(request));
-            match result {
-                Ok(()) => *state = next,
-                // The next export carries this window too, from the same start.
-                Err(_) => collector.restore_pending(taken),
+            let send = |request| runtime.block_on(exporter.export_request(request));
+            match &mut delta {
+                None => export_cumulative(&collector, send),
+                Some(state) => export_delta(&collector, state, send),
             }
-            result
         };
         let thread = std::thread::Builder::new()
             .name("streamhouse-metrics-push".into())
@@ -127,6 +108,39 @@ impl StorePush {
             .recv_timeout(timeout)
             .unwrap_or(Err(OTelSdkError::Timeout(timeout)))
     }
+}
+
+/// Sends every series of the store, if it holds any.
+fn export_cumulative(
+    collector: &Collector,
+    send: impl FnOnce(ExportMetricsServiceRequest) -> OTelSdkResult,
+) -> OTelSdkResult {
+    // Stamped after the collection, so the request holds everything it collected.
+    let request = collector
+        .read(|store| (store.len() > 0).then(|| cumulative_request(store, SystemTime::now())))?;
+    request.map_or(Ok(()), send)
+}
+
+/// Sends the window since the last export; a window that fails to go out is put back for
+/// the next one, which then starts where this one did.
+fn export_delta(
+    collector: &Collector,
+    state: &mut DeltaState,
+    send: impl FnOnce(ExportMetricsServiceRequest) -> OTelSdkResult,
+) -> OTelSdkResult {
+    let (request, taken) = collector.read_delta(|store, pending| {
+        let now = SystemTime::now();
+        (store.len() + pending.len() > 0).then(|| delta_request(store, pending, state, now))
+    })?;
+    let Some((request, next)) = request else {
+        return Ok(());
+    };
+    let result = send(request);
+    match result {
+        Ok(()) => *state = next,
+        Err(_) => collector.restore_pending(taken),
+    }
+    result
 }
 
 /// Longest wait for a flush's export; the exporter's own timeout bounds it first.

@@ -15,7 +15,7 @@
 //!   last export and the exemplars recorded in that window; up-down counters and gauges are
 //!   levels, sent cumulative as the specification's temporality preferences say. Observable
 //!   counters arrive as totals: delta differences them against the last export, low memory
-//!   sends them cumulative.
+//!   sends them cumulative. A window whose export failed goes out with the next one.
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -42,8 +42,11 @@ pub(crate) struct DeltaState {
     /// Low memory: observable counters go cumulative instead of being differenced.
     low_memory: bool,
     /// The last total of each observable counter series, to difference the next against.
-    totals: HashMap<(String, Box<[KeyValue]>), Number>,
+    totals: Totals,
 }
+
+/// Observable counter totals by stream name and attributes.
+type Totals = HashMap<(String, Box<[KeyValue]>), Number>;
 
 impl DeltaState {
     /// Windows start at `since`; `temporality` is [`Temporality::Delta`] or low memory.
@@ -230,8 +233,8 @@ fn delta_metric(recorded: &Stream, window: Window) -> Metric {
 /// export (all of it when new, or when it went down: a reset). Fills `totals` for next time.
 fn differenced_metric(
     stream: &Stream,
-    last: &HashMap<(String, Box<[KeyValue]>), Number>,
-    totals: &mut HashMap<(String, Box<[KeyValue]>), Number>,
+    last: &Totals,
+    totals: &mut Totals,
     window: Window,
 ) -> Metric {
     let totals = std::cell::RefCell::new(totals);

@@ -146,11 +146,11 @@ impl Collector {
 
     /// Collects, then calls `read` with the store and what was collected since the last
     /// call (deltas added up; empty unless [`Collector::keep_deltas`] was called), which it
-    /// takes: memory holds only the series that changed between two pushes.
+    /// takes: memory holds only the series that changed between two pushes. Returns what
+    /// it took too, for [`Collector::restore_pending`] when the export fails.
     ///
     /// # Errors
     /// The SDK's error when the provider is shut down or not yet built.
-    /// Returns what it took too, for [`Collector::restore_pending`] when the export fails.
     #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
     pub(crate) fn read_delta<R>(
         &self,
