@@ -75,6 +75,6 @@ async fn main() -> Result<(), Box<dyn Error>> {
     println!("serving {}/metrics (Ctrl-C to stop)", admin.url());
     tokio::signal::ctrl_c().await?;
     admin.shutdown().await;
-    telemetry.shutdown()?;
+    telemetry.shutdown_async().await?;
     Ok(())
 }

@@ -70,6 +70,6 @@ async fn main() -> Result<(), Box<dyn Error>> {
     if let Some(loadgen) = loadgen {
         loadgen.abort();
     }
-    telemetry.shutdown()?;
+    telemetry.shutdown_async().await?;
     Ok(())
 }

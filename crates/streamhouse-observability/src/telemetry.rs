@@ -396,42 +396,92 @@ impl Telemetry {
         reader.collector().remove(SCOPE_NAME, key, value)
     }
 
-    /// Flushes and shuts down both providers, waiting at most the configured
-    /// `shutdown_timeout`. Calling it again is harmless.
+    /// Flushes and shuts down the meter, tracer and logger providers in parallel, each
+    /// bounded by the configured `shutdown_timeout`, and waits at most that long: a metrics
+    /// collector that hangs does not keep spans and logs from their final flush. Calling it
+    /// again is harmless. It blocks; from async code use [`Telemetry::shutdown_async`].
     ///
     /// # Errors
-    /// [`TelemetryError::ShutdownTimeout`] when the providers did not finish in time,
-    /// [`TelemetryError::Shutdown`] when one reported a failure.
+    /// [`TelemetryError::ShutdownTimeout`] when a provider did not finish in time (the log
+    /// names it), [`TelemetryError::Shutdown`] when one reported a failure.
     pub fn shutdown(&self) -> Result<(), TelemetryError> {
         let timeout = self.inner.config.shutdown_timeout;
-        let (done, wait) = mpsc::channel();
+        let deadline = Instant::now() + timeout;
         let meters = self.inner.meter_provider.clone();
         let tracers = self.inner.tracer_provider.clone();
         let loggers = self.inner.logger_provider.clone();
-        // A thread of its own, so an exporter stuck past its timeout cannot hold the caller.
-        std::thread::Builder::new()
-            .name("telemetry-shutdown".into())
-            .spawn(move || {
-                let errors: Vec<OTelSdkError> = [
-                    meters.shutdown_with_timeout(timeout),
-                    tracers.shutdown_with_timeout(timeout),
-                    loggers.map_or(Ok(()), |l| l.shutdown_with_timeout(timeout)),
-                ]
-                .into_iter()
-                .filter_map(|r| r.err())
+        let providers: [(Signal, ProviderShutdown); 3] = [
+            (
+                Signal::Metrics,
+                Box::new(move || meters.shutdown_with_timeout(timeout)),
+            ),
+            (
+                Signal::Traces,
+                Box::new(move || tracers.shutdown_with_timeout(timeout)),
+            ),
+            (
+                Signal::Logs,
+                Box::new(move || loggers.map_or(Ok(()), |l| l.shutdown_with_timeout(timeout))),
+            ),
+        ];
+        let (done, finished) = mpsc::channel();
+        for (signal, shutdown) in providers {
+            let done = done.clone();
+            // A thread each, so an exporter stuck past its timeout holds neither the caller
+            // nor the other signals.
+            std::thread::Builder::new()
+                .name(format!("telemetry-shutdown-{}", signal.as_str()))
+                .spawn(move || {
+                    let _ = done.send((signal, shutdown()));
+                })
+                .map_err(TelemetryError::Runtime)?;
+        }
+        drop(done);
+        let mut pending: Vec<Signal> = Signal::ALL.to_vec();
+        let mut errors = Vec::new();
+        while !pending.is_empty() {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            let Ok((signal, result)) = finished.recv_timeout(wait) else {
+                let signals: Vec<&str> = pending.iter().map(|s| s.as_str()).collect();
+                tracing::warn!(?signals, ?timeout, "telemetry shutdown timed out");
+                return Err(TelemetryError::ShutdownTimeout(timeout));
+            };
+            pending.retain(|s| *s != signal);
+            match result {
                 // Shutting down twice is not a failure.
-                .filter(|e| !matches!(e, OTelSdkError::AlreadyShutdown))
-                .collect();
-                let _ = done.send(errors);
-            })
-            .map_err(TelemetryError::Runtime)?;
-        match wait.recv_timeout(timeout) {
-            Ok(errors) if errors.is_empty() => Ok(()),
-            Ok(errors) => Err(TelemetryError::Shutdown(errors)),
-            Err(_) => Err(TelemetryError::ShutdownTimeout(timeout)),
+                Ok(()) | Err(OTelSdkError::AlreadyShutdown) => {}
+                Err(error) => errors.push(error),
+            }
+        }
+        match errors.is_empty() {
+            true => Ok(()),
+            false => Err(TelemetryError::Shutdown(errors)),
         }
     }
+
+    /// [`Telemetry::shutdown`] for async code: the wait runs on tokio's blocking pool, so
+    /// no runtime worker is held while exporters flush.
+    ///
+    /// # Errors
+    /// As [`Telemetry::shutdown`]; [`TelemetryError::Runtime`] when the blocking task could
+    /// not run.
+    ///
+    /// ```
+    /// # async fn run() -> Result<(), streamhouse_observability::TelemetryError> {
+    /// let telemetry = streamhouse_observability::Telemetry::from_env()?;
+    /// telemetry.shutdown_async().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn shutdown_async(&self) -> Result<(), TelemetryError> {
+        let telemetry = self.clone();
+        tokio::task::spawn_blocking(move || telemetry.shutdown())
+            .await
+            .map_err(|e| TelemetryError::Runtime(std::io::Error::other(e)))?
+    }
 }
+
+/// One provider's shutdown, run on a thread of its own.
+type ProviderShutdown = Box<dyn FnOnce() -> Result<(), OTelSdkError> + Send>;
 
 fn scope() -> InstrumentationScope {
     InstrumentationScope::builder(SCOPE_NAME)
