@@ -26,7 +26,4 @@ ENV STREAMHOUSE_HTTP_ADDR=0.0.0.0:8080 \
 # A fresh named volume takes the directory's owner from the image, so the non-root user can write.
 VOLUME ["/var/lib/streamhouse/data"]
 EXPOSE 8080
-# The server flushes buffered segments on Ctrl-C (SIGINT); `docker stop` sends this instead of
-# SIGTERM, which PID 1 would ignore until the SIGKILL lost them.
-STOPSIGNAL SIGINT
 ENTRYPOINT ["/usr/local/bin/unified_server"]

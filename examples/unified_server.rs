@@ -9,13 +9,14 @@
 //! Serves `/api/v1`, `/metrics` and `/health*` on `127.0.0.1:8080` (`STREAMHOUSE_HTTP_ADDR`
 //! overrides), stores segments under `./data` (`STREAMHOUSE_OBJECT_STORE` overrides: a
 //! directory, `memory`, or `s3://bucket/prefix`), and drives itself with a load generator
-//! unless `STREAMHOUSE_LOADGEN=off`. Ctrl-C flushes buffered segments and stops.
+//! unless `STREAMHOUSE_LOADGEN=off`. Ctrl-C (SIGINT) or SIGTERM, what Docker and Kubernetes
+//! send, flushes buffered segments and stops.
 //!
 //! With any admin variable set (`OTEL_EXPORTER_PROMETHEUS_HOST`/`_PORT`,
 //! `STREAMHOUSE_METRICS_ADDR`, `STREAMHOUSE_METRICS_BEARER_TOKEN`,
 //! `STREAMHOUSE_METRICS_TLS_CERT`/`_KEY`), `/metrics` and `/health*` move to the admin
-//! address (default `127.0.0.1:9464`) and the public port serves `/api/v1` only. On Ctrl-C
-//! the public port closes first; the admin listener keeps serving through the final flush
+//! address (default `127.0.0.1:9464`) and the public port serves `/api/v1` only. On a stop
+//! signal the public port closes first; the admin listener keeps serving through the final flush
 //! (and `STREAMHOUSE_ADMIN_LINGER_MS` more), so the last scrapes see the flushed state.
 
 use std::error::Error;
@@ -57,11 +58,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
         println!("  load generator on (STREAMHOUSE_LOADGEN=off disables)");
         loadgen::spawn(base.clone())
     });
-    println!("Ctrl-C to stop");
+    println!("Ctrl-C (or SIGTERM) to stop");
 
-    let stop = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+    let stop = stop_signal();
     match admin {
         None => server.serve(listener, stop).await?,
         // The admin listener stops after the final flush, so a last scrape sees it.
@@ -72,4 +71,19 @@ async fn main() -> Result<(), Box<dyn Error>> {
     }
     telemetry.shutdown_async().await?;
     Ok(())
+}
+
+/// Ctrl-C (SIGINT), or SIGTERM: what `docker stop` and Kubernetes send.
+async fn stop_signal() {
+    #[cfg(unix)]
+    if let Ok(mut terminate) =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        return;
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

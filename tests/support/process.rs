@@ -82,6 +82,25 @@ impl MainJob {
         }
     }
 
+    /// Sends SIGTERM and waits for the job to exit, at most `timeout`; its exit status.
+    pub async fn terminate(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("a pid");
+        // SAFETY: kill(2) with a pid this job owns and a valid signal number.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "kill -TERM");
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the main job") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the main job still runs {timeout:?} after SIGTERM:\n{}",
+                self.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Resident memory (`VmRSS`), in bytes.
     pub fn rss_bytes(&self) -> u64 {
         let path = format!("/proc/{}/status", self.child.id());
