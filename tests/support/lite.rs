@@ -106,11 +106,16 @@ async fn serve(server: LiteServer, telemetry: Telemetry) -> LiteTestServer {
 
 impl LiteTestServer {
     /// Stops serving and waits for the shutdown flush to finish.
-    pub async fn shutdown(mut self) {
+    pub async fn shutdown(self) {
+        self.stop().await.expect("serve");
+    }
+
+    /// Stops serving and returns what serving returned once the shutdown flush ended.
+    pub async fn stop(mut self) -> std::io::Result<()> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        (&mut self.task).await.expect("server task").expect("serve");
+        (&mut self.task).await.expect("server task")
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -17,6 +17,7 @@
 //! | `STREAMHOUSE_REQUEST_TIMEOUT_MS` | longest a request may take, body included (503 after) | 30000 |
 //! | `STREAMHOUSE_MAX_CONNECTIONS` | client connections open at once; more wait to be accepted | 1024 |
 //! | `STREAMHOUSE_SHUTDOWN_GRACE_MS` | how long shutdown waits for requests in flight | 10000 |
+//! | `STREAMHOUSE_STOP_TIMEOUT_MS` | the whole stop: requests in flight, the final flush, then telemetry's shutdown timeout | 30000 |
 //! | `STREAMHOUSE_ADMIN_LINGER_MS` | with the admin endpoints on their own port: how long they keep serving after the final flush (0 to 600000), so a last scrape sees it | 0 |
 //! | `STREAMHOUSE_MAX_TOPICS` | topics (409 above) | 10000 |
 //! | `STREAMHOUSE_MAX_PARTITIONS_PER_TOPIC` | partitions in one topic | 1024 |
@@ -142,6 +143,9 @@ pub struct LiteConfig {
     pub max_connections: usize,
     /// How long shutdown waits for requests in flight before closing their connections.
     pub shutdown_grace: Duration,
+    /// The whole stop, from the stop signal to exit: requests in flight, then sealing and
+    /// flushing every segment, then telemetry's own shutdown timeout, which comes out of it.
+    pub stop_timeout: Duration,
     /// With the admin endpoints on their own listener, how long that listener keeps serving
     /// after the final flush (it always stops after the flush, never with the API).
     pub admin_linger: Duration,
@@ -194,6 +198,7 @@ impl Default for LiteConfig {
             request_timeout: Duration::from_secs(30),
             max_connections: 1_024,
             shutdown_grace: Duration::from_secs(10),
+            stop_timeout: Duration::from_secs(30),
             admin_linger: Duration::ZERO,
             max_topics: 10_000,
             max_partitions: 1_024,
@@ -320,6 +325,7 @@ impl LiteConfig {
             &mut config.request_timeout,
         )?;
         millis("STREAMHOUSE_SHUTDOWN_GRACE_MS", &mut config.shutdown_grace)?;
+        millis("STREAMHOUSE_STOP_TIMEOUT_MS", &mut config.stop_timeout)?;
         millis(
             "STREAMHOUSE_MEMBER_SESSION_TIMEOUT_MS",
             &mut config.member_session_timeout,

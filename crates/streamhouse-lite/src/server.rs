@@ -7,8 +7,8 @@
 //! only then does the admin listener stop (after [`LiteConfig::admin_linger`]), so a scrape
 //! during or after the flush sees the flushed state.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use axum::Router;
 use object_store::ObjectStore;
@@ -29,9 +29,6 @@ use crate::config::LiteConfig;
 use crate::connections::ConnectionCounter;
 use crate::serve::{self, Server, TransportLimits, deadline};
 use crate::store;
-
-/// How long shutdown waits for the writer pool to flush what is left.
-pub const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A started broker with its health checks, ready to serve.
 #[derive(Debug, Clone)]
@@ -130,21 +127,49 @@ impl LiteServer {
     }
 
     /// Serves [`Self::router`] on `listener` until `shutdown` completes, within the
-    /// configuration's transport limits; then flushes what is buffered (bounded by
-    /// [`SHUTDOWN_FLUSH_TIMEOUT`]).
+    /// configuration's transport limits; then seals and flushes what is buffered, within
+    /// what [`LiteConfig::stop_timeout`] leaves after the requests in flight and telemetry's
+    /// shutdown timeout.
     ///
     /// # Errors
-    /// None today: accept errors are logged and retried. The signature leaves room for
-    /// listener failures.
+    /// When records were left unflushed at the deadline (the log counts them); accept errors
+    /// are logged and retried.
     pub async fn serve(
         &self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let (shutdown, signalled) = timed(shutdown);
         self.serve_router(listener, self.router(), self.api_limits(), None, shutdown)
             .await;
-        self.broker.shutdown(SHUTDOWN_FLUSH_TIMEOUT).await;
-        Ok(())
+        self.flush(signalled).await
+    }
+
+    /// Seals and flushes every segment within the stop deadline that began at `signalled`,
+    /// keeping telemetry's shutdown timeout for after.
+    async fn flush(&self, signalled: Arc<OnceLock<Instant>>) -> std::io::Result<()> {
+        let began = signalled.get().copied().unwrap_or_else(Instant::now);
+        let telemetry_share = self.telemetry.config().shutdown_timeout;
+        let left = self
+            .broker
+            .config()
+            .stop_timeout
+            .saturating_sub(telemetry_share)
+            .saturating_sub(began.elapsed());
+        let unflushed = self.broker.shutdown(left).await;
+        if unflushed.is_empty() {
+            return Ok(());
+        }
+        tracing::error!(
+            segments = unflushed.segments,
+            bytes = unflushed.bytes,
+            "the stop deadline passed with records not in the object store"
+        );
+        Err(std::io::Error::other(format!(
+            "{} bytes of records ({} sealed segments) not flushed within \
+             STREAMHOUSE_STOP_TIMEOUT_MS less STREAMHOUSE_SHUTDOWN_TIMEOUT_MS",
+            unflushed.bytes, unflushed.segments
+        )))
     }
 
     /// As [`Self::serve`], with [`Self::api_router`] only: the public port when the admin
@@ -157,6 +182,7 @@ impl LiteServer {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let (shutdown, signalled) = timed(shutdown);
         self.serve_router(
             listener,
             self.api_router(),
@@ -165,8 +191,7 @@ impl LiteServer {
             shutdown,
         )
         .await;
-        self.broker.shutdown(SHUTDOWN_FLUSH_TIMEOUT).await;
-        Ok(())
+        self.flush(signalled).await
     }
 
     /// [`Self::serve_api`] on `api` and [`Self::serve_admin`] on `admin` (HTTPS with `tls`)
@@ -238,4 +263,20 @@ impl LiteServer {
         };
         server.serve(listener, shutdown).await;
     }
+}
+
+/// `shutdown`, noting when it completed: the stop deadline counts from there.
+fn timed(
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> (
+    impl Future<Output = ()> + Send + 'static,
+    Arc<OnceLock<Instant>>,
+) {
+    let signalled = Arc::new(OnceLock::new());
+    let noted = Arc::clone(&signalled);
+    let shutdown = async move {
+        shutdown.await;
+        let _ = noted.set(Instant::now());
+    };
+    (shutdown, signalled)
 }

@@ -69,6 +69,23 @@ impl std::fmt::Debug for WriterPool {
     }
 }
 
+/// What a stop left unflushed: segments queued or being flushed, and the bytes of every
+/// record not in the store (those segments' and the ones still buffered).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Unflushed {
+    /// Sealed segments not stored.
+    pub segments: u64,
+    /// Record bytes not stored.
+    pub bytes: u64,
+}
+
+impl Unflushed {
+    /// Whether everything reached the store.
+    pub fn is_empty(&self) -> bool {
+        self.bytes == 0 && self.segments == 0
+    }
+}
+
 /// How an agent retries a failed flush.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -225,8 +242,8 @@ impl WriterPool {
     }
 
     /// Stops taking segments, lets the agents drain the queue, and waits for them at most
-    /// `timeout`; agents still retrying then are stopped.
-    pub async fn shutdown(&self, timeout: Duration) {
+    /// `timeout`; agents still retrying then are stopped. Returns what was left unflushed.
+    pub async fn shutdown(&self, timeout: Duration) -> Unflushed {
         drop(
             self.jobs
                 .lock()
@@ -241,6 +258,10 @@ impl WriterPool {
             .is_err()
         {
             aborts.iter().for_each(|a| a.abort());
+        }
+        Unflushed {
+            segments: self.pending(),
+            bytes: self.budget.used() as u64,
         }
     }
 }

@@ -40,7 +40,7 @@ use crate::record::Record;
 use crate::segment;
 use crate::segment_cache::SegmentCache;
 use crate::topics::{CreateTopicError, Topic, TopicLimits, TopicRegistry, is_valid_topic_name};
-use crate::writer_pool::WriterPool;
+use crate::writer_pool::{Unflushed, WriterPool};
 
 mod consume;
 mod groups;
@@ -378,8 +378,8 @@ impl Broker {
     }
 
     /// Seals every non-empty segment, flushes what the store takes within `timeout`, and
-    /// stops the writer pool.
-    pub async fn shutdown(&self, timeout: Duration) {
+    /// stops the writer pool; returns what it could not flush.
+    pub async fn shutdown(&self, timeout: Duration) -> Unflushed {
         self.inner.sealer.abort();
         self.inner.groups.stop_reaper();
         let deadline = tokio::time::Instant::now() + timeout;
@@ -396,7 +396,7 @@ impl Broker {
         };
         let _ = tokio::time::timeout_at(deadline, seal_all).await;
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        self.inner.pool.shutdown(left).await;
+        self.inner.pool.shutdown(left).await
     }
 }
 
