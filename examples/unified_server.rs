@@ -32,6 +32,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     // Logs (RUST_LOG, STREAMHOUSE_LOG_FORMAT) and spans: OTLP push when an endpoint is set.
     logging::init(&telemetry, &LoggingConfig::from_env()?)?;
     let config = LiteConfig::from_env()?;
+    config.check_stop_timeout(telemetry.config().shutdown_timeout)?;
     let loadgen_on =
         !std::env::var("STREAMHOUSE_LOADGEN").is_ok_and(|v| v.trim().eq_ignore_ascii_case("off"));
     let store = config.store.clone();

@@ -51,3 +51,37 @@ async fn a_flush_that_cannot_finish_ends_at_the_deadline_and_counts_what_is_left
     let bytes: u64 = message.split(' ').next().unwrap().parse().unwrap();
     assert!(bytes >= 20 * 100, "{message}");
 }
+
+#[test]
+fn a_stop_deadline_within_telemetrys_share_is_refused_naming_the_variable() {
+    let mut job = std::process::Command::new(support::process::main_job_binary())
+        .env_clear()
+        .env("STREAMHOUSE_HTTP_ADDR", support::free_addr().to_string())
+        .env("STREAMHOUSE_LOADGEN", "off")
+        .env("STREAMHOUSE_OBJECT_STORE", "memory")
+        .env("STREAMHOUSE_SHUTDOWN_TIMEOUT_MS", "5000")
+        .env("STREAMHOUSE_STOP_TIMEOUT_MS", "5000")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = job.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = job.kill();
+            panic!("the main job started with a stop deadline it cannot keep");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let output = job.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(!status.success());
+    assert!(text.contains("STREAMHOUSE_STOP_TIMEOUT_MS"), "{text}");
+    assert!(
+        text.contains("STREAMHOUSE_SHUTDOWN_TIMEOUT_MS (5000 ms)"),
+        "{text}"
+    );
+}

@@ -217,6 +217,37 @@ impl Default for LiteConfig {
 }
 
 impl LiteConfig {
+    /// Checks that the stop deadline leaves the final flush time after telemetry's share of
+    /// it, `telemetry_shutdown` (`STREAMHOUSE_SHUTDOWN_TIMEOUT_MS`).
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming `STREAMHOUSE_STOP_TIMEOUT_MS` when it is not longer.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamhouse_lite::LiteConfig;
+    ///
+    /// let config = LiteConfig::default();
+    /// assert!(config.check_stop_timeout(Duration::from_secs(5)).is_ok());
+    /// let err = config.check_stop_timeout(Duration::from_secs(60)).unwrap_err();
+    /// assert_eq!(err.variable, "STREAMHOUSE_STOP_TIMEOUT_MS");
+    /// ```
+    pub fn check_stop_timeout(&self, telemetry_shutdown: Duration) -> Result<(), ConfigError> {
+        if self.stop_timeout > telemetry_shutdown {
+            return Ok(());
+        }
+        Err(ConfigError::new(
+            "STREAMHOUSE_STOP_TIMEOUT_MS",
+            &self.stop_timeout.as_millis().to_string(),
+            format!(
+                "more than STREAMHOUSE_SHUTDOWN_TIMEOUT_MS ({} ms), which comes out of it",
+                telemetry_shutdown.as_millis()
+            ),
+        ))
+    }
+}
+
+impl LiteConfig {
     /// Reads the `STREAMHOUSE_*` variables of the [module table](self).
     ///
     /// # Errors

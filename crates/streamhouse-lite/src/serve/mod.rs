@@ -15,5 +15,6 @@ pub fn limits(config: &LiteConfig) -> TransportLimits {
     TransportLimits::default()
         .with_header_read_timeout(config.header_read_timeout)
         .with_max_connections(config.max_connections)
-        .with_shutdown_grace(config.shutdown_grace)
+        // Requests in flight get their grace within the whole stop, never past it.
+        .with_shutdown_grace(config.shutdown_grace.min(config.stop_timeout))
 }
