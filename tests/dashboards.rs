@@ -826,16 +826,9 @@ async fn dashboard_queries_return_data_from_the_reference_server_under_load() {
 
     // Grafana fills each variable from the label values of its selector.
     for (where_, label, selector) in &variable_queries {
-        let response: Value = client
-            .get(format!("{base}/api/v1/label/{label}/values"))
-            .query(&[("match[]", expand(selector, &[]))])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let values = response["data"].as_array().unwrap();
+        let url = format!("{base}/api/v1/label/{label}/values");
+        let values = api(&client, url, &[("match[]", &expand(selector, &[]))]).await;
+        let values = values.as_array().unwrap();
         assert!(!values.is_empty(), "{where_}: no values for {selector}");
         if label == "topic" {
             for (topic, _) in loadgen::TOPICS {
@@ -891,15 +884,8 @@ async fn dashboard_queries_return_data_from_the_reference_server_under_load() {
     }
 
     // Prometheus loaded every rule and evaluates it without error.
-    let loaded: Value = client
-        .get(format!("{base}/api/v1/rules"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let loaded: Vec<&Value> = loaded["data"]["groups"]
+    let loaded = api(&client, format!("{base}/api/v1/rules"), &[]).await;
+    let loaded: Vec<&Value> = loaded["groups"]
         .as_array()
         .unwrap()
         .iter()
