@@ -84,7 +84,6 @@ async fn counters_recorded_through_a_collector_outage_arrive_after_it() {
         "a record or scrape took {slowest:?}"
     );
     let total = recorded.load(Ordering::Relaxed);
-    assert_eq!(total, 300);
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let output = rotel.output();

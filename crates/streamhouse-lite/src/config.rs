@@ -245,9 +245,7 @@ impl LiteConfig {
             ),
         ))
     }
-}
 
-impl LiteConfig {
     /// Reads the `STREAMHOUSE_*` variables of the [module table](self).
     ///
     /// # Errors
