@@ -78,6 +78,8 @@ pub mod label {
     pub const OPERATION: &str = "operation";
     /// The telemetry signal an exporter carries: `metrics`, `traces` or `logs`.
     pub const SIGNAL: &str = "signal";
+    /// What recovery or a read found wrong in the store; see [`crate::metrics::StorageFault`].
+    pub const FAULT: &str = "fault";
     /// Why a series was left out of `/metrics` (see `docs/exposition.md`), or why a scrape
     /// stopped before its end (`deadline`, `client_gone`).
     pub const REASON: &str = "reason";
@@ -96,8 +98,8 @@ pub mod label {
 }
 
 use label::{
-    CONSUMER_GROUP, ERROR_TYPE, HTTP_ERROR_TYPE, HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE,
-    HTTP_ROUTE, OPERATION, PARTITION, REASON, SIGNAL, TOPIC, URL_SCHEME,
+    CONSUMER_GROUP, ERROR_TYPE, FAULT, HTTP_ERROR_TYPE, HTTP_REQUEST_METHOD,
+    HTTP_RESPONSE_STATUS_CODE, HTTP_ROUTE, OPERATION, PARTITION, REASON, SIGNAL, TOPIC, URL_SCHEME,
 };
 
 /// Produce latency buckets, 1 ms to 5 s (seed contract).
@@ -353,6 +355,24 @@ pub const UNFLUSHED_BYTES: MetricDef = MetricDef::gauge(
     "By",
     "Payload bytes acknowledged to producers and not yet in the object store",
     &[],
+);
+
+/// Faults found in the stored log: holes, torn or corrupt segments, topics that could not
+/// be recovered.
+pub const STORAGE_FAULTS: MetricDef = MetricDef::counter(
+    "streamhouse.storage.faults",
+    "streamhouse_storage_faults_total",
+    "{fault}",
+    "Faults found in stored segments by topic and kind",
+    &[TOPIC, FAULT],
+);
+/// Partitions fenced after a permanent object store error: their produce answers 503.
+pub const PARTITIONS_FAILED: MetricDef = MetricDef::gauge(
+    "streamhouse.partitions.failed",
+    "streamhouse_partitions_failed",
+    "{partition}",
+    "Partitions whose flushes failed permanently, by topic",
+    &[TOPIC],
 );
 
 // System.
@@ -635,6 +655,8 @@ pub const ALL: &[MetricDef] = &[
     TELEMETRY_SCRAPE_BODY_SIZE,
     TELEMETRY_SCRAPES_REFUSED,
     TELEMETRY_SCRAPES_STOPPED,
+    STORAGE_FAULTS,
+    PARTITIONS_FAILED,
 ];
 
 /// The catalog entry for an OpenTelemetry instrument name.

@@ -128,6 +128,20 @@ label_values! {
     }
 }
 
+label_values! {
+    /// What is wrong in the stored log (`streamhouse_storage_faults_total{fault}`).
+    StorageFault {
+        /// Offsets no segment holds, between two that exist.
+        Hole => "hole",
+        /// A segment cut short: its end (and checksum) missing.
+        TornSegment => "torn_segment",
+        /// A segment whose checksum or records do not match.
+        CorruptSegment => "corrupt_segment",
+        /// A topic with a manifest that recovery could not serve.
+        UnrecoverableTopic => "unrecoverable_topic",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,6 +160,7 @@ mod tests {
         check(ProducerError::ALL.iter().map(|v| (v.index(), v.as_str())));
         check(ConsumerError::ALL.iter().map(|v| (v.index(), v.as_str())));
         check(S3Operation::ALL.iter().map(|v| (v.index(), v.as_str())));
+        check(StorageFault::ALL.iter().map(|v| (v.index(), v.as_str())));
         check(S3Error::ALL.iter().map(|v| (v.index(), v.as_str())));
         assert_eq!(S3Operation::MultipartUpload.to_string(), "multipart_upload");
     }

@@ -36,7 +36,7 @@ pub use http::{
     ActiveRequest, DEFAULT_KNOWN_METHODS, HttpOutcome, HttpServerConfig, HttpServerMetrics,
     KnownMethods, MAX_KNOWN_METHODS, MAX_METHOD_BYTES, OTHER_METHOD,
 };
-pub use labels::{ConsumerError, ProducerError, S3Error, S3Operation};
+pub use labels::{ConsumerError, ProducerError, S3Error, S3Operation, StorageFault};
 pub use observed::GaugeRegistration;
 pub use process::ProcessMetrics;
 pub use producer::{ProducerMetrics, TopicProducerMetrics};

@@ -6,7 +6,7 @@ use super::instruments::{
     BoundCounter, BoundHistogram, HeldCounter, Instruments, LabeledCounter, attributes,
 };
 use super::observed::{GaugeRegistration, GaugeSources};
-use super::{S3Error, S3Operation};
+use super::{PartitionReport, S3Error, S3Operation, StorageFault};
 use crate::catalog;
 
 /// Records the write path and the read cache. Get it from
@@ -37,6 +37,9 @@ pub struct StorageMetrics {
     cache_misses: BoundCounter,
     cache_size: GaugeSources,
     unflushed: GaugeSources,
+    faults: LabeledCounter<2>,
+    failed_partitions: GaugeSources,
+    max_value_bytes: usize,
 }
 
 #[derive(Clone)]
@@ -69,6 +72,8 @@ impl StorageMetrics {
         cache_size.register_gauge(instruments.meter, &catalog::CACHE_SIZE);
         let unflushed = GaugeSources::default();
         unflushed.register_gauge(instruments.meter, &catalog::UNFLUSHED_BYTES);
+        let failed_partitions = GaugeSources::default();
+        failed_partitions.register_gauge(instruments.meter, &catalog::PARTITIONS_FAILED);
         StorageMetrics {
             segment_writes: instruments.labeled(&catalog::SEGMENT_WRITES),
             segment_flushes: instruments.labeled(&catalog::SEGMENT_FLUSHES),
@@ -78,6 +83,9 @@ impl StorageMetrics {
             cache_misses: instruments.counter(&catalog::CACHE_MISSES).bind(&[]),
             cache_size,
             unflushed,
+            faults: instruments.labeled(&catalog::STORAGE_FAULTS),
+            failed_partitions,
+            max_value_bytes: instruments.max_label_value_bytes,
         }
     }
 
@@ -140,6 +148,26 @@ impl StorageMetrics {
         source: impl Fn() -> u64 + Send + Sync + 'static,
     ) -> GaugeRegistration {
         self.cache_size.add(move |emit| emit(source(), &[]))
+    }
+
+    /// Counts one fault found in the stored log of `topic`.
+    pub fn record_fault(&self, topic: &str, fault: StorageFault) {
+        self.faults.add([topic, fault.as_str()], 1);
+    }
+
+    /// Registers a source that reports, per topic, the partitions fenced after a permanent
+    /// store error.
+    pub fn observe_failed_partitions(
+        &self,
+        source: impl Fn(&mut PartitionReport<'_>) + Send + Sync + 'static,
+    ) -> GaugeRegistration {
+        let max_value_bytes = self.max_value_bytes;
+        self.failed_partitions.add(move |emit| {
+            source(&mut PartitionReport {
+                emit,
+                max_value_bytes,
+            })
+        })
     }
 
     /// Registers the source of the payload bytes acknowledged but not yet stored.

@@ -104,10 +104,10 @@ impl SystemMetrics {
     }
 }
 
-/// Collects partition counts during one collection.
+/// Collects per-topic partition counts during one collection.
 pub struct PartitionReport<'a> {
-    emit: Emit<'a>,
-    max_value_bytes: usize,
+    pub(super) emit: Emit<'a>,
+    pub(super) max_value_bytes: usize,
 }
 
 impl PartitionReport<'_> {
