@@ -250,9 +250,8 @@ fn produce_overhead(
                     || input.clone(),
                     |records| {
                         black_box(
-                            setup
-                                .broker
-                                .produce("bench", records, Instant::now())
+                            runtime
+                                .block_on(setup.broker.produce("bench", records, Instant::now()))
                                 .unwrap(),
                         )
                     },
@@ -357,9 +356,12 @@ fn paired(
         let started = thread_cpu_seconds();
         for records in inputs {
             black_box(
-                setups[side]
-                    .broker
-                    .produce("bench", records, Instant::now())
+                runtime
+                    .block_on(
+                        setups[side]
+                            .broker
+                            .produce("bench", records, Instant::now()),
+                    )
                     .unwrap(),
             );
         }

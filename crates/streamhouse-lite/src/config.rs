@@ -29,6 +29,8 @@
 //! | `STREAMHOUSE_MAX_CONSUME_BYTES` | most record bytes one consume returns (`maxBytes` asks for less) | 33554432 |
 //! | `STREAMHOUSE_MAX_UNFLUSHED_BYTES` | payload bytes waiting for a flush, all partitions together (503 above) | 134217728 |
 //! | `STREAMHOUSE_WRITER_QUEUE_SEGMENTS` | sealed segments queued for the writer pool | 1024 |
+//! | `STREAMHOUSE_PRODUCE_ACK` | `memory` answers a produce once its records are appended; `flushed` once they are in the object store | `memory` |
+//! | `STREAMHOUSE_OFFSET_RESERVATION` | offsets of a partition reserved in its topic's manifest at a time, so none is handed out twice after a crash | 10000 |
 //! | `STREAMHOUSE_LOADGEN` | `off` disables the example's load generator | `on` |
 
 use std::net::SocketAddr;
@@ -174,8 +176,26 @@ pub struct LiteConfig {
     pub writer_queue_segments: usize,
     /// First delay before retrying a failed flush; doubles up to [`Self::flush_retry_max`].
     pub flush_retry_initial: Duration,
-    /// Longest delay between flush retries.
+    /// Longest delay between flush retries; also how often a partition fenced after a
+    /// permanent error is tried again.
     pub flush_retry_max: Duration,
+    /// When a produce is answered.
+    pub produce_ack: ProduceAck,
+    /// Offsets of a partition reserved in its topic's manifest at a time (see
+    /// [`crate::manifest`]).
+    pub offset_reservation: u64,
+}
+
+/// When a produce is answered (`STREAMHOUSE_PRODUCE_ACK`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProduceAck {
+    /// Once the records are appended in memory: a crash before their segment is flushed
+    /// loses them (their offsets are never handed out again).
+    #[default]
+    Memory,
+    /// Once the records' segment is in the object store. Requests waiting at once share one
+    /// flush per partition.
+    Flushed,
 }
 
 impl Default for LiteConfig {
@@ -212,6 +232,8 @@ impl Default for LiteConfig {
             writer_queue_segments: 1_024,
             flush_retry_initial: Duration::from_millis(50),
             flush_retry_max: Duration::from_secs(2),
+            produce_ack: ProduceAck::Memory,
+            offset_reservation: 10_000,
         }
     }
 }
@@ -371,6 +393,22 @@ impl LiteConfig {
                 }
             };
         }
+        if let Some(raw) = get("STREAMHOUSE_PRODUCE_ACK") {
+            config.produce_ack = match raw.trim().to_ascii_lowercase().as_str() {
+                "memory" => ProduceAck::Memory,
+                "flushed" => ProduceAck::Flushed,
+                _ => {
+                    return Err(config_error(
+                        "STREAMHOUSE_PRODUCE_ACK",
+                        &raw,
+                        "`memory` or `flushed`",
+                    ));
+                }
+            };
+        }
+        if let Some(raw) = get("STREAMHOUSE_OFFSET_RESERVATION") {
+            config.offset_reservation = positive("STREAMHOUSE_OFFSET_RESERVATION", &raw)? as u64;
+        }
         if let Some(raw) = get("STREAMHOUSE_RECORD_BAGGAGE") {
             config.record_baggage = match raw.trim().to_ascii_lowercase().as_str() {
                 "on" | "true" => true,
@@ -475,9 +513,13 @@ mod tests {
             "STREAMHOUSE_MAX_TOTAL_PARTITIONS" => Some("9".into()),
             "STREAMHOUSE_RECORD_BAGGAGE" => Some("ON".into()),
             "STREAMHOUSE_ADMIN_LINGER_MS" => Some("0".into()),
+            "STREAMHOUSE_PRODUCE_ACK" => Some("Flushed".into()),
+            "STREAMHOUSE_OFFSET_RESERVATION" => Some("64".into()),
             _ => None,
         })
         .unwrap();
+        assert_eq!(config.produce_ack, ProduceAck::Flushed);
+        assert_eq!(config.offset_reservation, 64);
         assert_eq!(config.admin_linger, Duration::ZERO);
         assert_eq!(config.max_topics, 7);
         assert_eq!(config.header_read_timeout, Duration::from_millis(250));
@@ -489,6 +531,8 @@ mod tests {
             "STREAMHOUSE_MAX_CONSUME_BYTES",
             "STREAMHOUSE_RECORD_BAGGAGE",
             "STREAMHOUSE_ADMIN_LINGER_MS",
+            "STREAMHOUSE_PRODUCE_ACK",
+            "STREAMHOUSE_OFFSET_RESERVATION",
         ] {
             let err = LiteConfig::from_lookup(|name| (name == variable).then(|| "0x10".into()))
                 .unwrap_err();

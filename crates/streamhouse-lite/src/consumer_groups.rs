@@ -760,7 +760,7 @@ mod tests {
     fn groups(max_groups: usize, max_members: usize) -> ConsumerGroups {
         let telemetry = Telemetry::new(TelemetryConfig::default()).unwrap();
         let limits = TopicLimits::from_config(&LiteConfig::default());
-        let topics = Arc::new(TopicRegistry::new(&telemetry, 1_000, limits));
+        let topics = Arc::new(TopicRegistry::new(&telemetry, 1_000, 100, limits));
         topics.create("t", 4).unwrap();
         let limits = GroupLimits {
             max_groups,

@@ -3,7 +3,8 @@
 //!
 //! ```json
 //! {"version":1,"name":"orders","incarnation":12345,"partitions":2,
-//!  "created_at":"2025-01-31T12:00:00.000Z","replication_factor":1,"leader_agent_id":"lite-0"}
+//!  "created_at":"2025-01-31T12:00:00.000Z","replication_factor":1,"leader_agent_id":"lite-0",
+//!  "reserved_offsets":[20000,10000]}
 //! ```
 //!
 //! Rules that make deletion survive crashes and re-creation:
@@ -17,6 +18,10 @@
 //!   deletes segments of any other incarnation of a topic with a manifest (see
 //!   [`crate::broker::Broker::recover`]), so a crash between the two steps never brings the
 //!   topic back.
+//! - Offsets are handed out only below the partition's `reserved_offsets` entry, and the
+//!   manifest is rewritten with a higher one before more are (see
+//!   [`crate::topics::Incarnation::reserved`]), so a restart after a crash never hands out an
+//!   offset twice: it starts each partition at its reservation, past the offsets lost.
 //! - Fields this version does not know are kept when the manifest is rewritten
 //!   ([`TopicManifest::extra`]), so later versions can add theirs.
 
@@ -58,6 +63,11 @@ pub struct TopicManifest {
     pub replication_factor: u32,
     /// Always [`LEADER_AGENT_ID`].
     pub leader_agent_id: String,
+    /// Per partition, the offset reservation: offsets below it may have been handed out, so
+    /// after a restart the partition's next offset is at least this (see
+    /// [`crate::topics::Incarnation::reserved`]). Absent in manifests of earlier versions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reserved_offsets: Vec<u64>,
     /// Set (RFC 3339) once the incarnation is deleted: the manifest is then a tombstone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_at: Option<String>,
@@ -77,6 +87,7 @@ impl TopicManifest {
             created_at: rfc3339_now(),
             replication_factor: REPLICATION_FACTOR,
             leader_agent_id: LEADER_AGENT_ID.to_owned(),
+            reserved_offsets: Vec::new(),
             deleted_at: None,
             extra: Map::new(),
         }
@@ -200,6 +211,7 @@ mod tests {
         let mut stored: Value =
             serde_json::from_slice(&TopicManifest::new("t", 3).encode()).unwrap();
         stored["next_offsets"] = serde_json::json!([5, 6, 7]);
+        stored["reserved_offsets"] = serde_json::json!([10, 20, 30]);
         let manifest = TopicManifest::decode(stored.to_string().as_bytes()).unwrap();
         assert!(!manifest.is_deleted());
         let tombstone = manifest.tombstone();
@@ -208,6 +220,7 @@ mod tests {
         assert_eq!(again["next_offsets"], serde_json::json!([5, 6, 7]));
         assert_eq!(again["incarnation"], stored["incarnation"]);
         assert_eq!(again["partitions"], 3);
+        assert_eq!(manifest.reserved_offsets, [10, 20, 30]);
     }
 
     #[test]

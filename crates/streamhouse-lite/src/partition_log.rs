@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use object_store::path::Path;
 use streamhouse_observability::metrics::PartitionStorageMetrics;
+use tokio::sync::watch;
 
 use crate::record::{NewRecord, Record};
 use crate::segment::SealedSegment;
@@ -70,6 +71,43 @@ struct LogState {
     unflushed_bytes: usize,
     /// In the store, by base offset.
     flushed: BTreeMap<u64, FlushedSegment>,
+    /// A writer-pool job for this partition is queued or an agent holds it: its segments
+    /// are flushed one at a time, in order.
+    scheduled: bool,
+    /// A produce waits for the active segment to be stored: it is sealed as soon as no
+    /// flush of this partition is in flight, so the waiters share one flush.
+    flush_wanted: bool,
+    /// Why the partition is fenced, after a permanent store error.
+    failed: Option<Arc<str>>,
+}
+
+/// How far a partition is in the store, for produces waiting on it.
+#[derive(Debug, Clone, Default)]
+struct Durability {
+    /// Every offset below is stored (or was lost before a restart).
+    stored_below: u64,
+    /// Set while the partition is fenced.
+    failed: Option<Arc<str>>,
+}
+
+/// Why [`PartitionLog::append`] refused records (given back with it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendRefused {
+    /// The partition is fenced after a permanent store error: the reason.
+    Failed(Arc<str>),
+    /// Fewer offsets are left in the reservation than records: extend it and try again.
+    NoOffsets,
+}
+
+/// What an agent flushes next for a partition it holds (see [`PartitionLog::next_to_flush`]).
+#[derive(Debug)]
+pub enum NextFlush {
+    /// The oldest sealed segment not yet stored.
+    Segment(Arc<SealedSegment>),
+    /// None is sealed, but produces wait for the active segment: seal it, then ask again.
+    SealWanted,
+    /// Nothing to flush: the partition is no longer scheduled.
+    Idle,
 }
 
 /// The log of one partition. Appends and reads take a short lock; nothing waits on I/O
@@ -83,6 +121,7 @@ pub struct PartitionLog {
     segment_max_bytes: usize,
     metrics: PartitionStorageMetrics,
     state: Mutex<LogState>,
+    durable: watch::Sender<Durability>,
 }
 
 impl PartitionLog {
@@ -100,6 +139,7 @@ impl PartitionLog {
             segment_max_bytes,
             metrics,
             state: Mutex::new(LogState::default()),
+            durable: watch::Sender::new(Durability::default()),
         }
     }
 
@@ -129,12 +169,28 @@ impl PartitionLog {
     }
 
     /// Appends `records`, returning the first offset and whether the active segment is now
-    /// full. The caller has reserved their bytes in the writer pool's budget and seals a full
-    /// segment through the pool ([`crate::writer_pool::WriterPool::try_seal`]), which may
-    /// leave it to grow while the pool's queue is full.
-    pub fn append(&self, records: Vec<NewRecord>, timestamp: u64) -> (u64, bool) {
+    /// full; only below `reserved` (the offset reservation of the topic's manifest, see
+    /// [`crate::topics::Incarnation::reserved`]), so no offset is ever handed out twice. The
+    /// caller has reserved their bytes in the writer pool's budget and seals a full segment
+    /// through the pool ([`crate::writer_pool::WriterPool::try_seal`]), which may leave it to
+    /// grow while the pool's queue is full.
+    ///
+    /// # Errors
+    /// The partition is fenced, or the reservation is too short: the records are given back.
+    pub fn append(
+        &self,
+        records: Vec<NewRecord>,
+        timestamp: u64,
+        reserved: u64,
+    ) -> Result<(u64, bool), (AppendRefused, Vec<NewRecord>)> {
         let mut state = self.state();
+        if let Some(reason) = &state.failed {
+            return Err((AppendRefused::Failed(Arc::clone(reason)), records));
+        }
         let first = state.next_offset;
+        if first + records.len() as u64 > reserved {
+            return Err((AppendRefused::NoOffsets, records));
+        }
         if state.active.is_empty() {
             state.active_opened = Some(Instant::now());
         }
@@ -151,7 +207,7 @@ impl PartitionLog {
             state.active.push(record);
             state.next_offset += 1;
         }
-        (first, state.active_bytes >= self.segment_max_bytes)
+        Ok((first, state.active_bytes >= self.segment_max_bytes))
     }
 
     /// Seals the active segment if it holds at least `segment_max_bytes`.
@@ -170,7 +226,7 @@ impl PartitionLog {
         let aged = state
             .active_opened
             .is_some_and(|opened| opened.elapsed() >= max_age);
-        if aged || state.active_bytes >= self.segment_max_bytes {
+        if aged || state.flush_wanted || state.active_bytes >= self.segment_max_bytes {
             return self.seal(&mut state);
         }
         None
@@ -188,6 +244,7 @@ impl PartitionLog {
         let records = std::mem::take(&mut state.active);
         let payload_bytes = std::mem::take(&mut state.active_bytes);
         state.active_opened = None;
+        state.flush_wanted = false;
         let segment = Arc::new(SealedSegment {
             topic: self.topic.clone(),
             incarnation: self.incarnation,
@@ -219,7 +276,127 @@ impl PartitionLog {
                 path: segment.path(),
             },
         );
+        drop(state);
+        self.durable.send_modify(|d| {
+            d.stored_below = d.stored_below.max(segment.last_offset() + 1);
+        });
         self.metrics.record_segment_flush();
+    }
+
+    /// Asks for the active segment to be stored soon (a produce waits for it). Returns
+    /// whether the caller should seal it now: no flush of this partition is in flight (an
+    /// agent flushing one seals it when done, for every waiter at once).
+    pub fn want_flush(&self) -> bool {
+        let mut state = self.state();
+        if state.active.is_empty() {
+            return false;
+        }
+        state.flush_wanted = true;
+        !state.scheduled
+    }
+
+    /// Marks the partition scheduled for the writer pool; returns whether it was not (the
+    /// caller then queues a job for it). A fenced partition stays with its probe.
+    pub fn schedule(&self) -> bool {
+        let mut state = self.state();
+        let idle = !state.scheduled && state.failed.is_none();
+        state.scheduled |= idle;
+        idle
+    }
+
+    /// What the agent holding this partition flushes next; [`NextFlush::Idle`] unschedules
+    /// it under the same lock a seal takes, so no sealed segment is left without a job.
+    pub fn next_to_flush(&self) -> NextFlush {
+        let mut state = self.state();
+        if let Some(front) = state.unflushed.front() {
+            return NextFlush::Segment(Arc::clone(front));
+        }
+        if state.flush_wanted && !state.active.is_empty() {
+            return NextFlush::SealWanted;
+        }
+        state.scheduled = false;
+        NextFlush::Idle
+    }
+
+    /// Moves the next offset up to `offset` (at start-up, before any append: past offsets a
+    /// crash may have handed out without storing them). What lies between is a gap reads
+    /// step over.
+    pub fn skip_to(&self, offset: u64) {
+        let mut state = self.state();
+        state.next_offset = state.next_offset.max(offset);
+        let next = state.next_offset;
+        drop(state);
+        self.durable
+            .send_modify(|d| d.stored_below = d.stored_below.max(next));
+    }
+
+    /// Unschedules the partition unless a sealed segment waits (a seal raced the caller);
+    /// returns whether it did.
+    pub fn unschedule(&self) -> bool {
+        let mut state = self.state();
+        if state.unflushed.is_empty() {
+            state.scheduled = false;
+        }
+        !state.scheduled
+    }
+
+    /// Drops every sealed segment (its topic is deleted, so none is stored); returns how
+    /// many.
+    pub fn drop_sealed(&self) -> usize {
+        let mut state = self.state();
+        state.unflushed_bytes = 0;
+        std::mem::take(&mut state.unflushed).len()
+    }
+
+    /// Fences the partition after a permanent store error: appends are refused and waiting
+    /// produces fail. Returns the payload bytes it holds in memory, which leave the
+    /// unflushed budget. It stays scheduled: its agent probes the store again later.
+    pub fn fail(&self, reason: &str) -> usize {
+        let reason: Arc<str> = reason.into();
+        let mut state = self.state();
+        state.failed = Some(Arc::clone(&reason));
+        let bytes = state.unflushed_bytes + state.active_bytes;
+        drop(state);
+        self.durable.send_modify(|d| d.failed = Some(reason));
+        bytes
+    }
+
+    /// Lifts the fence once the store takes a put again; returns the payload bytes in
+    /// memory, which rejoin the unflushed budget.
+    pub fn recover(&self) -> usize {
+        let mut state = self.state();
+        state.failed = None;
+        let bytes = state.unflushed_bytes + state.active_bytes;
+        drop(state);
+        self.durable.send_modify(|d| d.failed = None);
+        bytes
+    }
+
+    /// Why the partition is fenced, if it is.
+    pub fn failure(&self) -> Option<Arc<str>> {
+        self.state().failed.clone()
+    }
+
+    /// Payload bytes in memory: sealed and unflushed, and the active segment's.
+    pub fn memory_bytes(&self) -> usize {
+        let state = self.state();
+        state.unflushed_bytes + state.active_bytes
+    }
+
+    /// Waits until every offset up to `last` is in the store.
+    ///
+    /// # Errors
+    /// The partition is fenced (the reason).
+    pub async fn stored(&self, last: u64) -> Result<(), Arc<str>> {
+        let mut durable = self.durable.subscribe();
+        let seen = durable
+            .wait_for(|d| d.stored_below > last || d.failed.is_some())
+            .await
+            .map_err(|_| Arc::<str>::from("the partition's log is gone"))?;
+        match &seen.failed {
+            Some(reason) if seen.stored_below <= last => Err(Arc::clone(reason)),
+            _ => Ok(()),
+        }
     }
 
     /// Restores the index of segments already in the store (at start-up, before any
@@ -238,6 +415,9 @@ impl PartitionLog {
             );
             state.next_offset = state.next_offset.max(last + 1);
         }
+        let next = state.next_offset;
+        drop(state);
+        self.durable.send_modify(|d| d.stored_below = next);
     }
 
     /// Plans a read of at most `max` records from `offset` (which must be below the high
@@ -341,11 +521,16 @@ mod tests {
     fn seals_full_segments_and_reads_every_offset() {
         let telemetry = Telemetry::new(TelemetryConfig::default()).unwrap();
         let log = PartitionLog::new("t", 0, 10, telemetry.storage().partition("t", 0));
-        let (first, full) = log.append(vec![record("12345"), record("67890")], 1);
+        let (first, full) = log
+            .append(vec![record("12345"), record("67890")], 1, u64::MAX)
+            .unwrap();
         assert_eq!((first, full), (0, true));
         let sealed = log.seal_if_full().expect("10 bytes fill the segment");
         assert_eq!((sealed.base_offset, sealed.last_offset()), (0, 1));
-        assert_eq!(log.append(vec![record("x")], 2), (2, false));
+        assert_eq!(
+            log.append(vec![record("x")], 2, u64::MAX).unwrap(),
+            (2, false)
+        );
         assert!(log.seal_if_full().is_none());
         assert!(log.seal_if_due(Duration::from_secs(3600)).is_none());
         assert_eq!(log.high_watermark(), 3);
@@ -366,12 +551,14 @@ mod tests {
     fn a_search_steps_through_each_place_in_offset_order() {
         let telemetry = Telemetry::new(TelemetryConfig::default()).unwrap();
         let log = PartitionLog::new("t", 0, 10, telemetry.storage().partition("t", 0));
-        log.append(vec![record("12345"), record("67890")], 10);
+        log.append(vec![record("12345"), record("67890")], 10, u64::MAX)
+            .unwrap();
         let flushed = log.seal_if_full().unwrap();
         log.mark_flushed(&flushed);
-        log.append(vec![record("abcde"), record("fghij")], 20);
+        log.append(vec![record("abcde"), record("fghij")], 20, u64::MAX)
+            .unwrap();
         log.seal_if_full().unwrap();
-        log.append(vec![record("k")], 30);
+        log.append(vec![record("k")], 30, u64::MAX).unwrap();
         let at = |offset, ts| log.plan_find(offset, |r| r.timestamp >= ts);
         assert!(matches!(
             at(1, 0),
@@ -397,8 +584,8 @@ mod tests {
         let telemetry = Telemetry::new(TelemetryConfig::default()).unwrap();
         let log = PartitionLog::new("t", 0, 4, telemetry.storage().partition("t", 0));
         // Full twice over, not sealed (as when the writer queue is full).
-        assert!(log.append(vec![record("1234")], 1).1);
-        assert!(log.append(vec![record("5678")], 1).1);
+        assert!(log.append(vec![record("1234")], 1, u64::MAX).unwrap().1);
+        assert!(log.append(vec![record("5678")], 1, u64::MAX).unwrap().1);
         assert!(matches!(log.plan_read(1, 10), ReadPlan::Memory(r) if r[0].value == "5678"));
         // The sealer's tick seals it although it is young.
         let sealed = log.seal_if_due(Duration::from_secs(3600)).unwrap();

@@ -45,7 +45,7 @@ pub fn payload_bytes(key: Option<&str>, value: &str, headers: &BTreeMap<String, 
 }
 
 /// A record to append: what a producer sends.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NewRecord {
     /// Key, if any.
     pub key: Option<String>,

@@ -39,8 +39,14 @@ pub fn open_with_env(
                 store: "LocalFileSystem",
                 source: Box::new(e),
             })?;
-            // Removes the directories a deleted topic's segments leave empty.
-            Arc::new(LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true))
+            // Cleanup removes the directories a deleted topic's segments leave empty; fsync
+            // makes a put durable before it returns, as S3's is, so a flushed acknowledgement
+            // survives a power loss.
+            Arc::new(
+                LocalFileSystem::new_with_prefix(dir)?
+                    .with_automatic_cleanup(true)
+                    .with_fsync(true),
+            )
         }
         StoreLocation::S3 { bucket, prefix } => {
             let mut builder = AmazonS3Builder::new();

@@ -37,6 +37,8 @@ enum ManifestState {
 ///   segment of this incarnation is ever put again (queued ones are dropped).
 /// - The manifest is stored before the first segment ([`Incarnation::ensure_stored`]) and
 ///   never again after the tombstone ([`Incarnation::store_tombstone`]).
+/// - Offsets are handed out below [`Incarnation::reserved`] only, which the manifest holds
+///   ([`Incarnation::extend_reservations`]).
 #[derive(Debug)]
 pub struct Incarnation {
     manifest: TopicManifest,
@@ -49,6 +51,13 @@ pub struct Incarnation {
     memory_bytes: AtomicU64,
     /// Encoded bytes of the segments in the store.
     stored_bytes: AtomicU64,
+    /// Per partition, the offset reservation of the manifest (stored, or stored with it
+    /// before the first segment: offsets of a topic never stored do not outlive a restart).
+    reserved: Vec<AtomicU64>,
+    /// Offsets reserved ahead at a time.
+    reservation: u64,
+    /// A background extension of the reservations is under way.
+    extending: AtomicBool,
 }
 
 /// Held while appending to or sealing an incarnation's partitions: it is not deleted
@@ -67,8 +76,29 @@ impl Appending<'_> {
 }
 
 impl Incarnation {
-    fn new(manifest: TopicManifest, state: ManifestState, stored_bytes: u64) -> Self {
+    fn new(
+        manifest: TopicManifest,
+        state: ManifestState,
+        stored_bytes: u64,
+        reservation: u64,
+    ) -> Self {
+        // A new topic starts with one reservation; a recovered one with what its manifest
+        // says, raised to each partition's next offset by recovery.
+        let initial = if state == ManifestState::Pending {
+            reservation
+        } else {
+            0
+        };
+        let reserved = (0..manifest.partitions as usize)
+            .map(|p| {
+                let stored = manifest.reserved_offsets.get(p).copied().unwrap_or(0);
+                AtomicU64::new(stored.max(initial))
+            })
+            .collect();
         Incarnation {
+            reserved,
+            reservation,
+            extending: AtomicBool::new(false),
             manifest,
             deleting: AtomicBool::new(false),
             deleted: AtomicBool::new(false),
@@ -115,6 +145,140 @@ impl Incarnation {
         (!self.is_deleted()).then_some(guard)
     }
 
+    /// Offsets of `partition` below this are reserved in the manifest: only they may be
+    /// handed out.
+    pub fn reserved(&self, partition: u32) -> u64 {
+        self.reserved
+            .get(partition as usize)
+            .map_or(0, |r| r.load(Ordering::Acquire))
+    }
+
+    /// Raises `partition`'s reservation to at least `offset` (recovery: the partition's next
+    /// offset, everything below is spent).
+    pub fn reserve_through(&self, partition: u32, offset: u64) {
+        if let Some(reserved) = self.reserved.get(partition as usize) {
+            reserved.fetch_max(offset, Ordering::AcqRel);
+        }
+    }
+
+    /// Whether `partition`, next handing out `next`, has less than half a reservation left:
+    /// time to extend in the background, before a produce has to wait for it.
+    pub fn reservation_low(&self, partition: u32, next: u64) -> bool {
+        self.reserved(partition).saturating_sub(next) < self.reservation / 2
+    }
+
+    /// Claims the background extension; `false` if one is under way.
+    pub fn claim_extension(&self) -> bool {
+        !self.extending.swap(true, Ordering::AcqRel)
+    }
+
+    /// Gives back the claim of [`Self::claim_extension`].
+    pub fn end_extension(&self) {
+        self.extending.store(false, Ordering::Release);
+    }
+
+    /// The manifest as stored now: with the reservations.
+    fn current_manifest(&self) -> TopicManifest {
+        TopicManifest {
+            reserved_offsets: self
+                .reserved
+                .iter()
+                .map(|r| r.load(Ordering::Acquire))
+                .collect(),
+            ..self.manifest.clone()
+        }
+    }
+
+    /// Rewrites the manifest with a reservation of [`LiteConfig::offset_reservation`] more
+    /// offsets past the high watermark for every partition of `logs` short of half of one,
+    /// and at least `needed` past it for `partition`; then hands them out. Concurrent calls
+    /// share one put. `Ok(false)` once the topic is deleted.
+    ///
+    /// # Errors
+    /// The store's: nothing more is handed out.
+    pub async fn extend_reservations(
+        &self,
+        store: &dyn ObjectStore,
+        logs: &[Arc<PartitionLog>],
+        partition: u32,
+        needed: u64,
+    ) -> Result<bool, object_store::Error> {
+        let mut state = self.stored.lock().await;
+        if *state == ManifestState::Tombstoned {
+            return Ok(false);
+        }
+        let targets: Vec<u64> = logs
+            .iter()
+            .zip(&self.reserved)
+            .map(|(log, reserved)| {
+                let next = log.high_watermark();
+                let have = reserved.load(Ordering::Acquire);
+                let want = if log.partition() == partition {
+                    needed.max(self.reservation / 2)
+                } else {
+                    self.reservation / 2
+                };
+                if have.saturating_sub(next) >= want {
+                    have
+                } else {
+                    have.max(next + want.max(self.reservation))
+                }
+            })
+            .collect();
+        let unchanged = targets
+            .iter()
+            .zip(&self.reserved)
+            .all(|(t, r)| *t == r.load(Ordering::Acquire));
+        if unchanged && *state == ManifestState::Stored {
+            return Ok(true);
+        }
+        let manifest = TopicManifest {
+            reserved_offsets: targets.clone(),
+            ..self.manifest.clone()
+        };
+        manifest.store(store).await?;
+        *state = ManifestState::Stored;
+        for (reserved, target) in self.reserved.iter().zip(targets) {
+            reserved.fetch_max(target, Ordering::AcqRel);
+        }
+        Ok(true)
+    }
+
+    /// Rewrites a stored manifest with each partition's reservation cut back to its high
+    /// watermark (at a clean stop, everything flushed and appends over), so the next start
+    /// continues each partition without a gap.
+    ///
+    /// # Errors
+    /// The store's: the next start skips what stays reserved.
+    pub async fn settle_reservations(
+        &self,
+        store: &dyn ObjectStore,
+        logs: &[Arc<PartitionLog>],
+    ) -> Result<(), object_store::Error> {
+        let state = self.stored.lock().await;
+        if *state != ManifestState::Stored {
+            return Ok(());
+        }
+        // Cut under the append lock: an append racing the stop either lands below the cut
+        // or finds no offsets left and waits for an extension (behind this put).
+        let settled: Vec<u64> = {
+            let _appends = self.appends.write().unwrap_or_else(PoisonError::into_inner);
+            logs.iter()
+                .zip(&self.reserved)
+                .map(|(log, reserved)| {
+                    let next = log.high_watermark();
+                    reserved.store(next, Ordering::Release);
+                    next
+                })
+                .collect()
+        };
+        let manifest = TopicManifest {
+            reserved_offsets: settled,
+            ..self.manifest.clone()
+        };
+        manifest.store(store).await
+    }
+
     /// Stores the manifest unless it is already stored; `Ok(false)` once the tombstone is
     /// (the segment must be dropped). Called under [`Self::flushing`] before each put.
     ///
@@ -129,11 +293,22 @@ impl Incarnation {
             ManifestState::Stored => Ok(true),
             ManifestState::Tombstoned => Ok(false),
             ManifestState::Pending => {
-                self.manifest.store(store).await?;
+                self.current_manifest().store(store).await?;
                 *state = ManifestState::Stored;
                 Ok(true)
             }
         }
+    }
+
+    /// Stops counting `bytes` in memory: they belong to a fenced partition and left the
+    /// unflushed budget ([`Self::unfenced`] counts them again).
+    pub fn fenced(&self, bytes: usize) {
+        self.memory_bytes.fetch_sub(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// Counts a fenced partition's `bytes` in memory again.
+    pub fn unfenced(&self, bytes: usize) {
+        self.appended(bytes);
     }
 
     /// Counts a segment stored: `payload` bytes left memory, `encoded` bytes are stored.
@@ -165,7 +340,7 @@ impl Incarnation {
         store: &dyn ObjectStore,
     ) -> Result<(), object_store::Error> {
         let mut state = self.stored.lock().await;
-        match self.manifest.tombstone().store(store).await {
+        match self.current_manifest().tombstone().store(store).await {
             Ok(()) => {
                 *state = ManifestState::Tombstoned;
                 Ok(())
@@ -234,6 +409,13 @@ impl Topic {
             Some(key) => (fnv1a(key.as_bytes()) % count) as u32,
             None => (self.next_partition.fetch_add(1, Ordering::Relaxed) % count) as u32,
         }
+    }
+
+    /// The partitions fenced after a permanent store error, with the reason.
+    pub fn failed_partitions(&self) -> impl Iterator<Item = (u32, Arc<str>)> + '_ {
+        self.partitions
+            .iter()
+            .filter_map(|log| log.failure().map(|reason| (log.partition(), reason)))
     }
 
     /// The log of `partition`, if it exists.
@@ -319,8 +501,9 @@ pub struct TopicRegistry {
     topics: TopicMap,
     telemetry: Telemetry,
     segment_max_bytes: usize,
+    reservation: u64,
     limits: TopicLimits,
-    _gauges: [GaugeRegistration; 2],
+    _gauges: [GaugeRegistration; 3],
 }
 
 impl std::fmt::Debug for TopicRegistry {
@@ -332,11 +515,18 @@ impl std::fmt::Debug for TopicRegistry {
 }
 
 impl TopicRegistry {
-    /// An empty registry.
-    pub fn new(telemetry: &Telemetry, segment_max_bytes: usize, limits: TopicLimits) -> Self {
+    /// An empty registry, its segments sealing at `segment_max_bytes` and offsets reserved
+    /// `reservation` at a time.
+    pub fn new(
+        telemetry: &Telemetry,
+        segment_max_bytes: usize,
+        reservation: u64,
+        limits: TopicLimits,
+    ) -> Self {
         let topics = TopicMap::default();
         let count = Arc::clone(&topics);
         let partitions = Arc::clone(&topics);
+        let failed = Arc::clone(&topics);
         let system = telemetry.system();
         TopicRegistry {
             _gauges: [
@@ -346,10 +536,20 @@ impl TopicRegistry {
                         report.partitions(&topic.name, topic.partitions.len() as u64);
                     }
                 }),
+                // Zero for a healthy topic, so an alert compares rather than tests absence.
+                telemetry
+                    .storage()
+                    .observe_failed_partitions(move |report| {
+                        for topic in read(&failed).values() {
+                            report
+                                .partitions(&topic.name, topic.failed_partitions().count() as u64);
+                        }
+                    }),
             ],
             topics,
             telemetry: telemetry.clone(),
             segment_max_bytes,
+            reservation,
             limits,
         }
     }
@@ -433,7 +633,12 @@ impl TopicRegistry {
                 .collect(),
             producer: self.telemetry.producer().topic(name),
             next_partition: AtomicU64::new(0),
-            incarnation: Arc::new(Incarnation::new(manifest.clone(), state, stored_bytes)),
+            incarnation: Arc::new(Incarnation::new(
+                manifest.clone(),
+                state,
+                stored_bytes,
+                self.reservation,
+            )),
         });
         topics.insert(name.to_owned(), Arc::clone(&topic));
         Ok(topic)
@@ -471,7 +676,7 @@ mod tests {
             max_partitions: 4,
             max_total_partitions,
         };
-        TopicRegistry::new(&telemetry, 1_000, limits)
+        TopicRegistry::new(&telemetry, 1_000, 100, limits)
     }
 
     #[test]

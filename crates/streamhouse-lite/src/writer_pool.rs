@@ -1,28 +1,49 @@
-//! The writer pool: agents that flush sealed segments to the object store, retrying until
-//! the store takes them, so an acknowledged record is never dropped while the process runs.
+//! The writer pool: agents that flush sealed segments to the object store, so an
+//! acknowledged record is never dropped while the process runs.
 //!
-//! Its queue is bounded (`writer_queue_segments`). A segment is sealed only once a queue slot
-//! is reserved for it: when the queue is full, sealing is skipped and the records stay in the
-//! partition's active segment, readable and counted in the [`UnflushedBudget`], until a later
-//! append or the sealer's next tick finds room. So sealing never waits (it runs on the
-//! produce path, on Tokio workers), never drops a segment, and the queue cannot grow without
-//! bound; producers are pushed back by the budget, which counts the same bytes.
+//! **Ordered, one partition at a time.** A job is a partition, not a segment: a partition
+//! with sealed segments is queued once ([`PartitionLog::schedule`]), and the agent that takes
+//! it puts its segments one after another, oldest first, until none is left. So a partition's
+//! segments reach the store in offset order, and a crash or the abort at the end of a stop
+//! leaves a stored prefix, never a hole.
+//!
+//! **Bounded.** At most `writer_queue_segments` segments are sealed and not yet stored. A
+//! segment is sealed only once a slot is reserved for it: without one, sealing is skipped and
+//! the records stay in the partition's active segment, readable and counted in the
+//! [`UnflushedBudget`], until a later append or the sealer's next tick finds room. So sealing
+//! never waits (it runs on the produce path, on Tokio workers) and never drops a segment.
+//!
+//! **Group commit.** A produce waiting for its records to be stored
+//! ([`crate::config::ProduceAck::Flushed`]) seals the active segment at once when no flush of
+//! its partition is in flight; otherwise the agent seals it when the put in flight ends, so
+//! every request that arrived meanwhile shares one put.
+//!
+//! **Errors.** A transient error (network, server, timeout) is retried with exponential
+//! backoff and jitter. A permanent one (refused credentials or permissions, an invalid path,
+//! a segment already stored with other content: a second server on the same store) fences
+//! the partition: its produces answer 503, its waiting produces fail, its bytes leave the
+//! global budget so the other partitions keep going, and its agent is free. A fenced
+//! partition is probed again every `flush_retry_max`; the first put the store takes lifts the
+//! fence. Readiness names fenced partitions, and `streamhouse_partitions_failed` counts them.
+//!
+//! **Puts are create-only** ([`PutMode::Create`]): a segment is never overwritten. An
+//! existing object with the same bytes is our own earlier attempt whose answer was lost.
 //!
 //! Each job carries its topic's [`Incarnation`]. Every put attempt runs under the
 //! incarnation's flush guard and first stores the topic's manifest if it is not stored yet
 //! (so no segment is ever stored without a manifest naming its incarnation). Once the topic
-//! is deleted, its queued and retrying segments are dropped, never put: the delete releases
-//! their bytes from the budget (see [`Incarnation::wait_for_flushes`]).
+//! is deleted, its segments are dropped, never put: the delete releases their bytes from the
+//! budget (see [`Incarnation::wait_for_flushes`]).
 
 mod budget;
 
 pub use budget::{OverBudget, UnflushedBudget};
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use streamhouse_observability::Telemetry;
 use streamhouse_observability::metrics::GaugeRegistration;
 use tokio::sync::mpsc;
@@ -30,31 +51,32 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::config::LiteConfig;
-use crate::partition_log::PartitionLog;
+use crate::partition_log::{NextFlush, PartitionLog};
 use crate::segment::SealedSegment;
 use crate::topics::{Appending, Incarnation};
 
-/// One segment to flush, its topic's incarnation, and the log to tell when it is stored.
+/// A partition with segments to flush, and its topic's incarnation.
 struct Job {
     incarnation: Arc<Incarnation>,
     log: Arc<PartitionLog>,
-    segment: Arc<SealedSegment>,
 }
 
 #[derive(Default)]
 struct PoolState {
     running: AtomicU64,
     consecutive_failures: AtomicU64,
-    queued: AtomicU64,
+    /// Segments sealed and not yet stored (or dropped).
+    sealed: AtomicU64,
     last_error: Mutex<Option<String>>,
 }
 
 /// Agents flushing segments; `streamhouse_agents_active` counts the ones running.
 pub struct WriterPool {
-    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    jobs: Arc<Mutex<Option<mpsc::UnboundedSender<Job>>>>,
     state: Arc<PoolState>,
     budget: Arc<UnflushedBudget>,
     configured: usize,
+    max_sealed: u64,
     agents: Mutex<Vec<JoinHandle<()>>>,
     _gauges: [GaugeRegistration; 2],
 }
@@ -69,8 +91,8 @@ impl std::fmt::Debug for WriterPool {
     }
 }
 
-/// What a stop left unflushed: segments queued or being flushed, and the bytes of every
-/// record not in the store (those segments' and the ones still buffered).
+/// What a stop left unflushed: segments sealed and not stored, and the bytes of every record
+/// not in the store (those segments' and the ones still buffered).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Unflushed {
     /// Sealed segments not stored.
@@ -91,31 +113,75 @@ impl Unflushed {
 pub struct RetryPolicy {
     /// First delay.
     pub initial: Duration,
-    /// Longest delay; delays double up to it.
+    /// Longest delay; delays double up to it. Also the interval between probes of a fenced
+    /// partition.
     pub max: Duration,
 }
 
+impl RetryPolicy {
+    /// The delay after `delay`: doubled up to the maximum.
+    fn next(&self, delay: Duration) -> Duration {
+        (delay * 2).min(self.max)
+    }
+
+    /// `delay` with jitter: uniform in its upper half, so agents retrying together spread.
+    fn jittered(delay: Duration) -> Duration {
+        delay.mul_f64(0.5 + fastrand::f64() / 2.0)
+    }
+}
+
+/// Why a flush failed.
+#[derive(Debug)]
+enum FlushError {
+    /// Worth retrying: the network, the server, a timeout.
+    Transient(object_store::Error),
+    /// Retrying the same put cannot succeed: the partition is fenced.
+    Permanent(String),
+}
+
+impl From<object_store::Error> for FlushError {
+    fn from(error: object_store::Error) -> Self {
+        use object_store::Error as E;
+        match error {
+            E::PermissionDenied { .. }
+            | E::Unauthenticated { .. }
+            | E::InvalidPath { .. }
+            | E::NotSupported { .. }
+            | E::NotImplemented { .. }
+            | E::Precondition { .. }
+            | E::AlreadyExists { .. }
+            | E::UnknownConfigurationKey { .. } => FlushError::Permanent(error.to_string()),
+            _ => FlushError::Transient(error),
+        }
+    }
+}
+
 impl WriterPool {
-    /// Starts `config.writer_agents` agents on the current Tokio runtime, with a queue of
-    /// `config.writer_queue_segments` segments and a budget of `config.max_unflushed_bytes`.
+    /// Starts `config.writer_agents` agents on the current Tokio runtime, with at most
+    /// `config.writer_queue_segments` segments sealed and a budget of
+    /// `config.max_unflushed_bytes`.
     pub fn start(config: &LiteConfig, store: Arc<dyn ObjectStore>, telemetry: &Telemetry) -> Self {
         let retry = RetryPolicy {
             initial: config.flush_retry_initial,
             max: config.flush_retry_max,
         };
-        let (tx, rx) = mpsc::channel(config.writer_queue_segments.max(1));
+        let (tx, rx) = mpsc::unbounded_channel();
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let jobs = Arc::new(Mutex::new(Some(tx)));
         let state = Arc::new(PoolState::default());
         let budget = Arc::new(UnflushedBudget::new(config.max_unflushed_bytes));
+        let max_sealed = config.writer_queue_segments.max(1) as u64;
         let handles = (0..config.writer_agents)
             .map(|id| {
                 let agent = Agent {
                     id,
                     jobs: Arc::clone(&rx),
+                    requeue: Arc::downgrade(&jobs),
                     store: Arc::clone(&store),
                     state: Arc::clone(&state),
                     budget: Arc::clone(&budget),
                     retry,
+                    max_sealed,
                 };
                 tokio::spawn(agent.run())
             })
@@ -123,7 +189,7 @@ impl WriterPool {
         let observed = Arc::clone(&state);
         let unflushed = Arc::clone(&budget);
         WriterPool {
-            jobs: Mutex::new(Some(tx)),
+            jobs,
             _gauges: [
                 telemetry
                     .system()
@@ -135,19 +201,17 @@ impl WriterPool {
             state,
             budget,
             configured: config.writer_agents,
+            max_sealed,
             agents: Mutex::new(handles),
         }
     }
 
-    fn sender(&self) -> Option<mpsc::Sender<Job>> {
-        self.jobs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+    fn sender(&self) -> Option<mpsc::UnboundedSender<Job>> {
+        lock(&self.jobs).clone()
     }
 
-    /// Seals `log` (a partition of the incarnation `alive` guards) with `seal` and queues the
-    /// segment, if a queue slot is free; returns whether one was. Without a slot (or after
+    /// Seals `log` (a partition of the incarnation `alive` guards) with `seal` and schedules
+    /// it, if a slot is free; returns whether one was. Without a slot (or after
     /// [`Self::shutdown`]) nothing is sealed: the records stay in the active segment for a
     /// later call.
     pub fn try_seal(
@@ -159,45 +223,50 @@ impl WriterPool {
         let Some(jobs) = self.sender() else {
             return false;
         };
-        let Ok(permit) = jobs.try_reserve() else {
+        if !take_slot(&self.state, self.max_sealed) {
             return false;
-        };
-        self.seal_into(permit, alive, log, seal);
+        }
+        if seal(log).is_none() {
+            self.state.sealed.fetch_sub(1, Ordering::Relaxed);
+        } else if log.schedule() {
+            let job = Job {
+                incarnation: Arc::clone(alive.incarnation()),
+                log: Arc::clone(log),
+            };
+            // Closed only by a stop, whose final flush no longer takes new segments.
+            let _ = jobs.send(job);
+        }
         true
     }
 
-    /// As [`Self::try_seal`], waiting for a queue slot (at shutdown, under a deadline); a
+    /// Asks for the active segment of `log` to be stored soon, for a produce waiting on it:
+    /// sealed now when no flush of the partition is in flight, else by its agent when the
+    /// flush in flight ends (group commit).
+    pub fn request_flush(&self, alive: &Appending<'_>, log: &Arc<PartitionLog>) {
+        if log.want_flush() {
+            self.try_seal(alive, log, PartitionLog::seal_now);
+        }
+    }
+
+    /// As [`Self::try_seal`], waiting for a slot (at shutdown, under a deadline); a
     /// partition of a topic deleted meanwhile is left alone.
     pub async fn seal_waiting(
         &self,
         incarnation: &Arc<Incarnation>,
         log: &Arc<PartitionLog>,
-        seal: impl FnOnce(&PartitionLog) -> Option<Arc<SealedSegment>>,
+        seal: impl Fn(&PartitionLog) -> Option<Arc<SealedSegment>>,
     ) {
-        let Some(jobs) = self.sender() else {
-            return;
-        };
-        if let Ok(permit) = jobs.reserve().await
-            && let Some(alive) = incarnation.appending()
-        {
-            self.seal_into(permit, &alive, log, seal);
-        }
-    }
-
-    fn seal_into(
-        &self,
-        permit: mpsc::Permit<'_, Job>,
-        alive: &Appending<'_>,
-        log: &Arc<PartitionLog>,
-        seal: impl FnOnce(&PartitionLog) -> Option<Arc<SealedSegment>>,
-    ) {
-        if let Some(segment) = seal(log) {
-            self.state.queued.fetch_add(1, Ordering::Relaxed);
-            permit.send(Job {
-                incarnation: Arc::clone(alive.incarnation()),
-                log: Arc::clone(log),
-                segment,
-            });
+        let mut wait = Duration::from_millis(1);
+        loop {
+            let done = match incarnation.appending() {
+                Some(alive) => self.sender().is_none() || self.try_seal(&alive, log, &seal),
+                None => true,
+            };
+            if done {
+                return;
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_millis(50));
         }
     }
 
@@ -206,7 +275,7 @@ impl WriterPool {
         &self.budget
     }
 
-    /// Payload bytes appended and not yet in the store, over all partitions.
+    /// Payload bytes appended and not yet in the store, over all partitions not fenced.
     pub fn unflushed_bytes(&self) -> usize {
         self.budget.used()
     }
@@ -216,12 +285,13 @@ impl WriterPool {
         self.state.running.load(Ordering::Relaxed)
     }
 
-    /// Segments queued or being flushed.
+    /// Segments sealed and not yet stored.
     pub fn pending(&self) -> u64 {
-        self.state.queued.load(Ordering::Relaxed)
+        self.state.sealed.load(Ordering::Relaxed)
     }
 
     /// `Ok` when every agent runs and the last flush succeeded; the reason otherwise.
+    /// Fenced partitions are named by the broker's readiness check.
     pub fn health(&self) -> Result<(), String> {
         let running = self.running_agents();
         if running < self.configured as u64 {
@@ -229,29 +299,18 @@ impl WriterPool {
         }
         let failures = self.state.consecutive_failures.load(Ordering::Relaxed);
         if failures > 0 {
-            let last = self
-                .state
-                .last_error
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone()
-                .unwrap_or_default();
+            let last = lock(&self.state.last_error).clone().unwrap_or_default();
             return Err(format!("{failures} flushes failed in a row; last: {last}"));
         }
         Ok(())
     }
 
-    /// Stops taking segments, lets the agents drain the queue, and waits for them at most
-    /// `timeout`; agents still retrying then are stopped. Returns what was left unflushed.
+    /// Stops taking segments, lets the agents drain the scheduled partitions, and waits for
+    /// them at most `timeout`; agents still flushing then are stopped. Returns what was left
+    /// unflushed, fenced partitions aside (the caller counts those).
     pub async fn shutdown(&self, timeout: Duration) -> Unflushed {
-        drop(
-            self.jobs
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take(),
-        );
-        let handles =
-            std::mem::take(&mut *self.agents.lock().unwrap_or_else(PoisonError::into_inner));
+        drop(lock(&self.jobs).take());
+        let handles = std::mem::take(&mut *lock(&self.agents));
         let aborts: Vec<_> = handles.iter().map(JoinHandle::abort_handle).collect();
         if tokio::time::timeout(timeout, futures::future::join_all(handles))
             .await
@@ -268,24 +327,36 @@ impl WriterPool {
 
 impl Drop for WriterPool {
     fn drop(&mut self) {
-        for handle in self
-            .agents
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
+        for handle in lock(&self.agents).iter() {
             handle.abort();
         }
     }
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Takes one of `max` slots for a sealed segment; `false` when all are taken.
+fn take_slot(state: &PoolState, max: u64) -> bool {
+    state
+        .sealed
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .is_ok()
+}
+
 struct Agent {
     id: usize,
-    jobs: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
+    jobs: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>,
+    /// Where a fenced partition's probe is queued; gone after a stop.
+    requeue: Weak<Mutex<Option<mpsc::UnboundedSender<Job>>>>,
     store: Arc<dyn ObjectStore>,
     state: Arc<PoolState>,
     budget: Arc<UnflushedBudget>,
     retry: RetryPolicy,
+    max_sealed: u64,
 }
 
 /// Counts an agent as running for as long as it lives, however it ends.
@@ -297,6 +368,15 @@ impl Drop for Running {
     }
 }
 
+/// How one segment's flush ended.
+enum Outcome {
+    Stored,
+    /// Its topic is deleted: nothing of it is stored any more.
+    Dropped,
+    /// A permanent error: the partition is fenced.
+    Fenced,
+}
+
 impl Agent {
     async fn run(self) {
         self.state.running.fetch_add(1, Ordering::Relaxed);
@@ -304,14 +384,68 @@ impl Agent {
         loop {
             let job = self.jobs.lock().await.recv().await;
             let Some(job) = job else { break };
-            self.flush(&job).await;
-            self.state.queued.fetch_sub(1, Ordering::Relaxed);
+            self.flush_partition(job).await;
         }
     }
 
-    /// Puts the segment until the store takes it or its topic is deleted.
-    async fn flush(&self, job: &Job) {
-        let segment = &job.segment;
+    /// Flushes the partition's sealed segments in order until none is left, it is fenced,
+    /// or its topic is deleted.
+    async fn flush_partition(&self, job: Job) {
+        loop {
+            match job.log.next_to_flush() {
+                NextFlush::Idle => return,
+                NextFlush::SealWanted => {
+                    let sealed = match job.incarnation.appending() {
+                        Some(_alive) => {
+                            let slot = take_slot(&self.state, self.max_sealed);
+                            if slot && job.log.seal_now().is_none() {
+                                self.state.sealed.fetch_sub(1, Ordering::Relaxed);
+                            }
+                            slot
+                        }
+                        // Deleted: its segments are dropped with it.
+                        None => return,
+                    };
+                    // Without a slot the sealer's next tick seals it and schedules it again.
+                    if !sealed && job.log.unschedule() {
+                        return;
+                    }
+                }
+                NextFlush::Segment(segment) => match self.flush(&job, &segment).await {
+                    Outcome::Stored => {}
+                    Outcome::Dropped => {
+                        // The topic is deleted: none of its segments will be stored, and
+                        // nothing seals or schedules the partition again.
+                        let dropped = job.log.drop_sealed() as u64;
+                        self.state.sealed.fetch_sub(dropped, Ordering::Relaxed);
+                        return;
+                    }
+                    Outcome::Fenced => {
+                        self.probe_later(job);
+                        return;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Queues a fenced partition again after the longest retry delay.
+    fn probe_later(&self, job: Job) {
+        let requeue = self.requeue.clone();
+        let delay = self.retry.max;
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            if let Some(jobs) = requeue.upgrade()
+                && let Some(jobs) = lock(&jobs).as_ref()
+            {
+                let _ = jobs.send(job);
+            }
+        });
+    }
+
+    /// Puts one segment until the store takes it, its topic is deleted, or a permanent
+    /// error fences its partition. A fenced partition's probe tries once.
+    async fn flush(&self, job: &Job, segment: &Arc<SealedSegment>) -> Outcome {
         let span = tracing::info_span!(
             "segment.flush",
             topic = %segment.topic,
@@ -320,7 +454,6 @@ impl Agent {
             records = segment.records.len(),
             agent = self.id,
         );
-        let path = segment.path();
         let encoded = segment.encode();
         let encoded_bytes = encoded.len();
         let payload = PutPayload::from(encoded);
@@ -334,219 +467,96 @@ impl Agent {
                 if !job.incarnation.ensure_stored(self.store.as_ref()).await? {
                     return Ok(false);
                 }
-                self.store.put(&path, payload.clone()).await?;
+                put_once(self.store.as_ref(), segment, &payload).await?;
+                if job.log.failure().is_some() {
+                    let bytes = job.log.recover();
+                    self.budget.force_reserve(bytes);
+                    job.incarnation.unfenced(bytes);
+                    tracing::warn!("the store takes this partition's segments again; fence lifted");
+                }
                 job.log.mark_flushed(segment);
+                self.state.sealed.fetch_sub(1, Ordering::Relaxed);
                 self.budget.release(segment.payload_bytes);
                 job.incarnation
                     .flushed(segment.payload_bytes, encoded_bytes);
-                Ok::<_, object_store::Error>(true)
+                Ok::<_, FlushError>(true)
             };
-            match attempt.instrument(span.clone()).await {
-                Ok(true) => {
+            let failed = match attempt.instrument(span.clone()).await {
+                Ok(stored) => {
+                    // A deleted topic's failures no longer make the pool unhealthy.
                     self.state.consecutive_failures.store(0, Ordering::Relaxed);
-                    return;
+                    if !stored {
+                        span.in_scope(|| tracing::debug!("topic deleted; segment dropped"));
+                        return Outcome::Dropped;
+                    }
+                    return Outcome::Stored;
                 }
-                Ok(false) => {
-                    // The delete releases its bytes from the budget. Failures putting a
-                    // segment nobody wants any more no longer make the pool unhealthy.
-                    self.state.consecutive_failures.store(0, Ordering::Relaxed);
-                    span.in_scope(|| tracing::debug!("topic deleted; segment dropped"));
-                    return;
+                Err(error) => error,
+            };
+            let reason = match &failed {
+                FlushError::Transient(error) => error.to_string(),
+                FlushError::Permanent(reason) => reason.clone(),
+            };
+            *lock(&self.state.last_error) = Some(reason.clone());
+            let probing = job.log.failure().is_some();
+            if probing || matches!(failed, FlushError::Permanent(_)) {
+                if !probing {
+                    let bytes = job.log.fail(&reason);
+                    self.budget.release(bytes);
+                    job.incarnation.fenced(bytes);
+                    span.in_scope(|| {
+                        tracing::error!(
+                            error = %reason,
+                            "segment flush failed permanently; partition fenced, probed again every {:?}",
+                            self.retry.max
+                        )
+                    });
                 }
-                Err(error) => {
-                    self.state
-                        .consecutive_failures
-                        .fetch_add(1, Ordering::Relaxed);
-                    span.in_scope(
-                        || tracing::warn!(%error, ?delay, "segment flush failed; retrying"),
-                    );
-                    *self
-                        .state
-                        .last_error
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner) = Some(error.to_string());
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(self.retry.max);
-                }
+                return Outcome::Fenced;
+            }
+            self.state
+                .consecutive_failures
+                .fetch_add(1, Ordering::Relaxed);
+            let wait = RetryPolicy::jittered(delay);
+            span.in_scope(
+                || tracing::warn!(error = %reason, ?wait, "segment flush failed; retrying"),
+            );
+            tokio::time::sleep(wait).await;
+            delay = self.retry.next(delay);
+        }
+    }
+}
+
+/// Puts `segment` create-only. An object already there with the same bytes is an earlier
+/// attempt of ours whose answer was lost; with other bytes it is another writer's, and
+/// overwriting it would lose records: a permanent error.
+async fn put_once(
+    store: &dyn ObjectStore,
+    segment: &SealedSegment,
+    payload: &PutPayload,
+) -> Result<(), FlushError> {
+    let path = segment.path();
+    let create = PutOptions::from(PutMode::Create);
+    match store.put_opts(&path, payload.clone(), create).await {
+        Ok(_) => Ok(()),
+        Err(object_store::Error::AlreadyExists { .. }) => {
+            let stored = store.get(&path).await?.bytes().await?;
+            let ours: Vec<u8> = payload
+                .iter()
+                .flat_map(|chunk| chunk.iter().copied())
+                .collect();
+            if stored.as_ref() == ours.as_slice() {
+                Ok(())
+            } else {
+                Err(FlushError::Permanent(format!(
+                    "segment {path} is already stored with other records: another server \
+                     writes to this store"
+                )))
             }
         }
+        Err(error) => Err(error.into()),
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use std::fmt;
-
-    use async_trait::async_trait;
-    use futures::stream::BoxStream;
-    use object_store::memory::InMemory;
-    use object_store::path::Path;
-    use object_store::{
-        CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta,
-        PutMultipartOptions, PutOptions, PutResult, Result,
-    };
-    use streamhouse_observability::TelemetryConfig;
-
-    use super::*;
-    use crate::record::NewRecord;
-    use crate::topics::{Topic, TopicLimits, TopicRegistry};
-
-    /// A topic `t` of one partition whose segments seal at 4 bytes.
-    fn topic(telemetry: &Telemetry) -> Arc<Topic> {
-        let limits = TopicLimits {
-            max_topics: 1,
-            max_partitions: 1,
-            max_total_partitions: 1,
-        };
-        let registry = TopicRegistry::new(telemetry, 4, limits);
-        registry.create("t", 1).unwrap()
-    }
-
-    /// A store whose puts never finish: an agent that takes a segment keeps it.
-    #[derive(Debug, Default)]
-    struct StuckStore(InMemory);
-
-    impl fmt::Display for StuckStore {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("StuckStore")
-        }
-    }
-
-    #[async_trait]
-    impl ObjectStore for StuckStore {
-        async fn put_opts(&self, _: &Path, _: PutPayload, _: PutOptions) -> Result<PutResult> {
-            std::future::pending().await
-        }
-
-        async fn put_multipart_opts(
-            &self,
-            location: &Path,
-            opts: PutMultipartOptions,
-        ) -> Result<Box<dyn MultipartUpload>> {
-            self.0.put_multipart_opts(location, opts).await
-        }
-
-        async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-            self.0.get_opts(location, options).await
-        }
-
-        fn delete_stream(
-            &self,
-            locations: BoxStream<'static, Result<Path>>,
-        ) -> BoxStream<'static, Result<Path>> {
-            self.0.delete_stream(locations)
-        }
-
-        fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-            self.0.list(prefix)
-        }
-
-        async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-            self.0.list_with_delimiter(prefix).await
-        }
-
-        async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-            self.0.copy_opts(from, to, options).await
-        }
-    }
-
-    fn append_full(log: &PartitionLog, value: &str) {
-        let record = NewRecord {
-            key: None,
-            value: value.to_owned(),
-            headers: Default::default(),
-        };
-        assert!(log.append(vec![record], 1).1, "one record fills a segment");
-    }
-
-    #[tokio::test]
-    async fn a_full_queue_leaves_the_segment_unsealed_and_readable() {
-        let telemetry = Telemetry::new(TelemetryConfig::default()).unwrap();
-        let config = LiteConfig {
-            writer_agents: 1,
-            writer_queue_segments: 1,
-            ..LiteConfig::default()
-        };
-        let pool = WriterPool::start(&config, Arc::new(StuckStore::default()), &telemetry);
-        let topic = topic(&telemetry);
-        let log = Arc::clone(&topic.partitions[0]);
-        let alive = topic.incarnation().appending().unwrap();
-
-        append_full(&log, "aaaa");
-        assert!(pool.try_seal(&alive, &log, PartitionLog::seal_if_full));
-        // The agent takes it (and is stuck putting it), freeing the one slot.
-        let jobs = pool.sender().unwrap();
-        let taken = async {
-            while jobs.capacity() == 0 {
-                tokio::task::yield_now().await;
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(5), taken)
-            .await
-            .expect("the agent takes the first segment");
-        append_full(&log, "bbbb");
-        assert!(pool.try_seal(&alive, &log, PartitionLog::seal_if_full));
-        assert_eq!(jobs.capacity(), 0, "the slot is taken");
-
-        append_full(&log, "cccc");
-        let mut sealed = false;
-        let room = pool.try_seal(&alive, &log, |log| {
-            sealed = true;
-            log.seal_if_full()
-        });
-        assert!(!room && !sealed, "no slot, so nothing sealed");
-        assert_eq!(pool.pending(), 2);
-        // Not lost: still in the active segment, sealed later with what follows.
-        assert!(
-            matches!(log.plan_read(2, 10), crate::partition_log::ReadPlan::Memory(r) if r[0].value == "cccc")
-        );
-        append_full(&log, "dddd");
-        let next = log.seal_if_due(Duration::from_secs(3600)).unwrap();
-        assert_eq!((next.base_offset, next.records.len()), (2, 2));
-    }
-
-    #[tokio::test]
-    async fn segments_of_a_deleted_topic_are_dropped_not_stored() {
-        let telemetry = Telemetry::new(TelemetryConfig::default()).unwrap();
-        let config = LiteConfig {
-            writer_agents: 1,
-            ..LiteConfig::default()
-        };
-        let store = Arc::new(InMemory::new());
-        let pool = WriterPool::start(&config, Arc::clone(&store) as _, &telemetry);
-        let topic = topic(&telemetry);
-        let log = Arc::clone(&topic.partitions[0]);
-        let incarnation = Arc::clone(topic.incarnation());
-
-        // The delete is under way: appends are over, the agent waits to flush.
-        let flushes = incarnation.block_flushes().await;
-        {
-            let alive = incarnation.appending().unwrap();
-            pool.budget().try_reserve(4).unwrap();
-            incarnation.appended(4);
-            append_full(&log, "aaaa");
-            assert!(pool.try_seal(&alive, &log, PartitionLog::seal_if_full));
-        }
-        incarnation.stop_appends();
-        assert!(incarnation.appending().is_none());
-        drop(flushes);
-        assert_eq!(incarnation.wait_for_flushes().await, 4);
-        pool.budget().release(4);
-        let drained = async {
-            while pool.pending() > 0 {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(5), drained)
-            .await
-            .expect("the agent drops the segment");
-        let stored: Vec<_> = futures::TryStreamExt::try_collect::<Vec<_>>(store.list(None))
-            .await
-            .unwrap();
-        assert!(
-            stored.is_empty(),
-            "nothing stored, not even the manifest: {stored:?}"
-        );
-        assert_eq!(pool.unflushed_bytes(), 0);
-    }
-}
+mod tests;

@@ -69,7 +69,7 @@ pub async fn single(
 ) -> Result<Json<Value>, ProduceError> {
     let started = Instant::now();
     let (topic, records) = read(&broker, body, Shape::Single)?;
-    let positions = broker.produce_to(&topic, records, started)?;
+    let positions = broker.produce_to(&topic, records, started).await?;
     let position = positions[0];
     Ok(Json(
         json!({ "offset": position.offset, "partition": position.partition }),
@@ -83,7 +83,7 @@ pub async fn batch(
 ) -> Result<Json<Value>, ProduceError> {
     let started = Instant::now();
     let (topic, records) = read(&broker, body, Shape::Batch)?;
-    let positions = broker.produce_to(&topic, records, started)?;
+    let positions = broker.produce_to(&topic, records, started).await?;
     Ok(Json(
         json!({ "count": positions.len(), "offsets": positions }),
     ))

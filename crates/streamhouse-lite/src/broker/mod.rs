@@ -134,6 +134,7 @@ impl Broker {
         let topics = Arc::new(TopicRegistry::new(
             telemetry,
             config.segment_max_bytes,
+            config.offset_reservation,
             TopicLimits::from_config(&config),
         ));
         let pool = Arc::new(WriterPool::start(&config, Arc::clone(&store), telemetry));
@@ -144,6 +145,7 @@ impl Broker {
         ));
         let probe = Arc::clone(&store);
         let pool_probe = Arc::downgrade(&pool);
+        let topics_probe = Arc::downgrade(&topics);
         let checks = vec![
             health.register("object_store", move || {
                 let store = Arc::clone(&probe);
@@ -157,10 +159,12 @@ impl Broker {
             }),
             health.register("writer_pool", move || {
                 let pool = pool_probe.upgrade();
+                let fenced = topics_probe.upgrade().map(|t| fenced_partitions(&t));
                 async move {
-                    match pool {
-                        Some(pool) => pool.health(),
-                        None => Err("stopped".to_owned()),
+                    match (pool, fenced) {
+                        (Some(_), Some(fenced)) if !fenced.is_empty() => Err(fenced),
+                        (Some(pool), _) => pool.health(),
+                        (None, _) => Err("stopped".to_owned()),
                     }
                 }
             }),
@@ -378,7 +382,9 @@ impl Broker {
     }
 
     /// Seals every non-empty segment, flushes what the store takes within `timeout`, and
-    /// stops the writer pool; returns what it could not flush.
+    /// stops the writer pool; returns what it could not flush, fenced partitions included.
+    /// A topic left with nothing unflushed gets its offset reservations cut back to its
+    /// high watermarks, so the next start hands out offsets without a gap.
     pub async fn shutdown(&self, timeout: Duration) -> Unflushed {
         self.inner.sealer.abort();
         self.inner.groups.stop_reaper();
@@ -396,8 +402,46 @@ impl Broker {
         };
         let _ = tokio::time::timeout_at(deadline, seal_all).await;
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        self.inner.pool.shutdown(left).await
+        let mut unflushed = self.inner.pool.shutdown(left).await;
+        let topics = self.inner.topics.all();
+        for topic in &topics {
+            for log in &topic.partitions {
+                if log.failure().is_some() {
+                    unflushed.bytes += log.memory_bytes() as u64;
+                }
+            }
+        }
+        let settle = async {
+            for topic in topics {
+                if topic.partitions.iter().all(|log| log.memory_bytes() == 0) {
+                    let store = self.inner.store.as_ref();
+                    if let Err(error) = topic
+                        .incarnation()
+                        .settle_reservations(store, &topic.partitions)
+                        .await
+                    {
+                        tracing::warn!(topic = %topic.name, %error, "cutting back the offset reservation failed; the next start skips the offsets reserved");
+                    }
+                }
+            }
+        };
+        let _ = tokio::time::timeout_at(deadline, settle).await;
+        unflushed
     }
+}
+
+/// Readiness text naming every fenced partition; empty when none is.
+fn fenced_partitions(topics: &TopicRegistry) -> String {
+    let mut fenced = Vec::new();
+    for topic in topics.all() {
+        for (partition, reason) in topic.failed_partitions() {
+            fenced.push(format!(
+                "partition {partition} of topic {:?} failed: {reason}",
+                topic.name
+            ));
+        }
+    }
+    fenced.join("; ")
 }
 
 /// Seals segments older than `max_age` and hands them to the pool, until either is gone.

@@ -156,6 +156,13 @@ impl Broker {
                 .collect();
             topic.partitions[partition as usize].restore(&segments);
         }
+        // Offsets up to the reservation may have been handed out before a crash: never
+        // again. A produce extends the reservation before handing out more.
+        let incarnation = topic.incarnation();
+        for log in &topic.partitions {
+            log.skip_to(incarnation.reserved(log.partition()));
+            incarnation.reserve_through(log.partition(), log.high_watermark());
+        }
         Ok(true)
     }
 }

@@ -64,6 +64,12 @@ impl UnflushedBudget {
         );
     }
 
+    /// Reserves `bytes` past the bound if need be: bytes already in memory rejoining the
+    /// budget (a fenced partition's, once the store takes its puts again).
+    pub fn force_reserve(&self, bytes: usize) {
+        self.used.fetch_add(bytes, Ordering::AcqRel);
+    }
+
     /// Bytes reserved now.
     pub fn used(&self) -> usize {
         self.used.load(Ordering::Acquire)
