@@ -20,6 +20,8 @@ use object_store::{
 enum Outage {
     Everything,
     SegmentPuts,
+    /// Segment puts of one partition are refused: permission denied, a permanent error.
+    PartitionRefused(u32),
 }
 
 /// Wraps an in-memory store; while `failing`, calls time out (every call, or only segment
@@ -58,6 +60,14 @@ impl FlakyStore {
         (store, switch)
     }
 
+    /// A store whose switch refuses segment puts of `partition` (of any topic) with
+    /// "permission denied", as a bucket policy denying one prefix does.
+    pub fn refusing_partition(partition: u32) -> (Self, Arc<AtomicBool>) {
+        let (mut store, switch) = FlakyStore::new(false);
+        store.outage = Outage::PartitionRefused(partition);
+        (store, switch)
+    }
+
     /// A store that never fails and takes `delay` to read each segment, so a consume of
     /// several segments is still reading when something races it.
     pub fn with_slow_segment_reads(delay: Duration) -> Self {
@@ -93,8 +103,17 @@ impl ObjectStore for FlakyStore {
     ) -> Result<PutResult> {
         self.check()?;
         let segment = location.as_ref().ends_with(".seg");
-        if segment && self.outage == Outage::SegmentPuts && self.failing.load(Ordering::SeqCst) {
-            return Err(injected());
+        if segment && self.failing.load(Ordering::SeqCst) {
+            match (self.outage, streamhouse_lite::segment::parse_path(location)) {
+                (Outage::SegmentPuts, _) => return Err(injected()),
+                (Outage::PartitionRefused(refused), Some(at)) if at.partition == refused => {
+                    return Err(object_store::Error::PermissionDenied {
+                        path: location.to_string(),
+                        source: "injected: access denied by policy".into(),
+                    });
+                }
+                _ => {}
+            }
         }
         self.inner.put_opts(location, payload, opts).await
     }

@@ -8,6 +8,7 @@ pub mod lite;
 pub mod nginx;
 pub mod otlp_receiver;
 pub mod process;
+pub mod producers;
 pub mod proxy;
 pub mod rotel;
 

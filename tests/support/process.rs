@@ -101,6 +101,13 @@ impl MainJob {
         }
     }
 
+    /// Kills the job with SIGKILL (`kill -9`: no handler runs, nothing is flushed) and reaps
+    /// it.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reap the main job");
+    }
+
     /// Resident memory (`VmRSS`), in bytes.
     pub fn rss_bytes(&self) -> u64 {
         let path = format!("/proc/{}/status", self.child.id());
