@@ -73,11 +73,15 @@ async fn segments_round_trip_through_s3() {
         "{listing}"
     );
     assert!(
-        listing.contains(&format!("{segments}/00000000000000000000.seg")),
+        listing.contains(&format!(
+            "{segments}/00000000000000000000-00000000000000000009.seg"
+        )),
         "{listing}"
     );
     assert!(
-        listing.contains(&format!("{segments}/00000000000000000010.seg")),
+        listing.contains(&format!(
+            "{segments}/00000000000000000010-00000000000000000019.seg"
+        )),
         "{listing}"
     );
 

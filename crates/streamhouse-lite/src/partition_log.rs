@@ -26,6 +26,13 @@ pub enum ReadPlan {
         /// Most records wanted.
         max: usize,
     },
+    /// No segment holds the offset (a segment lost or found torn or corrupt, or offsets a
+    /// crash left unused): read on from `next`, the next offset held somewhere, or the high
+    /// watermark when none is.
+    Hole {
+        /// First offset after the hole.
+        next: u64,
+    },
 }
 
 /// Where a search for the first record a predicate accepts goes on.
@@ -34,7 +41,8 @@ pub enum FindPlan {
     /// Found in memory: the first record at or after the offset asked that matches.
     Found(Record),
     /// None of the records in memory from the offset asked to the end of the place holding
-    /// it matches: search on from `next`.
+    /// it matches, or no place holds the offset (a hole, see [`ReadPlan::Hole`]): search on
+    /// from `next`.
     Next {
         /// First offset after the place searched.
         next: u64,
@@ -69,7 +77,8 @@ struct LogState {
     /// Sealed, not yet in the store; readable from here.
     unflushed: VecDeque<Arc<SealedSegment>>,
     unflushed_bytes: usize,
-    /// In the store, by base offset.
+    /// In the store, by base offset. Offsets below `next_offset` held by none of the three
+    /// places are holes.
     flushed: BTreeMap<u64, FlushedSegment>,
     /// A writer-pool job for this partition is queued or an agent holds it: its segments
     /// are flushed one at a time, in order.
@@ -108,6 +117,29 @@ pub enum NextFlush {
     SealWanted,
     /// Nothing to flush: the partition is no longer scheduled.
     Idle,
+}
+
+impl LogState {
+    /// The first offset after `offset` that some place holds, or `next_offset` when none
+    /// does: where a read landing in a hole goes on.
+    fn next_held_after(&self, offset: u64) -> u64 {
+        let flushed = self
+            .flushed
+            .range(offset + 1..)
+            .next()
+            .map(|(base, _)| *base);
+        let unflushed = self
+            .unflushed
+            .iter()
+            .map(|s| s.base_offset)
+            .filter(|base| *base > offset)
+            .min();
+        let active = self.active.first().map(|r| r.offset);
+        [flushed, unflushed, active]
+            .into_iter()
+            .flatten()
+            .fold(self.next_offset, u64::min)
+    }
 }
 
 /// The log of one partition. Appends and reads take a short lock; nothing waits on I/O
@@ -400,12 +432,20 @@ impl PartitionLog {
     }
 
     /// Restores the index of segments already in the store (at start-up, before any
-    /// append): `(base_offset, last_offset)` pairs; the next offset follows the last one.
-    pub fn restore(&self, segments: &[(u64, u64)]) {
+    /// append): `(base_offset, last_offset)` pairs, not overlapping, of the segments believed
+    /// readable. The next offset is `next_offset` or past the last segment, whichever is
+    /// higher, so offsets a torn last segment or a crash left are never handed out again;
+    /// offsets below it that no segment holds are holes, which reads step over.
+    pub fn restore(&self, segments: &[(u64, u64)], next_offset: u64) {
         let mut state = self.state();
         for &(base, last) in segments {
-            let path =
-                crate::segment::object_path(&self.topic, self.incarnation, self.partition, base);
+            let path = crate::segment::object_path(
+                &self.topic,
+                self.incarnation,
+                self.partition,
+                base,
+                last,
+            );
             state.flushed.insert(
                 base,
                 FlushedSegment {
@@ -415,13 +455,27 @@ impl PartitionLog {
             );
             state.next_offset = state.next_offset.max(last + 1);
         }
+        state.next_offset = state.next_offset.max(next_offset);
         let next = state.next_offset;
         drop(state);
         self.durable.send_modify(|d| d.stored_below = next);
     }
 
+    /// Forgets the flushed segment at `path`, found torn or corrupt when read: its offsets
+    /// are a hole from now on and it is never fetched again. True only for the call that
+    /// forgot it, so a fault met by several readers at once is reported once.
+    pub fn mark_unreadable(&self, path: &Path) -> bool {
+        let mut state = self.state();
+        let found = state
+            .flushed
+            .iter()
+            .find(|(_, segment)| segment.path == *path)
+            .map(|(base, _)| *base);
+        found.is_some_and(|base| state.flushed.remove(&base).is_some())
+    }
+
     /// Plans a read of at most `max` records from `offset` (which must be below the high
-    /// watermark).
+    /// watermark; at or past it the plan is an empty read).
     pub fn plan_read(&self, offset: u64, max: usize) -> ReadPlan {
         self.plan_read_while(offset, max, |_| true)
     }
@@ -458,8 +512,10 @@ impl PartitionLog {
                 offset,
                 max,
             },
-            // Below the high watermark every offset is in one of the three places.
-            _ => ReadPlan::Memory(Vec::new()),
+            _ if offset >= state.next_offset => ReadPlan::Memory(Vec::new()),
+            _ => ReadPlan::Hole {
+                next: state.next_held_after(offset),
+            },
         }
     }
 }
@@ -467,8 +523,9 @@ impl PartitionLog {
 impl PartitionLog {
     /// Plans one step of a search, from `offset`, for the first record `matches` accepts:
     /// looks through the one place in memory holding `offset` under the lock, cloning only
-    /// the record found, or names the flushed segment to search. A whole search is a loop
-    /// over these steps, one place at a time, so it holds at most one segment at once.
+    /// the record found, names the flushed segment to search, or steps over a hole. A whole
+    /// search is a loop over these steps, one place at a time, so it holds at most one
+    /// segment at once.
     pub fn plan_find(&self, offset: u64, mut matches: impl FnMut(&Record) -> bool) -> FindPlan {
         let state = self.state();
         let mut search = |records: &[Record], base: u64| -> FindPlan {
@@ -499,7 +556,10 @@ impl PartitionLog {
                 offset,
                 last_offset: segment.last_offset,
             },
-            _ => FindPlan::End,
+            _ if offset >= state.next_offset => FindPlan::End,
+            _ => FindPlan::Next {
+                next: state.next_held_after(offset),
+            },
         }
     }
 }
@@ -591,5 +651,102 @@ mod tests {
         let sealed = log.seal_if_due(Duration::from_secs(3600)).unwrap();
         assert_eq!((sealed.records.len(), sealed.payload_bytes), (2, 8));
         assert!(log.seal_if_due(Duration::ZERO).is_none());
+    }
+
+    fn log() -> PartitionLog {
+        let telemetry = Telemetry::new(TelemetryConfig::default()).unwrap();
+        PartitionLog::new("t", 0, 10, telemetry.storage().partition("t", 0)).with_incarnation(7)
+    }
+
+    fn path(base: u64, last: u64) -> Path {
+        crate::segment::object_path("t", 7, 0, base, last)
+    }
+
+    /// Where a read from `offset` goes: `Ok(path)` of a flushed segment, `Err(next)` after
+    /// a hole; panics on anything else.
+    fn read_at(log: &PartitionLog, offset: u64) -> Result<Path, u64> {
+        match log.plan_read(offset, 10) {
+            ReadPlan::Flushed {
+                path, offset: o, ..
+            } if o == offset => Ok(path),
+            ReadPlan::Hole { next } => Err(next),
+            other => panic!("{offset}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_read_in_a_lost_segment_jumps_to_the_next_one() {
+        let log = log();
+        // 10..=19 lost, and 0..=4 (nothing holds the start either).
+        log.restore(&[(5, 9), (20, 29)], 0);
+        assert_eq!(log.high_watermark(), 30);
+        for offset in 0..5 {
+            assert_eq!(read_at(&log, offset), Err(5));
+        }
+        assert_eq!(read_at(&log, 9), Ok(path(5, 9)));
+        for offset in 10..20 {
+            assert_eq!(read_at(&log, offset), Err(20));
+        }
+        assert_eq!(read_at(&log, 29), Ok(path(20, 29)));
+        assert!(matches!(log.plan_read(30, 10), ReadPlan::Memory(r) if r.is_empty()));
+        // A search steps over the hole the same way.
+        assert!(matches!(
+            log.plan_find(12, |_| true),
+            FindPlan::Next { next: 20 }
+        ));
+        assert!(matches!(log.plan_find(30, |_| true), FindPlan::End));
+    }
+
+    #[test]
+    fn offsets_past_the_last_stored_segment_are_a_hole_up_to_the_first_new_record() {
+        let log = log();
+        // A torn last segment named 10..=19, or a reservation up to 20: never handed out.
+        log.restore(&[(0, 9)], 20);
+        assert_eq!(log.high_watermark(), 20);
+        assert_eq!(read_at(&log, 10), Err(20));
+        assert!(matches!(
+            log.plan_find(15, |_| true),
+            FindPlan::Next { next: 20 }
+        ));
+        assert_eq!(log.append(vec![record("12345"), record("67890")], 1, u64::MAX).unwrap().0, 20);
+        // Active buffer, then sealed and unflushed: the hole ends where it starts.
+        assert_eq!(read_at(&log, 19), Err(20));
+        assert!(matches!(log.plan_read(20, 10), ReadPlan::Memory(r) if r[0].value == "12345"));
+        let sealed = log.seal_if_full().unwrap();
+        log.append(vec![record("x")], 2, u64::MAX).unwrap();
+        assert_eq!(read_at(&log, 10), Err(20));
+        assert!(matches!(
+            log.plan_find(10, |r| r.value == "x"),
+            FindPlan::Next { next: 20 }
+        ));
+        assert!(matches!(
+            log.plan_find(20, |r| r.value == "x"),
+            FindPlan::Next { next: 22 }
+        ));
+        // Flushed: the same.
+        log.mark_flushed(&sealed);
+        assert_eq!(read_at(&log, 10), Err(20));
+        assert_eq!(read_at(&log, 21), Ok(path(20, 21)));
+    }
+
+    #[test]
+    fn a_segment_found_unreadable_becomes_a_hole_once() {
+        let log = log();
+        log.restore(&[(0, 9), (10, 19), (20, 29)], 0);
+        assert_eq!(read_at(&log, 12), Ok(path(10, 19)));
+        assert!(!log.mark_unreadable(&path(10, 20)));
+        assert!(log.mark_unreadable(&path(10, 19)));
+        // Reported by the first reader only.
+        assert!(!log.mark_unreadable(&path(10, 19)));
+        assert_eq!(read_at(&log, 12), Err(20));
+        assert!(matches!(
+            log.plan_find(10, |_| true),
+            FindPlan::Next { next: 20 }
+        ));
+        // Its neighbours are untouched, and the last one too becomes a hole to the end.
+        assert_eq!(read_at(&log, 9), Ok(path(0, 9)));
+        assert!(log.mark_unreadable(&path(20, 29)));
+        assert_eq!(read_at(&log, 12), Err(30));
+        assert_eq!(log.high_watermark(), 30);
     }
 }

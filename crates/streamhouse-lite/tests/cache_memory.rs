@@ -53,8 +53,9 @@ fn encoded_segments(count: usize) -> Vec<(Path, Vec<u8>)> {
             let records: Vec<Record> = (base..base + 50 + (i as u64 % 7) * 40)
                 .map(|offset| loadgen_record(1, offset))
                 .collect();
+            let last = records.last().expect("never empty").offset;
             (
-                segment::object_path("orders", 0, 1, base),
+                segment::object_path("orders", 0, 1, base, last),
                 segment::encode(&records),
             )
         })

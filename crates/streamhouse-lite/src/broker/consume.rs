@@ -5,7 +5,7 @@ use std::sync::{Arc, PoisonError};
 use axum::http::StatusCode;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
-use streamhouse_observability::metrics::ConsumerError;
+use streamhouse_observability::metrics::{ConsumerError, StorageFault};
 use streamhouse_observability::propagation;
 use tracing::Instrument;
 
@@ -13,7 +13,7 @@ use super::{Broker, ConsumeResult};
 use crate::api::error::ApiError;
 use crate::partition_log::{FindPlan, PartitionLog, ReadPlan};
 use crate::record::Record;
-use crate::segment::{self, EncodedSegment};
+use crate::segment::{self, EncodedSegment, SegmentError};
 use crate::topics::{Topic, UNKNOWN_TOPIC};
 use crate::trace_context;
 
@@ -93,10 +93,43 @@ impl ReadLimit {
     }
 }
 
+/// Why a flushed segment could not be had.
+#[derive(Debug)]
+pub(super) enum LoadError {
+    /// The store failed: the segment may be intact, try again later.
+    Store(object_store::Error),
+    /// The segment is gone from the store: its offsets are a hole.
+    Missing(object_store::Error),
+    /// The bytes are not an intact segment of the offsets its path names.
+    Unreadable(SegmentError),
+}
+
+impl LoadError {
+    fn from_store(error: object_store::Error) -> Self {
+        match error {
+            object_store::Error::NotFound { .. } => LoadError::Missing(error),
+            error => LoadError::Store(error),
+        }
+    }
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadError::Store(error) | LoadError::Missing(error) => error.fmt(f),
+            LoadError::Unreadable(error) => error.fmt(f),
+        }
+    }
+}
+
 impl Broker {
     /// Reads records of a partition from `request.offset`, across segments, until
     /// `max_records` or `max_bytes` (each capped by the server) or the high watermark;
-    /// counts them under the group if it exists (see [`Broker::consumer_labels`]).
+    /// counts them under the group if it exists (see [`Broker::consumer_labels`]). Offsets
+    /// no segment holds (holes: a segment lost, torn or corrupt, or offsets a crash left
+    /// unused) are stepped over, so `next_offset` is past the request's offset whenever that
+    /// is below the high watermark. A segment found torn or corrupt (or gone) when read is
+    /// logged and counted in `streamhouse_storage_faults_total` once, then read as a hole.
     ///
     /// # Errors
     /// 400 `invalid_topic_name` / `invalid_group_id` / `offset_out_of_range` /
@@ -137,7 +170,7 @@ impl Broker {
             return Err(error);
         }
         match result {
-            Ok(records) => {
+            Ok((records, next_offset)) => {
                 span.record("records", records.len());
                 // A receive span linked to each record's producer span, under this one.
                 span.in_scope(|| {
@@ -146,7 +179,6 @@ impl Broker {
                         .map(|r| trace_context::RecordHeaders(&r.headers));
                     propagation::receive_span_with(topic, group, headers)
                 });
-                let next_offset = records.last().map_or(request.offset, |r| r.offset + 1);
                 self.inner
                     .telemetry
                     .consumer()
@@ -163,11 +195,12 @@ impl Broker {
         }
     }
 
+    /// The records read and the offset to read next.
     async fn read(
         &self,
         topic: &Topic,
         request: &ConsumeRequest<'_>,
-    ) -> Result<Vec<Record>, (ApiError, ConsumerError)> {
+    ) -> Result<(Vec<Record>, u64), (ApiError, ConsumerError)> {
         let log = partition_of(topic, request.partition)?;
         let config = &self.inner.config;
         let max_records = request.max_records.min(config.max_consume_records);
@@ -195,8 +228,16 @@ impl Broker {
         while next < high_watermark && !limit.exhausted() {
             let taken = match log.plan_read_while(next, limit.records, |r| limit.admit(r)) {
                 ReadPlan::Memory(taken) => taken,
+                ReadPlan::Hole { next: after } => {
+                    next = after;
+                    continue;
+                }
                 ReadPlan::Flushed { path, offset, .. } => {
-                    self.read_flushed(&path, offset, &mut limit).await?
+                    match self.read_flushed(&log, &path, offset, &mut limit).await? {
+                        Some(taken) => taken,
+                        // Now a hole: the next turn steps over it.
+                        None => continue,
+                    }
                 }
             };
             let Some(last) = taken.last() else {
@@ -205,33 +246,100 @@ impl Broker {
             next = last.offset + 1;
             records.extend(taken);
         }
-        Ok(records)
+        Ok((records, next))
     }
 
     /// Records of the flushed segment at `path` from `offset` that `limit` admits, decoded
-    /// one at a time so no more than one past the limit is ever decoded.
+    /// one at a time so no more than one past the limit is ever decoded; `None` when the
+    /// segment turned out unservable (reported, and a hole in `log` from now on).
     async fn read_flushed(
         &self,
+        log: &PartitionLog,
         path: &Path,
         offset: u64,
         limit: &mut ReadLimit,
-    ) -> Result<Vec<Record>, (ApiError, ConsumerError)> {
-        let segment = self
-            .fetch_segment(path)
-            .await
-            .map_err(|e| storage_failure(path, &e))?;
+    ) -> Result<Option<Vec<Record>>, (ApiError, ConsumerError)> {
+        let Some(segment) = self.segment_for_read(log, path).await? else {
+            return Ok(None);
+        };
         let mut records = Vec::new();
         for record in segment.records_from(offset) {
             if limit.exhausted() {
                 break;
             }
-            let record = record.map_err(|e| storage_failure(path, &e))?;
+            let record = match record {
+                Ok(record) => record,
+                Err(error) => {
+                    self.segment_unservable(log, path, &LoadError::Unreadable(bad_record(&error)));
+                    return Ok(None);
+                }
+            };
             if !limit.admit(&record) {
                 break;
             }
             records.push(record);
         }
-        Ok(records)
+        Ok(Some(records))
+    }
+
+    /// The flushed segment at `path` of `log`; `None` when it is gone, torn or corrupt
+    /// (then reported, and a hole in `log` from now on).
+    ///
+    /// # Errors
+    /// 503 `storage_failure` when the store fails.
+    async fn segment_for_read(
+        &self,
+        log: &PartitionLog,
+        path: &Path,
+    ) -> Result<Option<Arc<EncodedSegment>>, (ApiError, ConsumerError)> {
+        match self.fetch_segment(path).await {
+            Ok(segment) => Ok(Some(segment)),
+            Err(LoadError::Store(error)) => Err(storage_failure(path, &error)),
+            Err(error) => {
+                self.segment_unservable(log, path, &error);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Makes the segment at `path` a hole in `log`; the first reader to do so logs and counts
+    /// it, unless its topic incarnation is deleted meanwhile (no series of it is recorded
+    /// after the delete; its segments are being removed anyway).
+    fn segment_unservable(&self, log: &PartitionLog, path: &Path, error: &LoadError) {
+        if !log.mark_unreadable(path) {
+            return;
+        }
+        let Some(location) = segment::parse_path(path) else {
+            return;
+        };
+        let Some(topic) = self.inner.topics.get(&location.topic) else {
+            return;
+        };
+        if topic.incarnation().id() != location.incarnation {
+            return;
+        }
+        // Held while recording: a delete removes the topic's series after taking it.
+        let Some(_live) = topic.incarnation().appending() else {
+            return;
+        };
+        let fault = match error {
+            LoadError::Unreadable(error) => error.fault(),
+            LoadError::Missing(_) | LoadError::Store(_) => StorageFault::Hole,
+        };
+        tracing::error!(
+            topic = %location.topic,
+            partition = location.partition,
+            base_offset = location.base_offset,
+            last_offset = location.last_offset,
+            %path,
+            %error,
+            fault = fault.as_str(),
+            "segment not served: its offsets are skipped as a hole from now on"
+        );
+        self.inner
+            .telemetry
+            .storage()
+            .record_fault(&location.topic, fault);
     }
 
     /// The first record of `log` whose timestamp is at least `timestamp` (milliseconds since
@@ -239,10 +347,10 @@ impl Broker {
     /// the log's lock, flushed segments one by one through the cache, decoding a record at a
     /// time): so the search holds at most one segment, whatever the partition's size.
     /// Answers its offset and timestamp, `None` when no record below the high watermark read
-    /// at the start is that late.
+    /// at the start is that late. Steps over holes as [`Broker::consume`] does.
     ///
     /// # Errors
-    /// 503 `storage_failure` when a segment cannot be read.
+    /// 503 `storage_failure` when the store fails.
     pub(super) async fn find_by_timestamp(
         &self,
         log: &PartitionLog,
@@ -260,17 +368,29 @@ impl Broker {
                     offset,
                     last_offset,
                 } => {
-                    let segment = self
-                        .fetch_segment(&path)
-                        .await
-                        .map_err(|e| storage_failure(&path, &e))?;
+                    // Unservable: now a hole, which the next step goes past.
+                    let Some(segment) = self.segment_for_read(log, &path).await? else {
+                        continue;
+                    };
+                    let mut unservable = None;
                     for record in segment.records_from(offset) {
-                        let record = record.map_err(|e| storage_failure(&path, &e))?;
-                        if record.timestamp >= timestamp {
-                            return Ok(Some((record.offset, record.timestamp)));
+                        match record {
+                            Ok(record) if record.timestamp >= timestamp => {
+                                return Ok(Some((record.offset, record.timestamp)));
+                            }
+                            Ok(_) => {}
+                            Err(error) => {
+                                unservable = Some(bad_record(&error));
+                                break;
+                            }
                         }
                     }
-                    next = last_offset + 1;
+                    match unservable {
+                        Some(error) => {
+                            self.segment_unservable(log, &path, &LoadError::Unreadable(error))
+                        }
+                        None => next = last_offset + 1,
+                    }
                 }
             }
         }
@@ -279,10 +399,13 @@ impl Broker {
 
     /// A flushed segment, from the cache or else the store (then cached). Readers missing
     /// the same segment at once wait for one `get` instead of each making their own.
+    ///
+    /// # Errors
+    /// See [`LoadError`].
     pub(super) async fn fetch_segment(
         &self,
         path: &Path,
-    ) -> Result<Arc<EncodedSegment>, object_store::Error> {
+    ) -> Result<Arc<EncodedSegment>, LoadError> {
         if let Some(records) = self.inner.cache.get(path) {
             return Ok(records);
         }
@@ -313,12 +436,15 @@ impl Broker {
         loaded
     }
 
-    async fn load_segment(&self, path: &Path) -> Result<Arc<EncodedSegment>, object_store::Error> {
-        let bytes = self.inner.store.get(path).await?.bytes().await?;
-        let segment = EncodedSegment::parse(&bytes).map_err(|e| object_store::Error::Generic {
-            store: "segment",
-            source: Box::new(e),
-        })?;
+    /// Gets and checks the segment at `path` (trailer, checksum, and the offsets its path
+    /// names), then caches it.
+    async fn load_segment(&self, path: &Path) -> Result<Arc<EncodedSegment>, LoadError> {
+        let read = async { self.inner.store.get(path).await?.bytes().await };
+        let bytes = read.await.map_err(LoadError::from_store)?;
+        let segment = EncodedSegment::parse(&bytes).map_err(LoadError::Unreadable)?;
+        if let Some(location) = segment::parse_path(path) {
+            super::recovery::check_offsets(&segment, &location).map_err(LoadError::Unreadable)?;
+        }
         let segment = Arc::new(segment);
         self.inner.cache.insert(path.clone(), Arc::clone(&segment));
         // Checked after the insert: a delete marks the incarnation deleted before it empties
@@ -379,6 +505,12 @@ fn partition_of(
     }
 }
 
+/// A record line that does not decode, although its segment's checksum matched (only a bug
+/// writes one).
+fn bad_record(error: &serde_json::Error) -> SegmentError {
+    SegmentError::Corrupt(format!("a record does not decode: {error}"))
+}
+
 /// 503 `storage_failure` for a segment that could not be read.
 fn storage_failure(path: &Path, e: &dyn std::fmt::Display) -> (ApiError, ConsumerError) {
     let error = ApiError::new(
@@ -423,7 +555,7 @@ mod tests {
             &health,
         );
         let live = broker.create_topic("live", 1).unwrap();
-        let live_path = segment::object_path("live", live.incarnation().id(), 0, 0);
+        let live_path = segment::object_path("live", live.incarnation().id(), 0, 0, 0);
         put_segment(&broker, &live_path).await;
         broker.fetch_segment(&live_path).await.unwrap();
         assert_eq!(broker.cache().len(), 1);
@@ -431,7 +563,7 @@ mod tests {
         // A read that found the segment before the delete and loads it after: served, but
         // not cached, since the delete's sweep of the cache may already have run.
         let doomed = broker.create_topic("doomed", 1).unwrap();
-        let doomed_path = segment::object_path("doomed", doomed.incarnation().id(), 0, 0);
+        let doomed_path = segment::object_path("doomed", doomed.incarnation().id(), 0, 0, 0);
         broker.delete_topic("doomed").await.unwrap();
         put_segment(&broker, &doomed_path).await;
         let loaded = broker.fetch_segment(&doomed_path).await.unwrap();

@@ -10,8 +10,9 @@
 //! re-encodes what it returns as JSON anyway.
 
 use serde::Deserialize;
-use serde::de::Error as _;
 
+use super::SegmentError;
+use super::trailer;
 use crate::record::Record;
 
 /// The encoded lines of one segment and where each ends. Line `i` is the record at offset
@@ -31,43 +32,44 @@ struct OffsetOnly {
 }
 
 impl EncodedSegment {
-    /// Copies `bytes` (JSON lines written by [`super::encode`]) into an allocation of exactly
-    /// their size, indexing the lines.
+    /// Checks `bytes` (a segment written by [`super::encode`]: its trailer, checksum and
+    /// offsets) and copies its lines into an allocation of exactly their size, indexing them.
     ///
     /// # Errors
-    /// A line without a numeric `offset`, offsets that are not consecutive, or a segment
-    /// larger than 4 GiB.
-    pub fn parse(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+    /// [`SegmentError::Torn`] or [`SegmentError::Corrupt`] (also for a segment larger than
+    /// 4 GiB).
+    pub fn parse(bytes: &[u8]) -> Result<Self, SegmentError> {
         if u32::try_from(bytes.len()).is_err() {
-            return Err(serde_json::Error::custom(format!(
-                "a segment of {} bytes is larger than 4 GiB",
+            return Err(SegmentError::Corrupt(format!(
+                "{} bytes: larger than 4 GiB",
                 bytes.len()
             )));
         }
+        let (body, trailer) = trailer::split(bytes)?;
         let mut line_ends = Vec::new();
         let mut base_offset = 0;
         let mut start = 0;
-        for line in bytes.split(|b| *b == b'\n') {
+        for line in body.split(|b| *b == b'\n') {
             let end = start + line.len();
             if !line.is_empty() {
-                let OffsetOnly { offset } = serde_json::from_slice(line)?;
-                let expected = base_offset + line_ends.len() as u64;
-                if line_ends.is_empty() {
+                let index = line_ends.len();
+                let OffsetOnly { offset } = serde_json::from_slice(line)
+                    .map_err(|e| SegmentError::Corrupt(format!("record {index}: {e}")))?;
+                let expected = base_offset + index as u64;
+                if index == 0 {
                     base_offset = offset;
                 } else if offset != expected {
-                    return Err(serde_json::Error::custom(format!(
-                        "record {} has offset {offset}, expected {expected}",
-                        line_ends.len()
-                    )));
+                    return Err(trailer::not_consecutive(index, offset, expected));
                 }
                 // Fits: the length was checked above.
                 line_ends.push(end as u32);
             }
             start = end + 1;
         }
+        trailer.check_count(line_ends.len())?;
         Ok(EncodedSegment {
             base_offset,
-            bytes: bytes.into(),
+            bytes: body.into(),
             line_ends: line_ends.into_boxed_slice(),
         })
     }
@@ -132,7 +134,8 @@ impl EncodedSegment {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::segment::encode;
+    use crate::segment::{append_trailer, encode};
+    use streamhouse_observability::metrics::StorageFault;
 
     fn records(base: u64, count: u64) -> Vec<Record> {
         (base..base + count)
@@ -181,10 +184,20 @@ mod tests {
             bytes.extend(serde_json::to_vec(record).unwrap());
             bytes.extend(b"\n\n");
         }
+        let body_len = bytes.len();
+        append_trailer(&mut bytes, 3);
         let segment = EncodedSegment::parse(&bytes).unwrap();
         assert_eq!(segment.read(0, 10).unwrap(), all);
-        let expected = bytes.len() + 3 * 4 + std::mem::size_of::<EncodedSegment>();
+        // The trailer is checked, not kept.
+        let expected = body_len + 3 * 4 + std::mem::size_of::<EncodedSegment>();
         assert_eq!(segment.resident_bytes(), expected as u64);
+    }
+
+    /// `lines` as a segment body with a trailer counting them.
+    fn sealed(lines: &[u8], records: u64) -> Vec<u8> {
+        let mut bytes = lines.to_vec();
+        append_trailer(&mut bytes, records);
+        bytes
     }
 
     #[test]
@@ -192,18 +205,43 @@ mod tests {
         let mut gap = records(0, 2);
         gap[1].offset = 5;
         let error = EncodedSegment::parse(&encode(&gap)).unwrap_err();
-        assert!(error.to_string().contains("expected 1"), "{error}");
-        assert!(EncodedSegment::parse(b"{\"value\":\"x\"}\n").is_err());
-        let empty = EncodedSegment::parse(b"").unwrap();
+        assert!(
+            matches!(error, SegmentError::Corrupt(ref m) if m.contains("expected 1")),
+            "{error}"
+        );
+        let error = EncodedSegment::parse(&sealed(b"{\"value\":\"x\"}\n", 1)).unwrap_err();
+        assert!(matches!(error, SegmentError::Corrupt(_)), "{error}");
+        let empty = EncodedSegment::parse(&encode(&[])).unwrap();
         assert!(empty.is_empty());
         assert_eq!(empty.last_offset(), None);
     }
 
     #[test]
+    fn refuses_segments_cut_short_or_damaged() {
+        let bytes = encode(&records(0, 4));
+        let first_line = bytes.iter().position(|b| *b == b'\n').unwrap();
+        for cut in [0, first_line / 2, first_line + 1, bytes.len() - 2] {
+            let error = EncodedSegment::parse(&bytes[..cut]).unwrap_err();
+            assert_eq!(
+                error.fault(),
+                StorageFault::TornSegment,
+                "cut at {cut}: {error}"
+            );
+        }
+        let mut flipped = bytes.clone();
+        flipped[first_line / 2] ^= 0x01;
+        let error = EncodedSegment::parse(&flipped).unwrap_err();
+        assert_eq!(error.fault(), StorageFault::CorruptSegment, "{error}");
+    }
+
+    #[test]
     fn a_corrupt_record_fails_the_read_that_reaches_it() {
-        let bytes =
-            b"{\"offset\":0,\"value\":\"a\",\"partition\":0,\"timestamp\":1}\n{\"offset\":1}\n";
-        let segment = EncodedSegment::parse(bytes).unwrap();
+        // Written with a checksum, so only a bug could store it: found when read.
+        let bytes = sealed(
+            b"{\"offset\":0,\"value\":\"a\",\"partition\":0,\"timestamp\":1}\n{\"offset\":1}\n",
+            2,
+        );
+        let segment = EncodedSegment::parse(&bytes).unwrap();
         assert_eq!(segment.read(0, 1).unwrap()[0].value, "a");
         assert!(segment.read(0, 2).is_err());
     }

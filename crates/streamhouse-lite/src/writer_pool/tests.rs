@@ -420,7 +420,7 @@ async fn a_put_is_create_only() {
     topic.partitions[0].stored(0).await.unwrap();
     let refused = topic.partitions[1].stored(0).await.unwrap_err();
     assert!(refused.contains("another server"), "{refused}");
-    let path = crate::segment::object_path("t", topic.incarnation().id(), 1, 0);
+    let path = crate::segment::object_path("t", topic.incarnation().id(), 1, 0, 0);
     let kept = store.get(&path).await.unwrap().bytes().await.unwrap();
     assert!(
         String::from_utf8_lossy(&kept).contains("zzzz"),
