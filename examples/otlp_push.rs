@@ -18,7 +18,9 @@ use std::error::Error;
 use std::time::{Duration, Instant};
 
 use streamhouse_observability::logging::{self, LoggingConfig};
-use streamhouse_observability::metrics::{ConsumerError, ProducerError, S3Error, S3Operation};
+use streamhouse_observability::metrics::{
+    ConsumerError, ProducerError, S3Error, S3Operation, StorageFault,
+};
 use streamhouse_observability::otlp::{OtlpConfig, OtlpProtocol, Signal};
 use streamhouse_observability::{Telemetry, TelemetryConfig, propagation};
 
@@ -130,6 +132,10 @@ fn append_to_segment(telemetry: &Telemetry, round: u64) {
     storage.record_s3_request(S3Operation::Put, Duration::from_millis(40), outcome);
     storage.record_cache_hit();
     storage.record_cache_miss();
+    if round == 0 {
+        // A read that stepped over offsets no segment holds.
+        storage.record_fault("orders", StorageFault::Hole);
+    }
     // What `/metrics` records of itself, for an application that also serves it.
     telemetry
         .scrapes()
@@ -147,6 +153,9 @@ fn observe_state(
             .observe_lag(|report| report.lag("orders", 0, "analytics", 30)),
         telemetry.storage().observe_cache_size(|| 4 * 1024 * 1024),
         telemetry.storage().observe_unflushed_bytes(|| 64 * 1024),
+        telemetry
+            .storage()
+            .observe_failed_partitions(|report| report.partitions("orders", 0)),
         system.observe_connections(|| 2),
         system.observe_topics(|| 1),
         system.observe_partitions(|report| report.partitions("orders", 3)),

@@ -35,6 +35,8 @@ async fn every_metric_moves_under_the_load_generator() {
                     &catalog::TELEMETRY_SCRAPES_STOPPED,
                     &catalog::RUNTIME_GLOBAL_QUEUE_DEPTH,
                     &catalog::TELEMETRY_LOG_RECORDS_DROPPED,
+                    // Only a damaged store has faults.
+                    &catalog::STORAGE_FAULTS,
                     // A level: between requests nothing is in flight.
                     &catalog::HTTP_SERVER_ACTIVE_REQUESTS,
                 ]

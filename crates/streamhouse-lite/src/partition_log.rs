@@ -708,7 +708,12 @@ mod tests {
             log.plan_find(15, |_| true),
             FindPlan::Next { next: 20 }
         ));
-        assert_eq!(log.append(vec![record("12345"), record("67890")], 1, u64::MAX).unwrap().0, 20);
+        assert_eq!(
+            log.append(vec![record("12345"), record("67890")], 1, u64::MAX)
+                .unwrap()
+                .0,
+            20
+        );
         // Active buffer, then sealed and unflushed: the hole ends where it starts.
         assert_eq!(read_at(&log, 19), Err(20));
         assert!(matches!(log.plan_read(20, 10), ReadPlan::Memory(r) if r[0].value == "12345"));

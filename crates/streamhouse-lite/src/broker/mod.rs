@@ -41,8 +41,10 @@ use crate::segment;
 use crate::segment_cache::SegmentCache;
 use crate::topics::{CreateTopicError, Topic, TopicLimits, TopicRegistry, is_valid_topic_name};
 use crate::writer_pool::{Unflushed, WriterPool};
+use fences::FenceChecks;
 
 mod consume;
+mod fences;
 mod groups;
 mod produce;
 mod recovery;
@@ -141,11 +143,11 @@ impl Broker {
         let sealer = tokio::spawn(seal_aged_segments(
             Arc::downgrade(&topics),
             Arc::downgrade(&pool),
+            FenceChecks::new(health),
             config.segment_max_age,
         ));
         let probe = Arc::clone(&store);
         let pool_probe = Arc::downgrade(&pool);
-        let topics_probe = Arc::downgrade(&topics);
         let checks = vec![
             health.register("object_store", move || {
                 let store = Arc::clone(&probe);
@@ -159,12 +161,10 @@ impl Broker {
             }),
             health.register("writer_pool", move || {
                 let pool = pool_probe.upgrade();
-                let fenced = topics_probe.upgrade().map(|t| fenced_partitions(&t));
                 async move {
-                    match (pool, fenced) {
-                        (Some(_), Some(fenced)) if !fenced.is_empty() => Err(fenced),
-                        (Some(pool), _) => pool.health(),
-                        (None, _) => Err("stopped".to_owned()),
+                    match pool {
+                        Some(pool) => pool.health(),
+                        None => Err("stopped".to_owned()),
                     }
                 }
             }),
@@ -430,24 +430,12 @@ impl Broker {
     }
 }
 
-/// Readiness text naming every fenced partition; empty when none is.
-fn fenced_partitions(topics: &TopicRegistry) -> String {
-    let mut fenced = Vec::new();
-    for topic in topics.all() {
-        for (partition, reason) in topic.failed_partitions() {
-            fenced.push(format!(
-                "partition {partition} of topic {:?} failed: {reason}",
-                topic.name
-            ));
-        }
-    }
-    fenced.join("; ")
-}
-
-/// Seals segments older than `max_age` and hands them to the pool, until either is gone.
+/// Seals segments older than `max_age` (or waited for) and hands them to the pool, and
+/// keeps the fenced partitions' readiness checks in step, until the topics or pool are gone.
 async fn seal_aged_segments(
     topics: std::sync::Weak<TopicRegistry>,
     pool: std::sync::Weak<WriterPool>,
+    fences: FenceChecks,
     max_age: Duration,
 ) {
     let tick = (max_age / 4).clamp(Duration::from_millis(5), Duration::from_millis(500));
@@ -458,6 +446,7 @@ async fn seal_aged_segments(
         let (Some(topics), Some(pool)) = (topics.upgrade(), pool.upgrade()) else {
             return;
         };
+        fences.sync(&topics);
         for topic in topics.all() {
             // A topic deleted since the listing is skipped.
             let Some(alive) = topic.incarnation().appending() else {
