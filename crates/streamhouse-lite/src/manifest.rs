@@ -46,6 +46,20 @@ pub const MANIFEST_VERSION: u32 = 1;
 /// Largest manifest recovery reads; a bigger object is not one of ours and is left alone.
 pub const MAX_MANIFEST_BYTES: u64 = 64 << 10;
 
+/// Most skipped ranges a manifest keeps: one per unclean stop and partition.
+pub const MAX_SKIPPED_RANGES: usize = 1_000;
+
+/// Offsets of one partition a restart skipped: `first..=last`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedOffsets {
+    /// Partition.
+    pub partition: u32,
+    /// First offset skipped.
+    pub first: u64,
+    /// Last offset skipped.
+    pub last: u64,
+}
+
 /// One topic's manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TopicManifest {
@@ -68,6 +82,10 @@ pub struct TopicManifest {
     /// [`crate::topics::Incarnation::reserved`]). Absent in manifests of earlier versions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reserved_offsets: Vec<u64>,
+    /// Offsets a restart after a crash skipped (reserved, never stored), so later starts
+    /// know the hole they leave is not a lost segment. The latest [`MAX_SKIPPED_RANGES`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_offsets: Vec<SkippedOffsets>,
     /// Set (RFC 3339) once the incarnation is deleted: the manifest is then a tombstone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_at: Option<String>,
@@ -88,6 +106,7 @@ impl TopicManifest {
             replication_factor: REPLICATION_FACTOR,
             leader_agent_id: LEADER_AGENT_ID.to_owned(),
             reserved_offsets: Vec::new(),
+            skipped_offsets: Vec::new(),
             deleted_at: None,
             extra: Map::new(),
         }

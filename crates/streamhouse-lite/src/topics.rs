@@ -10,7 +10,7 @@ use streamhouse_observability::Telemetry;
 use streamhouse_observability::metrics::{GaugeRegistration, TopicProducerMetrics};
 
 use crate::config::LiteConfig;
-use crate::manifest::TopicManifest;
+use crate::manifest::{MAX_SKIPPED_RANGES, SkippedOffsets, TopicManifest};
 use crate::partition_log::PartitionLog;
 
 /// Longest topic name (Kafka's limit).
@@ -58,6 +58,8 @@ pub struct Incarnation {
     reservation: u64,
     /// A background extension of the reservations is under way.
     extending: AtomicBool,
+    /// Offsets restarts skipped, kept in the manifest.
+    skipped: std::sync::Mutex<Vec<SkippedOffsets>>,
 }
 
 /// Held while appending to or sealing an incarnation's partitions: it is not deleted
@@ -96,6 +98,7 @@ impl Incarnation {
             })
             .collect();
         Incarnation {
+            skipped: std::sync::Mutex::new(manifest.skipped_offsets.clone()),
             reserved,
             reservation,
             extending: AtomicBool::new(false),
@@ -177,14 +180,47 @@ impl Incarnation {
         self.extending.store(false, Ordering::Release);
     }
 
+    /// Whether a restart already skipped `first..=last` of `partition`.
+    pub fn was_skipped(&self, partition: u32, first: u64, last: u64) -> bool {
+        self.skipped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .any(|s| s.partition == partition && s.first <= first && last <= s.last)
+    }
+
+    /// Records that a restart skipped `first..=last` of `partition` (stored with the next
+    /// manifest write).
+    pub fn skipped(&self, partition: u32, first: u64, last: u64) {
+        let mut skipped = self.skipped.lock().unwrap_or_else(PoisonError::into_inner);
+        skipped.push(SkippedOffsets {
+            partition,
+            first,
+            last,
+        });
+        let excess = skipped.len().saturating_sub(MAX_SKIPPED_RANGES);
+        skipped.drain(..excess);
+    }
+
     /// The manifest as stored now: with the reservations.
     fn current_manifest(&self) -> TopicManifest {
-        TopicManifest {
-            reserved_offsets: self
-                .reserved
+        self.manifest_reserving(
+            self.reserved
                 .iter()
                 .map(|r| r.load(Ordering::Acquire))
                 .collect(),
+        )
+    }
+
+    /// The manifest with `reserved` offsets and the skipped ranges.
+    fn manifest_reserving(&self, reserved: Vec<u64>) -> TopicManifest {
+        TopicManifest {
+            reserved_offsets: reserved,
+            skipped_offsets: self
+                .skipped
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
             ..self.manifest.clone()
         }
     }
@@ -232,11 +268,9 @@ impl Incarnation {
         if unchanged && *state == ManifestState::Stored {
             return Ok(true);
         }
-        let manifest = TopicManifest {
-            reserved_offsets: targets.clone(),
-            ..self.manifest.clone()
-        };
-        manifest.store(store).await?;
+        self.manifest_reserving(targets.clone())
+            .store(store)
+            .await?;
         *state = ManifestState::Stored;
         for (reserved, target) in self.reserved.iter().zip(targets) {
             reserved.fetch_max(target, Ordering::AcqRel);
@@ -272,11 +306,7 @@ impl Incarnation {
                 })
                 .collect()
         };
-        let manifest = TopicManifest {
-            reserved_offsets: settled,
-            ..self.manifest.clone()
-        };
-        manifest.store(store).await
+        self.manifest_reserving(settled).store(store).await
     }
 
     /// Stores the manifest unless it is already stored; `Ok(false)` once the tombstone is

@@ -8,7 +8,7 @@ use object_store::{ObjectMeta, ObjectStoreExt};
 use streamhouse_observability::metrics::StorageFault;
 
 use super::Broker;
-use crate::manifest::{self, MAX_MANIFEST_BYTES, TopicManifest};
+use crate::manifest::{self, MAX_MANIFEST_BYTES, SkippedOffsets, TopicManifest};
 use crate::segment::{self, EncodedSegment, SegmentError, SegmentLocation};
 
 /// A segment found in the listing, with its stored size.
@@ -181,7 +181,13 @@ impl Broker {
         // Read everything before registering: a topic that fails is not half served.
         let mut restored = Vec::with_capacity(partitions.len());
         for (partition, locations) in partitions {
-            let (mut kept, next_offset) = self.check_listing(locations);
+            let skipped: Vec<_> = manifest
+                .skipped_offsets
+                .iter()
+                .filter(|s| s.partition == partition)
+                .copied()
+                .collect();
+            let (mut kept, next_offset) = self.check_listing(locations, &skipped);
             if let Some(last) = kept.pop() {
                 let verified = self.verify_segment(&last).await.map_err(|error| {
                     format!("reading its last segment {} failed: {error}", last.path())
@@ -220,11 +226,26 @@ impl Broker {
             topic.partitions[partition as usize].restore(&ranges, next_offset);
         }
         // Offsets up to the reservation may have been handed out before a crash: never
-        // again. A produce extends the reservation before handing out more.
+        // again. A produce extends the reservation before handing out more. (A clean stop
+        // cuts the reservation back, so there is nothing to skip after one.)
         let incarnation = topic.incarnation();
         for log in &topic.partitions {
-            log.skip_to(incarnation.reserved(log.partition()));
-            incarnation.reserve_through(log.partition(), log.high_watermark());
+            let (partition, stored_to) = (log.partition(), log.high_watermark());
+            let reserved = incarnation.reserved(partition);
+            if reserved > stored_to && !incarnation.was_skipped(partition, stored_to, reserved - 1)
+            {
+                tracing::warn!(
+                    topic = %name,
+                    partition,
+                    first = stored_to,
+                    last = reserved - 1,
+                    "the last stop was not clean: these offsets were reserved and never stored \
+                     (records acknowledged from memory there are lost); they are skipped"
+                );
+                incarnation.skipped(partition, stored_to, reserved - 1);
+            }
+            log.skip_to(reserved);
+            incarnation.reserve_through(partition, log.high_watermark());
         }
         Ok(())
     }
@@ -232,7 +253,13 @@ impl Broker {
     /// One partition's segments as the listing names them: those to serve, in offset order,
     /// and the offset after the highest one any of them names. Reports the offsets no
     /// segment names (holes) and drops segments overlapping an earlier one (corrupt).
-    fn check_listing(&self, mut locations: Vec<SegmentLocation>) -> (Vec<SegmentLocation>, u64) {
+    /// A hole that a restart after a crash left (`skipped`, from the manifest) is expected,
+    /// not a fault.
+    fn check_listing(
+        &self,
+        mut locations: Vec<SegmentLocation>,
+        skipped: &[SkippedOffsets],
+    ) -> (Vec<SegmentLocation>, u64) {
         locations.sort_unstable_by_key(|l| (l.base_offset, l.last_offset));
         let next_offset = locations
             .iter()
@@ -257,7 +284,18 @@ impl Broker {
                 self.record_fault(&location.topic, StorageFault::CorruptSegment);
                 continue;
             }
-            if location.base_offset > held_to {
+            let crash_gap = skipped
+                .iter()
+                .any(|s| s.first <= held_to && location.base_offset - 1 <= s.last);
+            if location.base_offset > held_to && crash_gap {
+                tracing::debug!(
+                    topic = %location.topic,
+                    partition = location.partition,
+                    first_missing = held_to,
+                    last_missing = location.base_offset - 1,
+                    "offsets skipped after an unclean stop"
+                );
+            } else if location.base_offset > held_to {
                 tracing::warn!(
                     topic = %location.topic,
                     partition = location.partition,

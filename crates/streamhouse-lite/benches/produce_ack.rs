@@ -1,0 +1,152 @@
+//! Produce throughput and latency with `STREAMHOUSE_PRODUCE_ACK=memory` and `=flushed`, side
+//! by side in one run, over the local store the main job uses by default (files, fsynced).
+//!
+//! Each iteration is one round of 16 concurrent producers each sending 8 requests of 10
+//! records to a topic of 4 partitions, through the broker's `produce` (what the HTTP handler
+//! calls). Criterion reports the time of a round and its throughput in records; every
+//! request's latency is kept and, after criterion, p50 and p99 per mode are printed with the
+//! ratios flushed / memory.
+//!
+//! ```text
+//! cargo bench -p streamhouse-lite --bench produce_ack
+//! cargo bench -p streamhouse-lite --bench produce_ack -- --warm-up-time 1 --measurement-time 5
+//! ```
+
+use std::hint::black_box;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput};
+use streamhouse_lite::broker::{Broker, ProduceRecord};
+use streamhouse_lite::config::{ProduceAck, StoreLocation};
+use streamhouse_lite::server::LiteServer;
+use streamhouse_lite::{LiteConfig, store};
+use streamhouse_observability::{Telemetry, TelemetryConfig};
+
+const PRODUCERS: usize = 16;
+const REQUESTS: usize = 8;
+const RECORDS: usize = 10;
+
+fn records() -> Vec<ProduceRecord> {
+    (0..RECORDS)
+        .map(|i| ProduceRecord {
+            key: Some(format!("customer-{}", i % 64)),
+            value: format!("{{\"order\":{i},\"amount\":1999,\"currency\":\"EUR\"}}"),
+            partition: None,
+            headers: Default::default(),
+        })
+        .collect()
+}
+
+/// One server per acknowledgement mode, over its own directory.
+struct Mode {
+    name: &'static str,
+    broker: Broker,
+    latencies: Arc<Mutex<Vec<Duration>>>,
+    _server: LiteServer,
+    _telemetry: Telemetry,
+    _dir: tempfile::TempDir,
+}
+
+fn mode(name: &'static str, ack: ProduceAck) -> Mode {
+    let dir = tempfile::tempdir().expect("directory");
+    let location = StoreLocation::Local(dir.path().to_owned());
+    let store = store::open(&location).expect("local store");
+    let telemetry = Telemetry::new(TelemetryConfig::default()).expect("telemetry");
+    let config = LiteConfig {
+        produce_ack: ack,
+        store: location,
+        ..LiteConfig::default()
+    };
+    let server = LiteServer::start_with_store(config, &telemetry, store);
+    server.broker().create_topic("bench", 4).expect("topic");
+    Mode {
+        name,
+        broker: server.broker().clone(),
+        latencies: Arc::default(),
+        _server: server,
+        _telemetry: telemetry,
+        _dir: dir,
+    }
+}
+
+/// One round: every producer sends its requests one after another; returns the time taken.
+async fn round(mode: &Mode) -> Duration {
+    let started = Instant::now();
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|_| {
+            let broker = mode.broker.clone();
+            let latencies = Arc::clone(&mode.latencies);
+            tokio::spawn(async move {
+                let mut took = Vec::with_capacity(REQUESTS);
+                for _ in 0..REQUESTS {
+                    let sent = Instant::now();
+                    let answer = broker.produce("bench", records(), sent).await;
+                    black_box(answer.expect("produce"));
+                    took.push(sent.elapsed());
+                }
+                latencies.lock().unwrap().extend(took);
+            })
+        })
+        .collect();
+    for producer in producers {
+        producer.await.expect("producer");
+    }
+    started.elapsed()
+}
+
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let _entered = runtime.enter();
+    let modes = [
+        mode("memory", ProduceAck::Memory),
+        mode("flushed", ProduceAck::Flushed),
+    ];
+    let mut criterion = Criterion::default().configure_from_args();
+    let mut group = criterion.benchmark_group("produce_ack");
+    group.throughput(Throughput::Elements(
+        (PRODUCERS * REQUESTS * RECORDS) as u64,
+    ));
+    for mode in &modes {
+        group.bench_function(mode.name, |b| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| runtime.block_on(round(mode)))
+                    .sum::<Duration>()
+            })
+        });
+    }
+    group.finish();
+    criterion.final_summary();
+    let mut summary = Vec::new();
+    for mode in &modes {
+        let mut took = mode.latencies.lock().unwrap().clone();
+        if took.is_empty() {
+            return;
+        }
+        took.sort_unstable();
+        let (p50, p99) = (quantile(&took, 0.5), quantile(&took, 0.99));
+        println!(
+            "produce_ack/{}: {} requests, p50 {p50:?}, p99 {p99:?}",
+            mode.name,
+            took.len()
+        );
+        summary.push((p50, p99));
+    }
+    let ratio = |f: fn(&(Duration, Duration)) -> Duration| {
+        f(&summary[1]).as_secs_f64() / f(&summary[0]).as_secs_f64()
+    };
+    println!(
+        "produce_ack: flushed / memory latency: p50 {:.1}x, p99 {:.1}x",
+        ratio(|s| s.0),
+        ratio(|s| s.1)
+    );
+}
