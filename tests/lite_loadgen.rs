@@ -37,6 +37,8 @@ async fn every_metric_moves_under_the_load_generator() {
                     &catalog::TELEMETRY_LOG_RECORDS_DROPPED,
                     // Only a damaged store has faults.
                     &catalog::STORAGE_FAULTS,
+                    // Zero while the store takes every put (checked below).
+                    &catalog::PARTITIONS_FAILED,
                     // A level: between requests nothing is in flight.
                     &catalog::HTTP_SERVER_ACTIVE_REQUESTS,
                 ]
@@ -76,4 +78,8 @@ async fn every_metric_moves_under_the_load_generator() {
         m.get(&catalog::TOPICS, "", &[]),
         loadgen::TOPICS.len() as f64
     );
+    for (topic, _) in loadgen::TOPICS {
+        let failed = m.find(&catalog::PARTITIONS_FAILED, "", &[("topic", topic)]);
+        assert_eq!(failed, Some(0.0), "{topic}");
+    }
 }
