@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use streamhouse_observability::catalog::{self, MetricDef};
 use streamhouse_observability::metrics::{
-    ConsumerError, GaugeRegistration, ProducerError, S3Error, S3Operation, ScrapeStop,
+    ConsumerError, GaugeRegistration, ProducerError, S3Error, S3Operation, ScrapeStop, StorageFault,
 };
 use streamhouse_observability::{Telemetry, TelemetryConfig};
 
@@ -410,8 +410,16 @@ pub fn record_every_metric(telemetry: &Telemetry) -> Recorded {
         consumer.record_error(topic, GROUP, ConsumerError::OffsetOutOfRange);
         storage.record_segment_write(topic, i as u32);
         storage.record_segment_flush(topic, i as u32);
+        storage.record_fault(topic, StorageFault::Hole);
 
         let t = [("topic", topic.as_str())];
+        expect(
+            &catalog::STORAGE_FAULTS,
+            "",
+            &[t[0], ("fault", "hole")],
+            1.0,
+        );
+        expect(&catalog::PARTITIONS_FAILED, "", &t, i as f64);
         expect(&catalog::PRODUCER_RECORDS, "", &t, n as f64);
         expect(&catalog::PRODUCER_BYTES, "", &t, (100 * n) as f64);
         expect_histogram(
@@ -557,6 +565,7 @@ pub fn record_every_metric(telemetry: &Telemetry) -> Recorded {
 
     let lag_topics = topics.clone();
     let partition_topics = topics.clone();
+    let failed_topics = topics.clone();
     let topic_count = topics.len() as u64;
     let system = telemetry.system();
     let registrations = vec![
@@ -568,6 +577,11 @@ pub fn record_every_metric(telemetry: &Telemetry) -> Recorded {
         system.observe_partitions(move |report| {
             for (i, topic) in partition_topics.iter().enumerate() {
                 report.partitions(topic, (i + 1) as u64);
+            }
+        }),
+        storage.observe_failed_partitions(move |report| {
+            for (i, topic) in failed_topics.iter().enumerate() {
+                report.partitions(topic, i as u64);
             }
         }),
         storage.observe_cache_size(|| 4096),

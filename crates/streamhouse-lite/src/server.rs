@@ -245,7 +245,10 @@ impl LiteServer {
     }
 
     fn api_limits(&self) -> TransportLimits {
-        serve::limits(self.broker.config())
+        serve::limits(
+            self.broker.config(),
+            self.telemetry.config().shutdown_timeout,
+        )
     }
 
     async fn serve_router(
