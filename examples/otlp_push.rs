@@ -132,7 +132,7 @@ fn append_to_segment(telemetry: &Telemetry, round: u64) {
     storage.record_s3_request(S3Operation::Put, Duration::from_millis(40), outcome);
     storage.record_cache_hit();
     storage.record_cache_miss();
-    if round == 0 {
+    if round == 1 {
         // A read that stepped over offsets no segment holds.
         storage.record_fault("orders", StorageFault::Hole);
     }
