@@ -6,13 +6,12 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::process::MainJob;
 use support::producers::{
-    Acked, assert_every_acknowledged_record, produce_until_gone, read_partition,
+    assert_every_acknowledged_record, create_topic, read_topic, start_producers,
 };
 
 const TOPIC: &str = "crash";
@@ -44,27 +43,8 @@ async fn produce_then_kill(
     let env = env(ack, store);
     let mut job = MainJob::spawn(&env);
     job.wait_live(client, Duration::from_secs(60)).await;
-    let created = client
-        .post(job.url("/api/v1/topics"))
-        .json(&json!({ "name": TOPIC, "partitions": PARTITIONS }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let acked = Acked::default();
-    let clients: Vec<_> = (0..4)
-        .map(|id| {
-            let producing = produce_until_gone(
-                client.clone(),
-                job.url(""),
-                TOPIC,
-                PARTITIONS,
-                id,
-                Arc::clone(&acked),
-            );
-            tokio::spawn(producing)
-        })
-        .collect();
+    create_topic(client, &job.url(""), TOPIC, PARTITIONS).await;
+    let (acked, clients) = start_producers(client, &job.url(""), TOPIC, PARTITIONS, 4);
     // Past the first flushes and several reservations.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     job.kill();
@@ -80,11 +60,7 @@ async fn produce_then_kill(
 
     let mut restarted = MainJob::spawn(&env);
     restarted.wait_live(client, Duration::from_secs(60)).await;
-    let mut stored = BTreeMap::new();
-    for partition in 0..PARTITIONS {
-        let records = read_partition(client, &restarted.url(""), TOPIC, partition).await;
-        stored.insert(partition, records);
-    }
+    let stored = read_topic(client, &restarted.url(""), TOPIC, PARTITIONS).await;
     (acked, stored, restarted)
 }
 
@@ -134,11 +110,9 @@ async fn kill_9_with_flushed_acks_loses_no_acknowledged_record() {
     let metrics = again.metrics(&client).await;
     let faults = support::process::sample_sum(&metrics, "streamhouse_storage_faults_total", &[]);
     assert_eq!(faults.unwrap_or(0.0), 0.0, "{metrics}");
-    let mut stored = BTreeMap::new();
-    for partition in 0..PARTITIONS {
-        let records = read_partition(&client, &again.url(""), TOPIC, partition).await;
+    let stored = read_topic(&client, &again.url(""), TOPIC, PARTITIONS).await;
+    for records in stored.values() {
         assert_eq!(records.values().filter(|v| *v == "after").count(), 1);
-        stored.insert(partition, records);
     }
     assert_every_acknowledged_record(&acked, &stored);
 }

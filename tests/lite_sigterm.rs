@@ -4,14 +4,11 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
 use support::process::MainJob;
 use support::producers::{
-    Acked, assert_every_acknowledged_record, produce_until_gone, read_partition,
+    assert_every_acknowledged_record, create_topic, read_topic, start_producers,
 };
 
 const TOPIC: &str = "durable";
@@ -28,28 +25,8 @@ async fn sigterm_while_four_clients_produce_loses_no_acknowledged_record() {
     let client = support::http_client(Duration::from_secs(10));
     let mut job = MainJob::spawn(&env);
     job.wait_live(&client, Duration::from_secs(60)).await;
-    let created = client
-        .post(job.url("/api/v1/topics"))
-        .json(&json!({ "name": TOPIC, "partitions": PARTITIONS }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-
-    let acked = Acked::default();
-    let clients: Vec<_> = (0..4)
-        .map(|id| {
-            let producing = produce_until_gone(
-                client.clone(),
-                job.url(""),
-                TOPIC,
-                PARTITIONS,
-                id,
-                Arc::clone(&acked),
-            );
-            tokio::spawn(producing)
-        })
-        .collect();
+    create_topic(&client, &job.url(""), TOPIC, PARTITIONS).await;
+    let (acked, clients) = start_producers(&client, &job.url(""), TOPIC, PARTITIONS, 4);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let status = job.terminate(Duration::from_secs(30)).await;
     assert!(status.success(), "{status}:\n{}", job.log_tail());
@@ -65,10 +42,6 @@ async fn sigterm_while_four_clients_produce_loses_no_acknowledged_record() {
 
     let mut restarted = MainJob::spawn(&env);
     restarted.wait_live(&client, Duration::from_secs(60)).await;
-    let mut stored = BTreeMap::new();
-    for partition in 0..PARTITIONS {
-        let records = read_partition(&client, &restarted.url(""), TOPIC, partition).await;
-        stored.insert(partition, records);
-    }
+    let stored = read_topic(&client, &restarted.url(""), TOPIC, PARTITIONS).await;
     assert_every_acknowledged_record(&acked, &stored);
 }

@@ -44,6 +44,60 @@ pub async fn produce_until_gone(
     }
 }
 
+/// Creates `topic` with `partitions` partitions on the server at `base_url`.
+pub async fn create_topic(client: &reqwest::Client, base_url: &str, topic: &str, partitions: u64) {
+    let created = client
+        .post(format!("{base_url}/api/v1/topics"))
+        .json(&json!({ "name": topic, "partitions": partitions }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+}
+
+/// Starts `clients` [`produce_until_gone`] tasks; returns what they acknowledge and the
+/// tasks, which end once the server stops answering.
+pub fn start_producers(
+    client: &reqwest::Client,
+    base_url: &str,
+    topic: &'static str,
+    partitions: u64,
+    clients: usize,
+) -> (Acked, Vec<tokio::task::JoinHandle<()>>) {
+    let acked = Acked::default();
+    let tasks = (0..clients)
+        .map(|id| {
+            let producing = produce_until_gone(
+                client.clone(),
+                base_url.to_owned(),
+                topic,
+                partitions,
+                id,
+                Arc::clone(&acked),
+            );
+            tokio::spawn(producing)
+        })
+        .collect();
+    (acked, tasks)
+}
+
+/// Every record of every partition of `topic`, by partition and offset.
+pub async fn read_topic(
+    client: &reqwest::Client,
+    base_url: &str,
+    topic: &str,
+    partitions: u64,
+) -> BTreeMap<u64, BTreeMap<u64, String>> {
+    let mut stored = BTreeMap::new();
+    for partition in 0..partitions {
+        stored.insert(
+            partition,
+            read_partition(client, base_url, topic, partition).await,
+        );
+    }
+    stored
+}
+
 /// Every record of `partition` of `topic`, by offset, following `nextOffset` (across gaps)
 /// until it stops moving.
 pub async fn read_partition(
