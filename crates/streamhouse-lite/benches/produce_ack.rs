@@ -1,5 +1,7 @@
 //! Produce throughput and latency with `STREAMHOUSE_PRODUCE_ACK=memory` and `=flushed`, side
-//! by side in one run, over the local store the main job uses by default (files, fsynced).
+//! by side in one run, over the local store the main job uses by default (files, fsynced),
+//! and `flushed` again over a store whose puts take 20 ms, as S3's do (object_store's
+//! `ThrottledStore` over memory).
 //!
 //! Each iteration is one round of 16 concurrent producers each sending 8 requests of 10
 //! records to a topic of 4 partitions, through the broker's `produce` (what the HTTP handler
@@ -17,6 +19,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
+use object_store::ObjectStore;
+use object_store::memory::InMemory;
+use object_store::throttle::{ThrottleConfig, ThrottledStore};
 use streamhouse_lite::broker::{Broker, ProduceRecord};
 use streamhouse_lite::config::{ProduceAck, StoreLocation};
 use streamhouse_lite::server::LiteServer;
@@ -38,7 +43,7 @@ fn records() -> Vec<ProduceRecord> {
         .collect()
 }
 
-/// One server per acknowledgement mode, over its own directory.
+/// One server per acknowledgement mode and store.
 struct Mode {
     name: &'static str,
     broker: Broker,
@@ -48,14 +53,30 @@ struct Mode {
     _dir: tempfile::TempDir,
 }
 
-fn mode(name: &'static str, ack: ProduceAck) -> Mode {
+/// The fsynced local store over a directory of its own.
+fn local(dir: &tempfile::TempDir) -> Arc<dyn ObjectStore> {
+    store::open(&StoreLocation::Local(dir.path().to_owned())).expect("local store")
+}
+
+/// A store whose puts take 20 ms, as S3's do.
+fn s3_like(_: &tempfile::TempDir) -> Arc<dyn ObjectStore> {
+    let config = ThrottleConfig {
+        wait_put_per_call: Duration::from_millis(20),
+        ..ThrottleConfig::default()
+    };
+    Arc::new(ThrottledStore::new(InMemory::new(), config))
+}
+
+fn mode(
+    name: &'static str,
+    ack: ProduceAck,
+    open: fn(&tempfile::TempDir) -> Arc<dyn ObjectStore>,
+) -> Mode {
     let dir = tempfile::tempdir().expect("directory");
-    let location = StoreLocation::Local(dir.path().to_owned());
-    let store = store::open(&location).expect("local store");
+    let store = open(&dir);
     let telemetry = Telemetry::new(TelemetryConfig::default()).expect("telemetry");
     let config = LiteConfig {
         produce_ack: ack,
-        store: location,
         ..LiteConfig::default()
     };
     let server = LiteServer::start_with_store(config, &telemetry, store);
@@ -95,6 +116,17 @@ async fn round(mode: &Mode) -> Duration {
     started.elapsed()
 }
 
+/// Segments stored so far: `streamhouse_segment_flushes_total` over all partitions.
+fn segment_flushes(telemetry: &Telemetry) -> f64 {
+    let name = streamhouse_observability::catalog::SEGMENT_FLUSHES.prometheus_name;
+    telemetry
+        .render_prometheus()
+        .lines()
+        .filter(|line| line.starts_with(name))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 fn quantile(sorted: &[Duration], q: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
@@ -107,8 +139,9 @@ fn main() {
         .expect("runtime");
     let _entered = runtime.enter();
     let modes = [
-        mode("memory", ProduceAck::Memory),
-        mode("flushed", ProduceAck::Flushed),
+        mode("memory", ProduceAck::Memory, local),
+        mode("flushed", ProduceAck::Flushed, local),
+        mode("flushed_20ms_puts", ProduceAck::Flushed, s3_like),
     ];
     let mut criterion = Criterion::default().configure_from_args();
     let mut group = criterion.benchmark_group("produce_ack");
@@ -134,19 +167,25 @@ fn main() {
         }
         took.sort_unstable();
         let (p50, p99) = (quantile(&took, 0.5), quantile(&took, 0.99));
+        let flushes = segment_flushes(&mode._telemetry);
         println!(
-            "produce_ack/{}: {} requests, p50 {p50:?}, p99 {p99:?}",
+            "produce_ack/{}: {} requests, p50 {p50:?}, p99 {p99:?}, {flushes} segment puts \
+             ({:.1} requests per put)",
             mode.name,
-            took.len()
+            took.len(),
+            took.len() as f64 / flushes.max(1.0)
         );
         summary.push((p50, p99));
     }
-    let ratio = |f: fn(&(Duration, Duration)) -> Duration| {
-        f(&summary[1]).as_secs_f64() / f(&summary[0]).as_secs_f64()
-    };
-    println!(
-        "produce_ack: flushed / memory latency: p50 {:.1}x, p99 {:.1}x",
-        ratio(|s| s.0),
-        ratio(|s| s.1)
-    );
+    for (i, mode) in modes.iter().enumerate().skip(1) {
+        let ratio = |f: fn(&(Duration, Duration)) -> Duration| {
+            f(&summary[i]).as_secs_f64() / f(&summary[0]).as_secs_f64()
+        };
+        println!(
+            "produce_ack: {} / memory latency: p50 {:.1}x, p99 {:.1}x",
+            mode.name,
+            ratio(|s| s.0),
+            ratio(|s| s.1)
+        );
+    }
 }
