@@ -28,7 +28,7 @@
 //! | `STREAMHOUSE_MAX_CONSUME_RECORDS` | most records one consume returns | 100000 |
 //! | `STREAMHOUSE_MAX_CONSUME_BYTES` | most record bytes one consume returns (`maxBytes` asks for less) | 33554432 |
 //! | `STREAMHOUSE_MAX_UNFLUSHED_BYTES` | payload bytes waiting for a flush, all partitions together (503 above) | 134217728 |
-//! | `STREAMHOUSE_WRITER_QUEUE_SEGMENTS` | sealed segments queued for the writer pool | 1024 |
+//! | `STREAMHOUSE_WRITER_QUEUE_SEGMENTS` | sealed segments not yet stored, all partitions together; past it records wait unsealed | 1024 |
 //! | `STREAMHOUSE_PRODUCE_ACK` | `memory` answers a produce once its records are appended; `flushed` once they are in the object store | `memory` |
 //! | `STREAMHOUSE_OFFSET_RESERVATION` | offsets of a partition reserved in its topic's manifest at a time, so none is handed out twice after a crash | 10000 |
 //! | `STREAMHOUSE_LOADGEN` | `off` disables the example's load generator | `on` |
@@ -170,9 +170,9 @@ pub struct LiteConfig {
     /// Produce fails with 503 while this many payload bytes, over all partitions, wait for a
     /// flush.
     pub max_unflushed_bytes: usize,
-    /// Sealed segments queued for the writer pool; past it sealing is deferred and records
-    /// stay readable in the active segment (the unflushed-bytes budget pushes back on
-    /// producers).
+    /// Sealed segments not yet stored, over all partitions; past it sealing is deferred and
+    /// records stay readable in the active segment (the unflushed-bytes budget pushes back
+    /// on producers).
     pub writer_queue_segments: usize,
     /// First delay before retrying a failed flush; doubles up to [`Self::flush_retry_max`].
     pub flush_retry_initial: Duration,
