@@ -15,7 +15,7 @@ use crate::segment::SealedSegment;
 mod flush;
 
 use flush::Durability;
-pub use flush::NextFlush;
+pub use flush::{Held, NextFlush};
 
 /// Where the records at an offset are.
 #[derive(Debug)]
@@ -255,7 +255,8 @@ impl PartitionLog {
     }
 
     fn seal(&self, state: &mut LogState) -> Option<Arc<SealedSegment>> {
-        if state.active.is_empty() {
+        // A fenced partition's records wait unsealed, holding no writer-pool slot.
+        if state.active.is_empty() || state.failed.is_some() {
             return None;
         }
         let records = std::mem::take(&mut state.active);

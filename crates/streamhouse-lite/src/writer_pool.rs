@@ -211,7 +211,8 @@ impl WriterPool {
     }
 
     /// Seals `log` (a partition of the incarnation `alive` guards) with `seal` and schedules
-    /// it, if a slot is free; returns whether one was. Without a slot (or after
+    /// it, if a slot is free; returns whether one was. A fenced partition is not sealed
+    /// (its records wait in the active segment, holding no slot). Without a slot (or after
     /// [`Self::shutdown`]) nothing is sealed: the records stay in the active segment for a
     /// later call.
     pub fn try_seal(
@@ -285,7 +286,7 @@ impl WriterPool {
         self.state.running.load(Ordering::Relaxed)
     }
 
-    /// Segments sealed and not yet stored.
+    /// Segments sealed and not yet stored, fenced partitions' aside.
     pub fn pending(&self) -> u64 {
         self.state.sealed.load(Ordering::Relaxed)
     }
@@ -469,9 +470,12 @@ impl Agent {
                 }
                 put_once(self.store.as_ref(), segment, &payload).await?;
                 if job.log.failure().is_some() {
-                    let bytes = job.log.recover();
-                    self.budget.force_reserve(bytes);
-                    job.incarnation.unfenced(bytes);
+                    let held = job.log.recover();
+                    self.budget.force_reserve(held.bytes);
+                    self.state
+                        .sealed
+                        .fetch_add(held.segments as u64, Ordering::Relaxed);
+                    job.incarnation.unfenced(held.bytes);
                     tracing::warn!("the store takes this partition's segments again; fence lifted");
                 }
                 job.log.mark_flushed(segment);
@@ -501,9 +505,12 @@ impl Agent {
             let probing = job.log.failure().is_some();
             if probing || matches!(failed, FlushError::Permanent(_)) {
                 if !probing {
-                    let bytes = job.log.fail(&reason);
-                    self.budget.release(bytes);
-                    job.incarnation.fenced(bytes);
+                    let held = job.log.fail(&reason);
+                    self.budget.release(held.bytes);
+                    self.state
+                        .sealed
+                        .fetch_sub(held.segments as u64, Ordering::Relaxed);
+                    job.incarnation.fenced(held.bytes);
                     span.in_scope(|| {
                         tracing::error!(
                             error = %reason,

@@ -407,13 +407,15 @@ impl Broker {
         for topic in &topics {
             for log in &topic.partitions {
                 if log.failure().is_some() {
-                    unflushed.bytes += log.memory_bytes() as u64;
+                    let held = log.held();
+                    unflushed.bytes += held.bytes as u64;
+                    unflushed.segments += held.segments as u64;
                 }
             }
         }
         let settle = async {
             for topic in topics {
-                if topic.partitions.iter().all(|log| log.memory_bytes() == 0) {
+                if topic.partitions.iter().all(|log| log.held().bytes == 0) {
                     let store = self.inner.store.as_ref();
                     if let Err(error) = topic
                         .incarnation()

@@ -16,6 +16,24 @@ pub(super) struct Durability {
     pub(super) failed: Option<Arc<str>>,
 }
 
+/// What a partition holds in memory, not yet stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Held {
+    /// Payload bytes: sealed segments' and the active segment's.
+    pub bytes: usize,
+    /// Sealed segments.
+    pub segments: usize,
+}
+
+impl super::LogState {
+    fn held(&self) -> Held {
+        Held {
+            bytes: self.unflushed_bytes + self.active_bytes,
+            segments: self.unflushed.len(),
+        }
+    }
+}
+
 /// What an agent flushes next for a partition it holds (see [`PartitionLog::next_to_flush`]).
 #[derive(Debug)]
 pub enum NextFlush {
@@ -94,27 +112,27 @@ impl PartitionLog {
     }
 
     /// Fences the partition after a permanent store error: appends are refused and waiting
-    /// produces fail. Returns the payload bytes it holds in memory, which leave the
-    /// unflushed budget. It stays scheduled: its agent probes the store again later.
-    pub fn fail(&self, reason: &str) -> usize {
+    /// produces fail. Returns what it holds, which leaves the writer pool's budget and
+    /// segment slots. It stays scheduled: its agent probes the store again later.
+    pub fn fail(&self, reason: &str) -> Held {
         let reason: Arc<str> = reason.into();
         let mut state = self.state();
         state.failed = Some(Arc::clone(&reason));
-        let bytes = state.unflushed_bytes + state.active_bytes;
+        let held = state.held();
         drop(state);
         self.durable.send_modify(|d| d.failed = Some(reason));
-        bytes
+        held
     }
 
-    /// Lifts the fence once the store takes a put again; returns the payload bytes in
-    /// memory, which rejoin the unflushed budget.
-    pub fn recover(&self) -> usize {
+    /// Lifts the fence once the store takes a put again; returns what it holds, which
+    /// rejoins the writer pool's budget and segment slots.
+    pub fn recover(&self) -> Held {
         let mut state = self.state();
         state.failed = None;
-        let bytes = state.unflushed_bytes + state.active_bytes;
+        let held = state.held();
         drop(state);
         self.durable.send_modify(|d| d.failed = None);
-        bytes
+        held
     }
 
     /// Why the partition is fenced, if it is.
@@ -122,10 +140,9 @@ impl PartitionLog {
         self.state().failed.clone()
     }
 
-    /// Payload bytes in memory: sealed and unflushed, and the active segment's.
-    pub fn memory_bytes(&self) -> usize {
-        let state = self.state();
-        state.unflushed_bytes + state.active_bytes
+    /// What the partition holds in memory, not yet stored.
+    pub fn held(&self) -> Held {
+        self.state().held()
     }
 
     /// Waits until every offset up to `last` is in the store.

@@ -291,8 +291,10 @@ async fn a_permanent_error_fences_one_partition_and_the_others_keep_flushing() {
     let fenced = &topic.partitions[1];
     until("partition 1 is fenced", || fenced.failure().is_some()).await;
     assert!(fenced.failure().unwrap().contains("refused"));
-    // Its 8 bytes left the budget; its appends are refused, its waiters fail.
+    // Its 8 bytes left the budget, its sealed segment its slot; its appends are refused,
+    // its waiters fail.
     assert_eq!(pool.unflushed_bytes(), 0);
+    assert_eq!(pool.pending(), 0);
     let refused = fenced.append(vec![NewRecord::default()], 1, u64::MAX);
     assert!(matches!(
         refused,
