@@ -14,6 +14,8 @@
 //! cargo bench -p streamhouse-lite --bench produce_ack -- --warm-up-time 1 --measurement-time 5
 //! ```
 
+mod support;
+
 use std::hint::black_box;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -33,14 +35,7 @@ const REQUESTS: usize = 8;
 const RECORDS: usize = 10;
 
 fn records() -> Vec<ProduceRecord> {
-    (0..RECORDS)
-        .map(|i| ProduceRecord {
-            key: Some(format!("customer-{}", i % 64)),
-            value: format!("{{\"order\":{i},\"amount\":1999,\"currency\":\"EUR\"}}"),
-            partition: None,
-            headers: Default::default(),
-        })
-        .collect()
+    support::order_records(RECORDS)
 }
 
 /// One server per acknowledgement mode and store.

@@ -17,6 +17,8 @@
 //! PAIRED_ROUNDS=7 cargo bench -p streamhouse-lite --bench produce_overhead -- nothing
 //! ```
 
+mod support;
+
 use std::fmt;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -98,14 +100,7 @@ impl ObjectStore for DiscardStore {
 }
 
 fn records(count: usize) -> Vec<ProduceRecord> {
-    (0..count)
-        .map(|i| ProduceRecord {
-            key: Some(format!("customer-{}", i % 64)),
-            value: format!("{{\"order\":{i},\"amount\":1999,\"currency\":\"EUR\"}}"),
-            partition: None,
-            headers: Default::default(),
-        })
-        .collect()
+    support::order_records(count)
 }
 
 /// One broker and its telemetry, per configuration.

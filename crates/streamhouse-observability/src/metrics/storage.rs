@@ -161,13 +161,7 @@ impl StorageMetrics {
         &self,
         source: impl Fn(&mut PartitionReport<'_>) + Send + Sync + 'static,
     ) -> GaugeRegistration {
-        let max_value_bytes = self.max_value_bytes;
-        self.failed_partitions.add(move |emit| {
-            source(&mut PartitionReport {
-                emit,
-                max_value_bytes,
-            })
-        })
+        PartitionReport::observe(&self.failed_partitions, self.max_value_bytes, source)
     }
 
     /// Registers the source of the payload bytes acknowledged but not yet stored.

@@ -94,23 +94,31 @@ impl SystemMetrics {
         &self,
         source: impl Fn(&mut PartitionReport<'_>) + Send + Sync + 'static,
     ) -> GaugeRegistration {
-        let max_value_bytes = self.max_value_bytes;
-        self.partitions.add(move |emit| {
+        PartitionReport::observe(&self.partitions, self.max_value_bytes, source)
+    }
+}
+
+/// Collects per-topic partition counts during one collection.
+pub struct PartitionReport<'a> {
+    emit: Emit<'a>,
+    max_value_bytes: usize,
+}
+
+impl PartitionReport<'_> {
+    /// Registers `source` in `sources`, handed a report cutting topics to `max_value_bytes`.
+    pub(super) fn observe(
+        sources: &GaugeSources,
+        max_value_bytes: usize,
+        source: impl Fn(&mut PartitionReport<'_>) + Send + Sync + 'static,
+    ) -> GaugeRegistration {
+        sources.add(move |emit| {
             source(&mut PartitionReport {
                 emit,
                 max_value_bytes,
             })
         })
     }
-}
 
-/// Collects per-topic partition counts during one collection.
-pub struct PartitionReport<'a> {
-    pub(super) emit: Emit<'a>,
-    pub(super) max_value_bytes: usize,
-}
-
-impl PartitionReport<'_> {
     /// Reports that `topic` (cut to the label value length) has `partitions` partitions.
     pub fn partitions(&mut self, topic: &str, partitions: u64) {
         let topic = truncate_label_value(topic, self.max_value_bytes);
