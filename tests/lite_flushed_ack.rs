@@ -98,3 +98,32 @@ async fn a_flushed_ack_the_store_does_not_take_times_out_with_a_retryable_503() 
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_produce_waiting_on_the_store_ends_when_its_topic_is_deleted() {
+    let (store, failing) = FlakyStore::failing_segment_puts();
+    failing.store(true, Ordering::SeqCst);
+    let mut config = config(ProduceAck::Flushed);
+    // Without the deletion ending the wait, the answer would be this timeout's 503.
+    config.request_timeout = Duration::from_secs(60);
+    let server = start(config, Arc::new(store)).await;
+    server.create_topic("doomed", 1).await;
+    let body = json!({ "topic": "doomed", "value": "never stored" });
+    let produce = server.post("/api/v1/produce", &body);
+    let delete = async {
+        // Appended (readable from memory) while its produce waits for the store.
+        support::eventually(Duration::from_secs(10), "the record appended", || async {
+            let (_, read) = server
+                .get("/api/v1/consume?topic=doomed&partition=0&offset=0&maxRecords=1")
+                .await;
+            (read["records"].as_array()?.len() == 1).then_some(())
+        })
+        .await;
+        let url = server.url("/api/v1/topics/doomed");
+        server.client.delete(url).send().await.unwrap().status()
+    };
+    let ((status, answer), deleted) = tokio::join!(produce, delete);
+    assert_eq!(deleted, StatusCode::NO_CONTENT);
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+    assert_eq!(answer["error"], "topic_not_found");
+}

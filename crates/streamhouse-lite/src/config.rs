@@ -28,6 +28,7 @@
 //! | `STREAMHOUSE_MAX_CONSUME_RECORDS` | most records one consume returns | 100000 |
 //! | `STREAMHOUSE_MAX_CONSUME_BYTES` | most record bytes one consume returns (`maxBytes` asks for less) | 33554432 |
 //! | `STREAMHOUSE_MAX_UNFLUSHED_BYTES` | payload bytes waiting for a flush, all partitions together (503 above) | 134217728 |
+//! | `STREAMHOUSE_FLUSH_RETRY_MAX_MS` | longest delay between retries of a failed flush; also how often a fenced partition's store is probed | 2000 |
 //! | `STREAMHOUSE_WRITER_QUEUE_SEGMENTS` | sealed segments not yet stored, all partitions together; past it records wait unsealed | 1024 |
 //! | `STREAMHOUSE_PRODUCE_ACK` | `memory` answers a produce once its records are appended; `flushed` once they are in the object store | `memory` |
 //! | `STREAMHOUSE_OFFSET_RESERVATION` | offsets of a partition reserved in its topic's manifest at a time, so none is handed out twice after a crash | 10000 |
@@ -177,7 +178,7 @@ pub struct LiteConfig {
     /// First delay before retrying a failed flush; doubles up to [`Self::flush_retry_max`].
     pub flush_retry_initial: Duration,
     /// Longest delay between flush retries; also how often a partition fenced after a
-    /// permanent error is tried again.
+    /// permanent error is tried again (`STREAMHOUSE_FLUSH_RETRY_MAX_MS`).
     pub flush_retry_max: Duration,
     /// When a produce is answered.
     pub produce_ack: ProduceAck,
@@ -406,6 +407,11 @@ impl LiteConfig {
                 }
             };
         }
+        if let Some(raw) = get("STREAMHOUSE_FLUSH_RETRY_MAX_MS") {
+            let ms = positive("STREAMHOUSE_FLUSH_RETRY_MAX_MS", &raw)?;
+            config.flush_retry_max = Duration::from_millis(ms as u64);
+            config.flush_retry_initial = config.flush_retry_initial.min(config.flush_retry_max);
+        }
         if let Some(raw) = get("STREAMHOUSE_OFFSET_RESERVATION") {
             config.offset_reservation = positive("STREAMHOUSE_OFFSET_RESERVATION", &raw)? as u64;
         }
@@ -515,11 +521,14 @@ mod tests {
             "STREAMHOUSE_ADMIN_LINGER_MS" => Some("0".into()),
             "STREAMHOUSE_PRODUCE_ACK" => Some("Flushed".into()),
             "STREAMHOUSE_OFFSET_RESERVATION" => Some("64".into()),
+            "STREAMHOUSE_FLUSH_RETRY_MAX_MS" => Some("20".into()),
             _ => None,
         })
         .unwrap();
         assert_eq!(config.produce_ack, ProduceAck::Flushed);
         assert_eq!(config.offset_reservation, 64);
+        assert_eq!(config.flush_retry_max, Duration::from_millis(20));
+        assert!(config.flush_retry_initial <= config.flush_retry_max);
         assert_eq!(config.admin_linger, Duration::ZERO);
         assert_eq!(config.max_topics, 7);
         assert_eq!(config.header_read_timeout, Duration::from_millis(250));
@@ -533,6 +542,7 @@ mod tests {
             "STREAMHOUSE_ADMIN_LINGER_MS",
             "STREAMHOUSE_PRODUCE_ACK",
             "STREAMHOUSE_OFFSET_RESERVATION",
+            "STREAMHOUSE_FLUSH_RETRY_MAX_MS",
         ] {
             let err = LiteConfig::from_lookup(|name| (name == variable).then(|| "0x10".into()))
                 .unwrap_err();

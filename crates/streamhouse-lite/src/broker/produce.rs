@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::http::StatusCode;
 use streamhouse_observability::metrics::ProducerError;
@@ -342,11 +342,7 @@ impl Broker {
         }
         for (partition, offset) in last {
             let log = &topic.partitions[partition as usize];
-            let deleted = async {
-                while !topic.is_deleted() {
-                    tokio::time::sleep(DELETE_POLL).await;
-                }
-            };
+            let deleted = topic.incarnation().deleted();
             tokio::select! {
                 stored = log.stored(offset) => {
                     stored.map_err(|reason| partition_failed(topic, partition, &reason))?;
@@ -359,9 +355,6 @@ impl Broker {
         Ok(())
     }
 }
-
-/// How often a produce waiting for the store checks that its topic still exists.
-const DELETE_POLL: Duration = Duration::from_millis(50);
 
 /// A produce's records, checked and grouped by partition.
 #[derive(Default)]

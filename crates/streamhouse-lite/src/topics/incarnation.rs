@@ -37,6 +37,8 @@ pub struct Incarnation {
     manifest: TopicManifest,
     deleting: AtomicBool,
     deleted: AtomicBool,
+    /// Wakes what waits for the deletion ([`Incarnation::deleted`]).
+    deletion: tokio::sync::watch::Sender<bool>,
     appends: RwLock<()>,
     flushes: tokio::sync::RwLock<()>,
     stored: tokio::sync::Mutex<ManifestState>,
@@ -98,6 +100,7 @@ impl Incarnation {
             manifest,
             deleting: AtomicBool::new(false),
             deleted: AtomicBool::new(false),
+            deletion: tokio::sync::watch::Sender::new(false),
             appends: RwLock::new(()),
             flushes: tokio::sync::RwLock::new(()),
             stored: tokio::sync::Mutex::new(state),
@@ -119,6 +122,12 @@ impl Incarnation {
     /// Whether the incarnation is deleted: nothing more is appended or flushed.
     pub fn is_deleted(&self) -> bool {
         self.deleted.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the incarnation is deleted.
+    pub async fn deleted(&self) {
+        // The sender lives in `self`, so the wait ends only by the deletion.
+        let _ = self.deletion.subscribe().wait_for(|deleted| *deleted).await;
     }
 
     /// A guard to append under; `None` once deleted.
@@ -381,6 +390,7 @@ impl Incarnation {
     pub fn stop_appends(&self) {
         let _all = self.appends.write().unwrap_or_else(PoisonError::into_inner);
         self.deleted.store(true, Ordering::Release);
+        self.deletion.send_replace(true);
     }
 
     /// Holds off every flush attempt while the guard lives (tests pin an agent with it).
