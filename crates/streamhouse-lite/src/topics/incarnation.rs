@@ -36,8 +36,7 @@ pub(super) enum ManifestState {
 pub struct Incarnation {
     manifest: TopicManifest,
     deleting: AtomicBool,
-    deleted: AtomicBool,
-    /// Wakes what waits for the deletion ([`Incarnation::deleted`]).
+    /// Set once deleted; wakes what waits for it ([`Incarnation::deleted`]).
     deletion: tokio::sync::watch::Sender<bool>,
     appends: RwLock<()>,
     flushes: tokio::sync::RwLock<()>,
@@ -99,7 +98,6 @@ impl Incarnation {
             extending: AtomicBool::new(false),
             manifest,
             deleting: AtomicBool::new(false),
-            deleted: AtomicBool::new(false),
             deletion: tokio::sync::watch::Sender::new(false),
             appends: RwLock::new(()),
             flushes: tokio::sync::RwLock::new(()),
@@ -121,7 +119,7 @@ impl Incarnation {
 
     /// Whether the incarnation is deleted: nothing more is appended or flushed.
     pub fn is_deleted(&self) -> bool {
-        self.deleted.load(Ordering::Acquire)
+        *self.deletion.borrow()
     }
 
     /// Resolves once the incarnation is deleted.
@@ -389,7 +387,6 @@ impl Incarnation {
     /// appended after this returns.
     pub fn stop_appends(&self) {
         let _all = self.appends.write().unwrap_or_else(PoisonError::into_inner);
-        self.deleted.store(true, Ordering::Release);
         self.deletion.send_replace(true);
     }
 
