@@ -444,6 +444,29 @@ impl Agent {
         });
     }
 
+    /// Fences the partition: what it holds leaves the budget, the segment slots and its
+    /// topic's in-memory size, so the other partitions keep going.
+    fn fence(&self, job: &Job, reason: &str) {
+        let held = job.log.fail(reason);
+        self.budget.release(held.bytes);
+        self.state
+            .sealed
+            .fetch_sub(held.segments as u64, Ordering::Relaxed);
+        job.incarnation.fenced(held.bytes);
+    }
+
+    /// Lifts the fence after a put the store took: what the partition holds is counted
+    /// again, past the budget if need be (it was acknowledged already).
+    fn lift_fence(&self, job: &Job) {
+        let held = job.log.recover();
+        self.budget.force_reserve(held.bytes);
+        self.state
+            .sealed
+            .fetch_add(held.segments as u64, Ordering::Relaxed);
+        job.incarnation.unfenced(held.bytes);
+        tracing::warn!("the store takes this partition's segments again; fence lifted");
+    }
+
     /// Puts one segment until the store takes it, its topic is deleted, or a permanent
     /// error fences its partition. A fenced partition's probe tries once.
     async fn flush(&self, job: &Job, segment: &Arc<SealedSegment>) -> Outcome {
@@ -470,13 +493,7 @@ impl Agent {
                 }
                 put_once(self.store.as_ref(), segment, &payload).await?;
                 if job.log.failure().is_some() {
-                    let held = job.log.recover();
-                    self.budget.force_reserve(held.bytes);
-                    self.state
-                        .sealed
-                        .fetch_add(held.segments as u64, Ordering::Relaxed);
-                    job.incarnation.unfenced(held.bytes);
-                    tracing::warn!("the store takes this partition's segments again; fence lifted");
+                    self.lift_fence(job);
                 }
                 job.log.mark_flushed(segment);
                 self.state.sealed.fetch_sub(1, Ordering::Relaxed);
@@ -505,12 +522,7 @@ impl Agent {
             let probing = job.log.failure().is_some();
             if probing || matches!(failed, FlushError::Permanent(_)) {
                 if !probing {
-                    let held = job.log.fail(&reason);
-                    self.budget.release(held.bytes);
-                    self.state
-                        .sealed
-                        .fetch_sub(held.segments as u64, Ordering::Relaxed);
-                    job.incarnation.fenced(held.bytes);
+                    self.fence(job, &reason);
                     span.in_scope(|| {
                         tracing::error!(
                             error = %reason,
